@@ -7,14 +7,13 @@ import re
 _UNITS = {
     "": 1,
     "b": 1,
-    "k": 1000, "kb": 1000, "kib": 1 << 10,
-    "m": 1000**2, "mb": 1000**2, "mib": 1 << 20,
-    "g": 1000**3, "gb": 1000**3, "gib": 1 << 30,
-    "t": 1000**4, "tb": 1000**4, "tib": 1 << 40,
+    # "KB"/"GB" are decimal and "KiB"/"GiB" binary, as written. A bare letter
+    # ("16G", as docker and ulimit take it) means the binary unit.
+    "k": 1 << 10, "kb": 1000, "kib": 1 << 10,
+    "m": 1 << 20, "mb": 1000**2, "mib": 1 << 20,
+    "g": 1 << 30, "gb": 1000**3, "gib": 1 << 30,
+    "t": 1 << 40, "tb": 1000**4, "tib": 1 << 40,
 }
-# Single-letter units follow the common "ulimit/docker" reading: K = 1000? No: in
-# build tooling "16G" almost always means GiB, so single letters are binary.
-_UNITS.update({"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40})
 
 SIZE_RE = re.compile(r"(?i)^\s*(\d+(?:\.\d+)?|\.\d+)\s*(b|kib|kb|k|mib|mb|m|gib|gb|g|tib|tb|t)?\s*$")
 ALLOWED = "a byte count or a size such as 512MiB, 24GiB, 1.5GB (units B, K/KiB, KB, M/MiB, MB, G/GiB, GB, T/TiB, TB)"
