@@ -1,0 +1,7 @@
+"""``python -m buildpolicy``: the same entry point as the console script."""
+
+import sys
+
+from buildpolicy.cli import main
+
+sys.exit(main())

@@ -1,0 +1,163 @@
+"""Resolve knob values through the layers (DESIGN §5).
+
+Sources, lowest to highest: the declared default, ``[knobs]`` values in the
+builtin, pack, project, site and user files, the environment
+(``BUILDPOLICY_<KNOB>`` then the declared aliases), and ``--set knob=value``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from buildpolicy.errors import BuildpolicyError
+from buildpolicy.model import LAYER_RANK, KnobSpec, KnobValue, Provenance
+from buildpolicy.sizes import parse_size
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+# The auto|on|off switch every knob-governed rule gets unless it is declared otherwise.
+RULE_KNOB_VALUES = ("auto", "on", "off")
+
+
+def rule_knob_spec(name: str, rule_id: str) -> KnobSpec:
+    """The implicit declaration of a knob named by a rule's ``knob`` field."""
+    return KnobSpec(
+        name=name,
+        type="enum",
+        default="auto",
+        values=RULE_KNOB_VALUES,
+        description=f"auto uses the `when` of rule {rule_id}; on applies it always; off never",
+        declared_by=f"rule {rule_id}",
+    )
+
+
+def coerce(spec: KnobSpec, raw: Any, *, from_env: bool) -> Any:
+    """Convert ``raw`` to the knob's type; raise ValueError saying what is allowed.
+
+    Values from environment variables are strings: a list knob's value is
+    comma-separated there.
+    """
+    kind = spec.type
+    if kind == "enum":
+        value = str(raw).strip().lower() if isinstance(raw, str) else raw
+        if isinstance(raw, bool):  # TOML `true`/`false` for on/off enums
+            value = "on" if raw else "off"
+        if value not in spec.values:
+            raise ValueError(spec.allowed())
+        return value
+    if kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ValueError(spec.allowed())
+    if kind == "int":
+        if isinstance(raw, bool):
+            raise ValueError(spec.allowed())
+        try:
+            value = raw if isinstance(raw, int) else int(str(raw).strip(), 10)
+        except ValueError:
+            raise ValueError(spec.allowed()) from None
+        if spec.minimum is not None and value < spec.minimum:
+            raise ValueError(spec.allowed())
+        return value
+    if kind == "size":
+        value = parse_size(raw)  # ValueError names the allowed forms
+        if spec.minimum is not None and value < spec.minimum:
+            raise ValueError(spec.allowed() + f" of at least {spec.minimum:g}")
+        return value
+    if kind == "list":
+        if isinstance(raw, str):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if isinstance(raw, (list, tuple)):
+            return tuple(str(item) for item in raw)
+        raise ValueError(spec.allowed())
+    if isinstance(raw, (dict, list)):
+        raise ValueError(spec.allowed())
+    return str(raw)
+
+
+@attrs.frozen
+class FileKnob:
+    """A knob value written in a file's ``[knobs]`` table."""
+
+    name: str
+    value: Any
+    provenance: Provenance
+
+
+def resolve_knobs(
+    specs: Iterable[KnobSpec],
+    file_values: Iterable[FileKnob],
+    environ: Mapping[str, str],
+    cli_sets: Iterable[str],
+    warn,
+) -> dict[str, KnobValue]:
+    """Return every knob's effective value with its provenance.
+
+    All bad values are reported together as one BuildpolicyError (exit 2),
+    except for knobs declared ``on_invalid="warn"``, which warn and fall back.
+    """
+    specs = {spec.name: spec for spec in specs}
+    candidates: dict[str, list[tuple[int, Any, Provenance, bool]]] = {name: [] for name in specs}
+    errors: list[str] = []
+
+    for item in file_values:
+        if item.name not in specs:
+            errors.append(f"{item.provenance.file}:{item.provenance.line}: unknown knob {item.name!r}{_suggest(item.name, specs)}")
+            continue
+        candidates[item.name].append((LAYER_RANK[item.provenance.layer], item.value, item.provenance, False))
+
+    for spec in specs.values():
+        for var in spec.env_names:
+            if var in environ:
+                candidates[spec.name].append(
+                    (LAYER_RANK["env"], environ[var], Provenance("env", f"${var}"), True)
+                )
+                break  # BUILDPOLICY_<KNOB> beats the aliases
+
+    for item in cli_sets:
+        name, sep, raw = item.partition("=")
+        name = name.strip()
+        if not sep:
+            errors.append(f"--set {item!r}: expected knob=value")
+            continue
+        if name not in specs:
+            errors.append(f"--set {item!r}: unknown knob {name!r}{_suggest(name, specs)}")
+            continue
+        candidates[name].append((LAYER_RANK["cli"], raw, Provenance("cli", f"--set {item}"), True))
+
+    result: dict[str, KnobValue] = {}
+    for name, spec in specs.items():
+        chosen = KnobValue(spec.default, Provenance("default", spec.declared_by or "default"))
+        # Highest layer first; a value that fails falls back only for warn-knobs.
+        for _rank, raw, provenance, from_env in sorted(candidates[name], key=lambda c: c[0], reverse=True):
+            try:
+                chosen = KnobValue(coerce(spec, raw, from_env=from_env), provenance)
+                break
+            except ValueError as exc:
+                where = provenance.file and f"{provenance.file}:{provenance.line}" or provenance.source
+                message = f"knob {name!r}: bad value {raw!r} from {where}; allowed: {exc}"
+                if spec.on_invalid == "warn":
+                    warn(message + " (ignored)")
+                    continue
+                errors.append(message)
+                break
+        result[name] = chosen
+    if errors:
+        raise BuildpolicyError(errors)
+    return result
+
+
+def _suggest(name: str, known) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(known))})"

@@ -1,0 +1,148 @@
+"""Typed values passed between the engine, plugins and renderers.
+
+Everything here is frozen: plugins propose values, the engine decides, and
+every value the engine outputs travels with its provenance.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+# Layers from lowest to highest precedence (DESIGN §2). "pack" sits inside
+# "project" below the project's own files, so it gets its own lower rank.
+LAYERS = ("builtin", "pack", "project", "site", "user", "env", "cli")
+LAYER_RANK = {name: rank for rank, name in enumerate(LAYERS)}
+
+
+@attrs.frozen
+class Provenance:
+    """Where a value came from: layer, file, line, and the rule id, plugin or variable."""
+
+    layer: str
+    source: str
+    file: str | None = None
+    line: int | None = None
+
+    def describe(self) -> str:
+        """Human form: ``project policies/mem.toml:4 rule low-memory-incremental``."""
+        where = ""
+        if self.file:
+            where = f" {self.file}" + (f":{self.line}" if self.line else "")
+        return f"{self.layer}{where} {self.source}".strip()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"layer": self.layer, "file": self.file, "line": self.line, "source": self.source}
+
+
+KNOB_TYPES = ("enum", "int", "size", "bool", "string", "list")
+
+
+@attrs.frozen
+class KnobSpec:
+    """A declared knob: typed, with a default and its environment names.
+
+    ``on_invalid`` is ``"error"`` (exit 2) or ``"warn"`` (warn on stderr and fall
+    back to the next lower source), for knobs the design lets fall back.
+    """
+
+    name: str
+    type: str
+    default: Any = None
+    values: tuple[str, ...] = ()
+    minimum: float | None = None
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+    on_invalid: str = "error"
+    declared_by: str = ""
+
+    @property
+    def env_names(self) -> tuple[str, ...]:
+        """``BUILDPOLICY_<KNOB>`` first, then the declared aliases."""
+        return (f"BUILDPOLICY_{self.name.upper()}", *self.aliases)
+
+    def allowed(self) -> str:
+        """Describe the allowed values for error messages."""
+        if self.type == "enum":
+            return "one of " + ", ".join(self.values)
+        if self.type == "int":
+            low = "" if self.minimum is None else f" >= {self.minimum:g}"
+            return f"an integer{low}"
+        if self.type == "size":
+            return "a size such as 1792MiB or 2GiB, or a byte count"
+        if self.type == "bool":
+            return "true or false (also on/off, yes/no, 1/0)"
+        if self.type == "list":
+            return "a list (comma-separated in an environment variable)"
+        return "a string"
+
+
+@attrs.frozen
+class KnobValue:
+    """A knob's effective value and where it came from."""
+
+    value: Any
+    provenance: Provenance
+
+
+@attrs.frozen
+class EnvTemplate:
+    """One ``env`` entry of a rule, before ``${fact}`` interpolation."""
+
+    name: str
+    value: str
+    line: int | None = None
+
+
+@attrs.frozen
+class Rule:
+    """A compiled rule (DESIGN §4) with the place it was defined."""
+
+    id: str
+    layer: str
+    file: str
+    line: int | None
+    order: int  # load order, for a deterministic rustflags order
+    description: str = ""
+    when: Any = None  # buildpolicy.expr.Expr or None (always matches)
+    knob: str | None = None
+    status: str | None = None
+    env: tuple[EnvTemplate, ...] = ()
+    unset: tuple[str, ...] = ()
+    decide: tuple[tuple[str, Any], ...] = ()
+    rustflags: tuple[str, ...] = ()
+    priority: int = 0
+    force: bool = False
+    enabled: bool = True
+
+    @property
+    def provenance(self) -> Provenance:
+        return Provenance(self.layer, f"rule {self.id}", self.file, self.line)
+
+
+@attrs.frozen
+class Decision:
+    """What a decision plugin proposes (DESIGN §6).
+
+    ``status`` is the machine-readable string of the design, ``reason`` the human
+    explanation. ``set_env``/``unset`` patch the environment; ``rustflags`` are
+    fragments for the composed rustflags; ``cargo_args`` are inserted into the
+    cargo argv before any ``--`` (feature profiles). ``force`` lets the patch
+    replace inherited values (a plugin that honours inherited values checks
+    ``ctx.environ`` itself and proposes nothing).
+    """
+
+    name: str
+    value: Any
+    status: str
+    reason: str
+    set_env: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=lambda v: tuple(sorted(dict(v).items())))
+    unset: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    rustflags: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    cargo_args: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    force: bool = False
+    source: str = ""  # plugin name, filled in by the engine
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": self.value, "status": self.status, "reason": self.reason, "source": self.source}

@@ -1,0 +1,65 @@
+"""Where buildpolicy reads and writes: XDG config, state and cache directories."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+PROFILE_FILE = "buildpolicy.toml"
+
+
+@attrs.frozen
+class Paths:
+    """The directories of one run, derived from the caller's environment."""
+
+    user_dir: Path
+    site_dir: Path
+    state_dir: Path
+    cache_dir: Path
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Paths:
+        """Resolve the XDG directories (DESIGN §2) from ``environ``."""
+        home = Path(environ.get("HOME") or os.path.expanduser("~"))
+
+        def xdg(var: str, default: str) -> Path:
+            value = environ.get(var)
+            # XDG says relative values are invalid and must be ignored.
+            return Path(value) if value and os.path.isabs(value) else home / default
+
+        return cls(
+            user_dir=xdg("XDG_CONFIG_HOME", ".config") / "buildpolicy",
+            site_dir=Path(environ.get("BUILDPOLICY_SITE_DIR") or "/etc/buildpolicy"),
+            state_dir=xdg("XDG_STATE_HOME", ".local/state") / "buildpolicy",
+            cache_dir=xdg("XDG_CACHE_HOME", ".cache") / "buildpolicy",
+        )
+
+
+def find_profile(cwd: Path) -> Path | None:
+    """Return the nearest ``buildpolicy.toml`` walking up from ``cwd``, or None."""
+    current = cwd.resolve()
+    for directory in (current, *current.parents):
+        candidate = directory / PROFILE_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same directory, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

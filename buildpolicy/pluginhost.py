@@ -1,0 +1,231 @@
+"""Build the plugin manager and call hooks through one typed facade.
+
+Plugins are found in three places, registered in this order (a later plugin's
+decision replaces an earlier one of the same name, so third-party plugins can
+replace built-ins on purpose):
+
+1. the ``buildpolicy`` entry-point group of the buildpolicy distribution itself
+   (the built-in plugins in the top-level ``plugins/`` directory);
+2. the same group in every other installed distribution (third-party);
+3. team-local modules named by ``plugin_paths`` in the profile file.
+
+Scanning installed distributions for entry points is slow, so the list is
+cached, keyed by the modification times of the ``sys.path`` directories
+(installing or removing a package changes them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from buildpolicy import PROJECT_NAME, hookspecs
+from buildpolicy.errors import BuildpolicyError
+from buildpolicy.model import Decision, KnobSpec
+from buildpolicy.paths import atomic_write
+
+ENTRY_POINT_GROUP = "buildpolicy"
+BUILTIN_DIST = "buildpolicy"
+
+
+def _sys_path_fingerprint() -> str:
+    parts = []
+    for entry in sys.path:
+        try:
+            parts.append(f"{entry}:{os.stat(entry or '.').st_mtime_ns}")
+        except OSError:
+            parts.append(f"{entry}:-")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def discover_entry_points(cache_dir: Path | None) -> list[tuple[str, str, str]]:
+    """Return ``(name, "module[:attr]", distribution)`` for the ``buildpolicy`` group.
+
+    Built-in (buildpolicy's own) entry points come first. Uses the cache in
+    ``cache_dir`` when the ``sys.path`` fingerprint matches.
+    """
+    fingerprint = _sys_path_fingerprint()
+    cache_file = cache_dir / "entry-points.json" if cache_dir else None
+    if cache_file is not None:
+        try:
+            cached = json.loads(cache_file.read_text())
+            if cached.get("fingerprint") == fingerprint:
+                return [tuple(item) for item in cached["entry_points"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # a corrupt cache is rebuilt
+    from importlib.metadata import distributions
+
+    found: dict[tuple[str, str], tuple[str, str, str]] = {}
+    for dist in distributions():
+        dist_name = (dist.metadata["Name"] or "").lower()
+        for ep in dist.entry_points:
+            if ep.group == ENTRY_POINT_GROUP:
+                # The same distribution can be visible twice on sys.path (an
+                # editable install plus a source tree): keep the first.
+                found.setdefault((dist_name, ep.name), (ep.name, ep.value, dist_name))
+    result = sorted(found.values(), key=lambda item: (item[2] != BUILTIN_DIST, item[2], item[0]))
+    if cache_file is not None:
+        try:
+            payload = {"fingerprint": fingerprint, "entry_points": result}
+            atomic_write(cache_file, json.dumps(payload).encode())
+        except OSError:
+            pass
+    return result
+
+
+def _load_object(value: str) -> Any:
+    module_name, _, attr = value.partition(":")
+    obj = importlib.import_module(module_name.strip())
+    for part in filter(None, attr.strip().split(".")):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _load_path(path: Path) -> Any:
+    name = "buildpolicy_local_" + "".join(c if c.isalnum() else "_" for c in path.stem)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load a Python module from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class PluginHost:
+    """The one place hooks are called, results flattened, checked and attributed."""
+
+    def __init__(self, pm: pluggy.PluginManager, load_errors: list[str]):
+        self.pm = pm
+        self.load_errors = load_errors
+        self.warnings: list[str] = []
+
+    def plugin_names(self) -> list[str]:
+        """Registered plugin names in registration order."""
+        return [name for name, _ in self.pm.list_name_plugin()]
+
+    def _each(self, hook_name: str, **kwargs) -> Iterable[tuple[str, Any]]:
+        """Call every implementation of a hook separately, in registration order.
+
+        A plugin that raises is reported by name (in ``warnings``) and skipped,
+        so one broken plugin cannot take the others down.
+        """
+        hook = getattr(self.pm.hook, hook_name)
+        for impl in hook.get_hookimpls():  # registration order
+            args = {name: kwargs[name] for name in impl.argnames}
+            try:
+                yield impl.plugin_name, impl.function(**args)
+            except Exception as exc:  # noqa: BLE001 - isolate plugin failures
+                self.warnings.append(f"plugin {impl.plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}")
+
+    def knob_specs(self) -> list[KnobSpec]:
+        """Knobs declared by plugins; a knob declared twice is an error naming both plugins."""
+        seen: dict[str, KnobSpec] = {}
+        errors = []
+        for plugin, specs in self._each("buildpolicy_declare_knobs"):
+            for spec in specs or ():
+                spec = spec if spec.declared_by else _with_owner(spec, plugin)
+                if spec.name in seen:
+                    errors.append(
+                        f"knob {spec.name!r} is declared by both plugin {seen[spec.name].declared_by!r} and plugin {plugin!r}"
+                    )
+                    continue
+                seen[spec.name] = spec
+        if errors:
+            raise BuildpolicyError(errors)
+        return list(seen.values())
+
+    def fact_specs(self) -> list[Any]:
+        """Extra facts declared by plugins (``FactSpec`` objects)."""
+        specs = []
+        for _plugin, result in self._each("buildpolicy_declare_facts"):
+            specs.extend(result or ())
+        return specs
+
+    def decide(self, ctx: Any) -> dict[str, Decision]:
+        """Collect every plugin's decisions; a later plugin replaces an earlier one by name."""
+        decisions: dict[str, Decision] = {}
+        for plugin, result in self._each("buildpolicy_decide", ctx=ctx):
+            if result is None:
+                continue
+            for decision in result if isinstance(result, (list, tuple)) else [result]:
+                if not isinstance(decision, Decision):
+                    self.warnings.append(f"plugin {plugin!r} returned {type(decision).__name__}, not a Decision; ignored")
+                    continue
+                if decision.name in decisions:
+                    ctx.warn(
+                        f"decision {decision.name!r} of plugin {decisions[decision.name].source!r} "
+                        f"is replaced by plugin {plugin!r}"
+                    )
+                decisions[decision.name] = _attributed(decision, plugin)
+        return decisions
+
+    def render_env(self, **kwargs) -> str | None:
+        """Ask plugins to render an unknown env format (firstresult)."""
+        return self.pm.hook.buildpolicy_render_env(**kwargs)
+
+    def wrap_exec(self, plan: Any, ctx: Any) -> Any:
+        """Offer the exec plan to plugins (firstresult); return the plan to run."""
+        return self.pm.hook.buildpolicy_wrap_exec(plan=plan, ctx=ctx) or plan
+
+
+def _with_owner(spec: KnobSpec, plugin: str) -> KnobSpec:
+    import attrs
+
+    return attrs.evolve(spec, declared_by=plugin)
+
+
+def _attributed(decision: Decision, plugin: str) -> Decision:
+    import attrs
+
+    return attrs.evolve(decision, source=plugin)
+
+
+def make_plugin_manager(
+    *,
+    cache_dir: Path | None = None,
+    plugin_paths: Iterable[Path] = (),
+    disabled: Iterable[str] = (),
+    extra_plugins: Iterable[tuple[str, Any]] = (),
+    entry_points: bool = True,
+) -> PluginHost:
+    """Build a fresh plugin manager: specs, entry points, team-local modules.
+
+    ``disabled`` names plugins not to register; ``extra_plugins`` are
+    ``(name, object)`` pairs registered last (tests use throwaway classes).
+    A plugin that cannot be imported is reported, not fatal.
+    """
+    pm = pluggy.PluginManager(PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    disabled = set(disabled)
+    errors: list[str] = []
+
+    def register(name: str, loader) -> None:
+        if name in disabled or pm.has_plugin(name):
+            return
+        try:
+            pm.register(loader(), name=name)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop the run
+            errors.append(f"plugin {name!r} could not be loaded: {type(exc).__name__}: {exc}")
+
+    if entry_points:
+        for name, value, _dist in discover_entry_points(cache_dir):
+            register(name, lambda value=value: _load_object(value))
+    for path in plugin_paths:
+        register(Path(path).stem, lambda path=path: _load_path(Path(path)))
+    for name, obj in extra_plugins:
+        register(name, lambda obj=obj: obj)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise BuildpolicyError(f"plugin {exc.plugin!r} implements a hook buildpolicy does not have: {exc}") from None
+    return PluginHost(pm, errors)
