@@ -1,0 +1,432 @@
+"""Evaluate one run: facts + layered rules + plugin decisions → an environment.
+
+Plugins propose, the engine decides: rule ``env`` entries and plugin patches
+are collected as candidates per variable, the winner is chosen by layer and
+priority (rules beat plugins; same layer and priority with different values
+is an error naming both rules), an inherited value wins unless forced, and
+every output variable keeps its provenance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from buildpolicy.context import DecideContext
+from buildpolicy.envstate import STATE_VAR, encode_state, restore_baseline
+from buildpolicy.errors import BuildpolicyError
+from buildpolicy.model import LAYER_RANK, Decision, KnobSpec, KnobValue, Provenance, Rule
+from buildpolicy.paths import Paths, find_profile
+
+PLUGIN_RANK = -1  # plugin patches sit below every rule layer
+
+
+@attrs.frozen
+class Request:
+    """The inputs of one run. Tests build these directly."""
+
+    cwd: Path
+    environ: Mapping[str, str]
+    command: str = "env"
+    cargo_argv: tuple[str, ...] | None = None
+    profile_flag: str | None = None
+    cli_sets: tuple[str, ...] = ()
+    fact_overrides: Mapping[str, Any] | None = None
+    hermetic: bool = False  # facts not overridden are unknown (policy tests)
+    extra_plugins: tuple[tuple[str, Any], ...] = ()
+    entry_points: bool = True
+    emit_state: bool = False  # `env` exports BUILDPOLICY_ENV_STATE
+
+
+@attrs.frozen
+class RuleOutcome:
+    """Whether a rule matched, and which unknown facts it consulted."""
+
+    rule: Rule
+    matched: bool
+    unknown_facts: tuple[str, ...] = ()
+    note: str = ""
+
+
+@attrs.frozen
+class Candidate:
+    """One proposed value (or unset, ``value is None``) for a variable."""
+
+    value: str | None
+    provenance: Provenance
+    rank: int
+    priority: int
+    force: bool
+
+
+@attrs.define
+class Result:
+    """Everything a run decided, with provenance, for renderers and ``explain``."""
+
+    profile: str
+    set_env: dict[str, str]
+    unset: list[str]
+    provenance: dict[str, Provenance]
+    overridden: dict[str, list[tuple[str | None, Provenance, str]]]
+    decisions: dict[str, Decision]
+    knobs: dict[str, KnobValue]
+    knob_specs: dict[str, KnobSpec]
+    rules: list[RuleOutcome]
+    warnings: list[str]
+    cargo_args: list[str]
+    facts: Any
+    baseline: dict[str, str]
+    policy_set: Any
+    paths: Paths
+    plugins: Any
+    context: DecideContext
+
+    def exec_env(self) -> dict[str, str]:
+        """The full environment for a child process."""
+        env = dict(self.baseline)
+        for name in self.unset:
+            env.pop(name, None)
+        env.update(self.set_env)
+        env.pop(STATE_VAR, None)
+        return env
+
+    def unknown_facts(self) -> dict[str, str]:
+        """Facts that were asked for and are unknown, with the reason."""
+        return {
+            name: self.facts.unknown_reason(name) or "unknown"
+            for name, value in self.facts.probed().items()
+            if value is None
+        }
+
+
+def _fact_type_with(extra: dict[str, str]):
+    from buildpolicy.facts import fact_type
+
+    def lookup(name: str) -> str | None:
+        return extra.get(name) or fact_type(name)
+
+    return lookup
+
+
+def evaluate(request: Request) -> Result:
+    """Run the whole pipeline for ``request``; raise BuildpolicyError on user errors."""
+    from buildpolicy.data import policies_dir
+    from buildpolicy.facts import FactStore, ProbeContext, known_fact_names
+    from buildpolicy.knobs import resolve_knobs
+    from buildpolicy.loader import load_policies
+    from buildpolicy.pluginhost import make_plugin_manager
+
+    warnings: list[str] = []
+    baseline, touched = restore_baseline(request.environ)
+    paths = Paths.from_environ(baseline)
+    profile_path = find_profile(request.cwd)
+
+    # Plugins first: they may declare facts that rules use. Team-local plugin
+    # paths come from the profile file, read through the policy cache below,
+    # so they are registered after loading (their facts are then only usable
+    # by their own decisions, which is what team plugins need).
+    host = make_plugin_manager(
+        cache_dir=paths.cache_dir, extra_plugins=request.extra_plugins, entry_points=request.entry_points
+    )
+    plugin_facts = {spec.name: spec for spec in host.fact_specs()}
+    fact_type = _fact_type_with({name: spec.type for name, spec in plugin_facts.items()})
+    policy_set = load_policies(
+        profile=profile_path,
+        site_dir=paths.site_dir,
+        user_dir=paths.user_dir,
+        builtin_dir=policies_dir(),
+        fact_type=fact_type,
+        known_facts=[*known_fact_names(), *plugin_facts],
+        cache_dir=paths.cache_dir,
+        extra_key=",".join(sorted(f"{n}:{s.type}" for n, s in plugin_facts.items())),
+    )
+    if policy_set.plugin_paths or policy_set.disable_plugins:
+        host = make_plugin_manager(
+            cache_dir=paths.cache_dir,
+            plugin_paths=[Path(p) for p in policy_set.plugin_paths],
+            disabled=policy_set.disable_plugins,
+            extra_plugins=request.extra_plugins,
+            entry_points=request.entry_points,
+        )
+        plugin_facts = {spec.name: spec for spec in host.fact_specs()}
+    warnings.extend(host.load_errors)
+
+    specs = _knob_specs(host, policy_set)
+    knobs = resolve_knobs(specs.values(), policy_set.knob_values, baseline, request.cli_sets, warnings.append)
+
+    probe_ctx = ProbeContext(
+        cwd=request.cwd,
+        environ=baseline,
+        cargo_argv=request.cargo_argv,
+        profile_flag=request.profile_flag,
+        default_profile=policy_set.default_profile,
+        project_root=Path(policy_set.project_root) if policy_set.project_root else None,
+        cache_dir=paths.cache_dir / "probes",
+    )
+    facts = FactStore(probe_ctx, request.fact_overrides, hermetic=request.hermetic, extra_specs=plugin_facts)
+
+    outcomes, rule_decisions, policy_decisions = _evaluate_rules(policy_set.rules, knobs, facts)
+    ctx = DecideContext(
+        facts=facts,
+        knobs=knobs,
+        environ=baseline,
+        options=policy_set.options,
+        policy_decisions=policy_decisions,
+        cargo_argv=request.cargo_argv,
+        command=request.command,
+        feature_profiles=policy_set.feature_profiles,
+        cache_dir=paths.cache_dir,
+        state_dir=paths.state_dir,
+        warnings=warnings,
+    )
+    decisions = dict(rule_decisions)
+    for name, decision in host.decide(ctx).items():
+        if name in decisions:
+            ctx.warn(f"plugin {decision.source!r} decision {name!r} is ignored: rule-governed knob {name!r} decides it")
+            continue
+        decisions[name] = decision
+    warnings.extend(w for w in host.warnings if w not in warnings)
+
+    set_env, unset, provenance, overridden = _compose_env(outcomes, decisions, facts, baseline, ctx)
+    _compose_rustflags(outcomes, decisions, facts, baseline, set_env, provenance, ctx)
+
+    # Variables a previous `env` set that this run does not: restore the caller's value.
+    for name, before in touched.items():
+        if name in set_env or name in unset:
+            continue
+        if before is None:
+            unset.append(name)
+            provenance[name] = Provenance("engine", "no longer decided: unset what a previous `env` set")
+        else:
+            set_env[name] = before
+            provenance[name] = Provenance("inherited", "restored the value a previous `env` replaced")
+    unset = sorted(set(unset))
+    if request.emit_state:
+        set_env[STATE_VAR] = encode_state({k: v for k, v in set_env.items()}, unset, baseline)
+        provenance[STATE_VAR] = Provenance("engine", "what this output changed, so the next run can undo it")
+
+    cargo_args = list(request.cargo_argv or ())
+    insert = [arg for d in decisions.values() for arg in d.cargo_args]
+    if insert and cargo_args:
+        position = cargo_args.index("--") if "--" in cargo_args else len(cargo_args)
+        cargo_args[position:position] = insert
+
+    profile = facts.get("cargo.profile") or request.profile_flag or policy_set.default_profile
+    return Result(
+        profile=profile,
+        set_env=dict(sorted(set_env.items())),
+        unset=unset,
+        provenance=provenance,
+        overridden=overridden,
+        decisions=dict(sorted(decisions.items())),
+        knobs=knobs,
+        knob_specs=specs,
+        rules=outcomes,
+        warnings=warnings,
+        cargo_args=cargo_args,
+        facts=facts,
+        baseline=baseline,
+        policy_set=policy_set,
+        paths=paths,
+        plugins=host,
+        context=ctx,
+    )
+
+
+def _knob_specs(host, policy_set) -> dict[str, KnobSpec]:
+    """Plugin knobs, team knobs and rule knobs, with the profile's aliases applied."""
+    specs = {spec.name: spec for spec in host.knob_specs()}
+    errors = []
+    for decl in policy_set.knob_declarations:
+        spec = specs.get(decl.name)
+        where = f"{decl.provenance.file}:{decl.provenance.line}"
+        if spec is None:
+            kind = decl.get("type")
+            if kind is None:
+                if any(rule.knob == decl.name for rule in policy_set.rules):
+                    from buildpolicy.knobs import rule_knob_spec
+
+                    spec = rule_knob_spec(decl.name, next(r.id for r in policy_set.rules if r.knob == decl.name))
+                else:
+                    errors.append(f"{where}: [knobs.{decl.name}] declares no `type` and no plugin declares knob {decl.name!r}")
+                    continue
+            else:
+                if kind == "enum" and not decl.get("values"):
+                    errors.append(f"{where}: enum knob {decl.name!r} needs `values`")
+                    continue
+                spec = KnobSpec(
+                    name=decl.name,
+                    type=kind,
+                    values=tuple(decl.get("values", ())),
+                    minimum=decl.get("minimum"),
+                    description=decl.get("description", ""),
+                    declared_by=f"{decl.provenance.layer} {decl.provenance.file}",
+                )
+        specs[decl.name] = attrs.evolve(spec, aliases=tuple(dict.fromkeys((*spec.aliases, *decl.get("aliases", ())))))
+    for rule in policy_set.rules:
+        if rule.knob and rule.knob not in specs:
+            from buildpolicy.knobs import rule_knob_spec
+
+            specs[rule.knob] = rule_knob_spec(rule.knob, rule.id)
+    if errors:
+        raise BuildpolicyError(errors)
+    return specs
+
+
+def _evaluate_rules(rules, knobs, facts):
+    """Match every enabled rule; return outcomes, knob-rule decisions, and `decide` entries."""
+    outcomes: list[RuleOutcome] = []
+    decisions: dict[str, Decision] = {}
+    policy: dict[str, tuple[Any, str]] = {}
+    for rule in sorted(rules, key=lambda r: (LAYER_RANK[r.layer], -r.priority, r.order)):
+        if not rule.enabled:
+            outcomes.append(RuleOutcome(rule, False, note="disabled (enabled = false)"))
+            continue
+        unknown: frozenset[str] = frozenset()
+        switch = knobs[rule.knob].value if rule.knob else "auto"
+        if switch == "off":
+            matched, note = False, f"knob {rule.knob} = off"
+        elif switch == "on":
+            matched, note = True, f"knob {rule.knob} = on"
+        elif rule.when is None:
+            matched, note = True, "no `when`: always applies"
+        else:
+            matched, unknown = rule.when.evaluate(facts.get)
+            note = "" if matched else "`when` is false" + (f" (unknown: {', '.join(sorted(unknown))})" if unknown else "")
+        outcomes.append(RuleOutcome(rule, matched, tuple(sorted(unknown)), note))
+        if rule.knob:
+            decisions[rule.knob] = _knob_rule_decision(rule, switch, matched, unknown, knobs)
+        if matched:
+            for name, value in rule.decide:
+                previous = policy.get(name)
+                # Rules are visited highest layer first: keep the first one.
+                if previous is None:
+                    policy[name] = (value, rule.id)
+    return outcomes, decisions, policy
+
+
+def _knob_rule_decision(rule: Rule, switch: str, matched: bool, unknown, knobs) -> Decision:
+    source = knobs[rule.knob].provenance
+    if switch == "off":
+        status, reason = "disabled-by-knob", f"knob {rule.knob} is off ({source.describe()})"
+    elif switch == "on":
+        status, reason = "forced-by-knob", f"knob {rule.knob} is on ({source.describe()}): rule {rule.id} applies regardless of `when`"
+    elif matched:
+        status = rule.status or "enabled"
+        reason = f"rule {rule.id} matched: {rule.description or rule.when.text if rule.when else rule.id}"
+    else:
+        status = "auto-not-needed"
+        reason = f"rule {rule.id} did not match: {rule.when.text if rule.when else ''}"
+        if unknown:
+            reason += f" (unknown facts: {', '.join(sorted(unknown))})"
+    return Decision(rule.knob, matched, status, reason, source=f"rule {rule.id}")
+
+
+def _interpolate(template: str, facts, ctx: DecideContext, rule: Rule) -> str:
+    from buildpolicy.expr import interpolate
+
+    text, unknown = interpolate(template, facts.get)
+    if unknown:
+        ctx.warn(f"rule {rule.id}: {template!r} uses unknown fact(s) {', '.join(sorted(unknown))}")
+    return text
+
+
+def _compose_env(outcomes, decisions, facts, baseline, ctx):
+    """Choose each variable's value among rule and plugin candidates."""
+    from buildpolicy.render import check_name
+
+    candidates: dict[str, list[Candidate]] = {}
+    for decision in decisions.values():
+        where = Provenance("plugin", f"plugin {decision.source} ({decision.name})")
+        for name, value in decision.set_env:
+            candidates.setdefault(name, []).append(Candidate(value, where, PLUGIN_RANK, 0, decision.force))
+        for name in decision.unset:
+            candidates.setdefault(name, []).append(Candidate(None, where, PLUGIN_RANK, 0, True))
+    for outcome in outcomes:
+        if not outcome.matched:
+            continue
+        rule = outcome.rule
+        for entry in rule.env:
+            name = _interpolate(entry.name, facts, ctx, rule)
+            value = _interpolate(entry.value, facts, ctx, rule)
+            where = Provenance(rule.layer, f"rule {rule.id}", rule.file, entry.line or rule.line)
+            check_name(name)
+            candidates.setdefault(name, []).append(Candidate(value, where, LAYER_RANK[rule.layer], rule.priority, rule.force))
+        for name in rule.unset:
+            where = Provenance(rule.layer, f"rule {rule.id}", rule.file, rule.line)
+            candidates.setdefault(name, []).append(Candidate(None, where, LAYER_RANK[rule.layer], rule.priority, True))
+
+    set_env: dict[str, str] = {}
+    unset: list[str] = []
+    provenance: dict[str, Provenance] = {}
+    overridden: dict[str, list[tuple[str | None, Provenance, str]]] = {}
+    conflicts = []
+    for name, items in candidates.items():
+        items.sort(key=lambda c: (c.rank, c.priority), reverse=True)
+        winner = items[0]
+        for other in items[1:]:
+            if (other.rank, other.priority) == (winner.rank, winner.priority) and other.value != winner.value:
+                if winner.rank != PLUGIN_RANK:
+                    conflicts.append(
+                        f"{name}: {winner.provenance.source} ({winner.provenance.file}:{winner.provenance.line}) sets "
+                        f"{winner.value!r} but {other.provenance.source} ({other.provenance.file}:{other.provenance.line}) "
+                        f"sets {other.value!r} in the same layer ({winner.provenance.layer}) with the same priority "
+                        f"({winner.priority}); give one a higher `priority` or make their `when`s exclusive"
+                    )
+            overridden.setdefault(name, []).append((other.value, other.provenance, "lower precedence"))
+        if winner.value is None:
+            if name in baseline:
+                unset.append(name)
+                provenance[name] = winner.provenance
+            continue
+        if name in baseline and not winner.force:
+            overridden.setdefault(name, []).insert(0, (winner.value, winner.provenance, "the caller's value wins (no force)"))
+            provenance[name] = Provenance("inherited", "caller's environment")
+            continue
+        set_env[name] = winner.value
+        provenance[name] = winner.provenance
+    if conflicts:
+        raise BuildpolicyError(conflicts)
+    return set_env, unset, provenance, overridden
+
+
+def _compose_rustflags(outcomes, decisions, facts, baseline, set_env, provenance, ctx) -> None:
+    """Join rustflags fragments in one deterministic order into the right variable.
+
+    Order: matched rules by layer then load order, then plugin decisions by
+    name. Identical fragments are kept once. The target-specific variable is
+    used unless the caller has RUSTFLAGS, which would shadow it.
+    """
+    fragments: list[tuple[str, ...]] = []
+    sources: list[str] = []
+    for outcome in sorted((o for o in outcomes if o.matched), key=lambda o: (LAYER_RANK[o.rule.layer], o.rule.order)):
+        if outcome.rule.rustflags and outcome.rule.rustflags not in fragments:
+            fragments.append(outcome.rule.rustflags)
+            sources.append(f"rule {outcome.rule.id}")
+    for name in sorted(decisions):
+        flags = decisions[name].rustflags
+        if flags and flags not in fragments:
+            fragments.append(flags)
+            sources.append(f"plugin {decisions[name].source} ({name})")
+    if not fragments:
+        return
+    ours = " ".join(flag for fragment in fragments for flag in fragment)
+    triple = facts.get("host.triple")
+    target_var = f"CARGO_TARGET_{triple.upper().replace('-', '_')}_RUSTFLAGS" if triple else None
+    if "RUSTFLAGS" in baseline or target_var is None:
+        var = "RUSTFLAGS"
+        if target_var is None:
+            ctx.warn("host.triple is unknown: composed rustflags go to RUSTFLAGS")
+        else:
+            ctx.warn(
+                f"RUSTFLAGS is set by the caller and would shadow {target_var}; "
+                "buildpolicy's rustflags are merged into RUSTFLAGS instead"
+            )
+    else:
+        var = target_var
+    inherited = set_env.get(var, baseline.get(var, "")).strip()
+    set_env[var] = f"{inherited} {ours}".strip()
+    provenance[var] = Provenance("engine", "rustflags composed from " + ", ".join(sources) + (" after the caller's flags" if inherited else ""))

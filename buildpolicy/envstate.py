@@ -1,0 +1,63 @@
+"""Make ``eval "$(buildpolicy env)"`` at every prompt idempotent.
+
+``env`` exports ``BUILDPOLICY_ENV_STATE``: which variables it set (with a hash
+of the value it set) and what those variables held before. The next run
+reconstructs the caller's own environment from it, so a value buildpolicy set
+last time is not mistaken for the user's inherited value ("inherited wins"),
+RUSTFLAGS merged last time is not merged again, and a variable set last time
+but not wanted now is restored or unset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+
+STATE_VAR = "BUILDPOLICY_ENV_STATE"
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def restore_baseline(environ: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str | None]]:
+    """Return the caller's environment without what a previous ``env`` did.
+
+    Also returns the names a previous run touched, mapped to the value the
+    caller had before it (None: it was unset). A variable the user changed
+    since (its hash differs) is the user's and stays.
+    """
+    baseline = dict(environ)
+    raw = baseline.pop(STATE_VAR, None)
+    if not raw:
+        return baseline, {}
+    try:
+        state = json.loads(raw)
+        was_set = dict(state["set"])
+        original = dict(state["orig"])
+    except (ValueError, KeyError, TypeError):
+        return baseline, {}  # a corrupt state is ignored, never fatal
+    touched: dict[str, str | None] = {}
+    for name, digest in was_set.items():
+        if name in environ and _digest(environ[name]) == digest:
+            before = original.get(name)
+            touched[name] = before
+            if isinstance(before, str):
+                baseline[name] = before
+            else:
+                baseline.pop(name, None)
+    for name, before in original.items():
+        if name not in was_set and name not in environ and isinstance(before, str):
+            baseline[name] = before  # we unset it last time
+            touched[name] = before
+    return baseline, touched
+
+
+def encode_state(set_env: Mapping[str, str], unset: list[str], baseline: Mapping[str, str]) -> str:
+    """The value of ``BUILDPOLICY_ENV_STATE`` for this run's output."""
+    state = {
+        "set": {name: _digest(value) for name, value in sorted(set_env.items())},
+        "orig": {name: baseline.get(name) for name in sorted({*set_env, *unset}) if name in baseline},
+    }
+    return json.dumps(state, separators=(",", ":"), sort_keys=True)
