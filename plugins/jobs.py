@@ -1,0 +1,73 @@
+"""The ``jobs`` decision: how many parallel rustc jobs fit in available memory (DESIGN §6)."""
+
+from __future__ import annotations
+
+from buildpolicy import hookimpl
+from buildpolicy.model import Decision, KnobSpec
+
+MIB = 1 << 20
+VARIABLE = "CARGO_BUILD_JOBS"
+
+
+@hookimpl
+def buildpolicy_declare_knobs():
+    """Declare ``jobs`` (an override that warns and falls back when invalid) and ``mib_per_job``."""
+    return [
+        KnobSpec(
+            name="jobs",
+            type="int",
+            minimum=1,
+            on_invalid="warn",
+            description="fixed number of cargo jobs; beats an inherited CARGO_BUILD_JOBS",
+        ),
+        KnobSpec(
+            name="mib_per_job",
+            type="int",
+            default=1792,
+            minimum=256,
+            description="memory budget per rustc job in MiB for the adaptive job count",
+        ),
+    ]
+
+
+def _positive_int(text: str) -> int | None:
+    try:
+        value = int(text.strip(), 10)
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+@hookimpl
+def buildpolicy_decide(ctx):
+    """Decide ``CARGO_BUILD_JOBS``: knob override, inherited override, adaptive, or cargo's default."""
+    knob = ctx.knob("jobs")
+    if knob is not None:
+        return Decision(
+            "jobs", knob, f"override:{knob}", f"knob jobs = {knob} ({ctx.knob_source('jobs')})",
+            set_env={VARIABLE: str(knob)}, force=True,
+        )
+    inherited = ctx.environ.get(VARIABLE)
+    replace_inherited = False
+    if inherited is not None:
+        value = _positive_int(inherited)
+        if value is not None:
+            return Decision("jobs", value, f"override:{value}", f"inherited {VARIABLE}={inherited}")
+        ctx.warn(f"ignoring inherited {VARIABLE}={inherited!r}: expected a positive integer; using the adaptive job count")
+        replace_inherited = True
+
+    available = ctx.fact("memory.available")
+    if available is None:
+        reason = "memory.available is unknown: cargo picks its default (one job per CPU)"
+        # An invalid inherited value would make cargo fail: remove it.
+        unset = (VARIABLE,) if replace_inherited else ()
+        return Decision("jobs", None, "cargo-default", reason, unset=unset)
+    budget = ctx.knob("mib_per_job")
+    cpus = ctx.fact("cpu.count")
+    by_memory = available // (budget * MIB)
+    jobs = max(1, min(by_memory, cpus) if cpus else by_memory)
+    mem_mib = available // MIB
+    status = f"adaptive:{jobs} (cpus={cpus if cpus else 'unknown'}, mem_avail={mem_mib}MiB, budget={budget}MiB/job)"
+    limit = "memory" if not cpus or by_memory < cpus else "CPUs"
+    reason = f"{mem_mib} MiB available / {budget} MiB per job = {by_memory}, clamped to 1..{cpus or '?'} CPUs: limited by {limit}"
+    return Decision("jobs", jobs, status, reason, set_env={VARIABLE: str(jobs)}, force=replace_inherited)

@@ -1,0 +1,63 @@
+"""The ``sccache`` decision: use sccache as RUSTC_WRAPPER when it can help (DESIGN §6).
+
+sccache cannot cache incremental compilations, so on incremental builds it
+only costs time; it is skipped there unless the knob says ``on``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from buildpolicy import hookimpl
+from buildpolicy.model import Decision, KnobSpec
+
+WRAPPER = "RUSTC_WRAPPER"
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _is_sccache(wrapper: str) -> bool:
+    name = os.path.basename(wrapper.strip())
+    return name in ("sccache", "sccache.exe")
+
+
+@hookimpl
+def buildpolicy_declare_knobs():
+    """Declare the ``sccache`` knob: auto | on | off."""
+    return [KnobSpec(name="sccache", type="enum", default="auto", values=("auto", "on", "off"),
+                     description="use sccache as RUSTC_WRAPPER: auto skips incremental builds")]
+
+
+@hookimpl
+def buildpolicy_decide(ctx):
+    """Decide RUSTC_WRAPPER with the exact statuses of the design."""
+    knob = ctx.knob("sccache")
+    inherited = ctx.environ.get(WRAPPER)
+    if ctx.environ.get("SCCACHE_DISABLE", "").strip().lower() in _TRUE:
+        unset = (WRAPPER,) if inherited and _is_sccache(inherited) else ()
+        reason = "SCCACHE_DISABLE is set" + (f"; removed the inherited {WRAPPER}={inherited}" if unset else "")
+        return Decision("sccache", False, "disabled-by-env", reason, unset=unset)
+    if knob == "off":
+        return Decision("sccache", False, "disabled-by-knob", f"knob sccache = off ({ctx.knob_source('sccache')})")
+    policy = ctx.policy_decision("sccache")
+    if policy is not None and str(policy[0]).lower() in ("off", "false"):
+        return Decision("sccache", False, f"disabled-by-policy:{policy[1]}", f"rule {policy[1]} decides sccache = off")
+    incremental = bool(ctx.fact("cargo.incremental"))
+    if inherited:
+        if _is_sccache(inherited) and incremental and knob != "on":
+            return Decision(
+                "sccache", False, "removed-inherited-incremental",
+                f"inherited {WRAPPER}={inherited} removed: sccache cannot cache incremental builds "
+                f"(profile {ctx.fact('cargo.profile')})",
+                unset=(WRAPPER,),
+            )
+        return Decision("sccache", inherited, f"external:{inherited}", f"inherited {WRAPPER}={inherited} is kept")
+    if incremental and knob != "on":
+        return Decision(
+            "sccache", False, "skipped-incremental",
+            f"profile {ctx.fact('cargo.profile')} builds incrementally; sccache cannot cache incremental builds",
+        )
+    path = ctx.fact("tool.sccache")
+    if path:
+        why = "knob sccache = on" if knob == "on" else "non-incremental build"
+        return Decision("sccache", path, "enabled", f"{why}: {WRAPPER}={path}", set_env={WRAPPER: path})
+    return Decision("sccache", False, "not-found", "sccache is not on PATH")

@@ -1,0 +1,32 @@
+"""The ``tmpdir`` decision: keep big temporary files off a memory-backed /tmp (DESIGN §6).
+
+rustc and linkers write large temporary files; on a tmpfs /tmp they eat the
+very RAM the build needs.
+"""
+
+from __future__ import annotations
+
+from buildpolicy import hookimpl
+from buildpolicy.model import Decision
+
+
+@hookimpl
+def buildpolicy_decide(ctx):
+    """Decide TMPDIR: inherited, a disk-backed scratch dir, or the system default."""
+    inherited = ctx.environ.get("TMPDIR")
+    if inherited:
+        return Decision("tmpdir", inherited, "inherited", f"TMPDIR={inherited} is set by the caller")
+    memory_backed = ctx.fact("fs.tmp_is_memory")
+    if memory_backed:
+        scratch = ctx.cache_dir / "tmp"
+        try:
+            scratch.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return Decision("tmpdir", None, "system-default", f"/tmp is memory-backed but {scratch} cannot be created: {exc}")
+        return Decision(
+            "tmpdir", str(scratch), "disk-scratch",
+            f"/tmp is memory-backed (tmpfs/ramfs): temporary files go to {scratch}",
+            set_env={"TMPDIR": str(scratch)},
+        )
+    why = "/tmp is disk-backed" if memory_backed is False else "whether /tmp is memory-backed is unknown"
+    return Decision("tmpdir", None, "system-default", why)
