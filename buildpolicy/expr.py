@@ -948,3 +948,40 @@ def interpolate(template: str, lookup: Callable[[str], Any]) -> tuple[str, froze
         else:
             out.append(text)
     return "".join(out), frozenset(unknown)
+
+
+def _conjuncts(node: _Node):
+    if isinstance(node, And):
+        yield from _conjuncts(node.left)
+        yield from _conjuncts(node.right)
+    else:
+        yield node
+
+
+def required_values(expr: Expr | None) -> dict[str, Any]:
+    """Facts the expression pins to one value in its top-level ``and`` chain.
+
+    ``os == 'linux' and process.earlyoom and not ci`` gives
+    ``{"os": "linux", "process.earlyoom": True, "ci": False}``. ``check`` uses
+    it to tell whether two rules can ever match together.
+    """
+    pinned: dict[str, Any] = {}
+    if expr is None:
+        return pinned
+    for node in _conjuncts(expr._root):
+        if isinstance(node, Fact):
+            pinned[node.name] = True
+        elif isinstance(node, Not) and isinstance(node.operand, Fact):
+            pinned[node.operand.name] = False
+        elif isinstance(node, Compare) and node.op == "==":
+            if isinstance(node.left, Fact) and isinstance(node.right, Literal):
+                pinned[node.left.name] = node.right.value
+            elif isinstance(node.right, Fact) and isinstance(node.left, Literal):
+                pinned[node.right.name] = node.left.value
+    return pinned
+
+
+def may_both_match(first: Expr | None, second: Expr | None) -> bool:
+    """False when the two expressions pin one fact to different values, else True."""
+    a, b = required_values(first), required_values(second)
+    return all(a[name] == b[name] for name in a.keys() & b.keys())

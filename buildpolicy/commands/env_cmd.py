@@ -1,0 +1,27 @@
+"""``buildpolicy env``: print the environment for ``eval`` (DESIGN §7)."""
+
+from __future__ import annotations
+
+import sys
+
+from buildpolicy.cli import make_request, print_warnings
+
+
+def run(args, command_argv) -> int:
+    """Evaluate and print; nothing reaches stdout unless the whole run succeeded."""
+    from buildpolicy.engine import evaluate
+    from buildpolicy.render import FORMATS, render_env
+
+    result = evaluate(make_request(args, command_argv, "env", emit_state=args.format == "sh"))
+    if args.format in FORMATS:
+        if args.format in ("dotenv", "github") and result.unset:
+            result.warnings.append(f"the {args.format} format cannot unset variables: {', '.join(result.unset)} left as they are")
+        text = render_env(result.set_env, result.unset, shell=args.shell, fmt=args.format)
+    else:
+        text = result.plugins.render_env(set_env=result.set_env, unset=result.unset, shell=args.shell, fmt=args.format)
+        if text is None:
+            render_env({}, [], shell=args.shell, fmt=args.format)  # raises the "allowed formats" error
+    print_warnings(result.warnings, args.quiet)
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return 0

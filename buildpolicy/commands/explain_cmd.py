@@ -1,0 +1,27 @@
+"""``buildpolicy explain [NAME]``: every decision, variable, knob and rule with provenance."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from buildpolicy.cli import make_request, print_warnings
+from buildpolicy.errors import BuildpolicyError
+
+
+def run(args, command_argv) -> int:
+    """Print the explanation as text for people or as the JSON contract."""
+    from buildpolicy.engine import evaluate
+    from buildpolicy.report import explain_json, explain_text
+
+    result = evaluate(make_request(args, command_argv, "explain"))
+    if args.format == "json":
+        report = explain_json(result)
+        text = json.dumps(report, indent=2, sort_keys=True) + "\n"
+    else:
+        text = explain_text(result, args.name)
+        if not text:
+            raise BuildpolicyError(f"nothing named {args.name!r}: not a decision, variable, knob, rule or fact")
+        print_warnings(result.warnings if args.name else [], args.quiet)
+    sys.stdout.write(text)
+    return 0

@@ -1,0 +1,151 @@
+"""``explain`` output: the JSON contract of DESIGN §7 and aligned text for people."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from buildpolicy.sizes import format_size
+
+
+def explain_json(result) -> dict[str, Any]:
+    """The machine contract: profile, env, unset, cargo_args, decisions, provenance, knobs, rules, warnings."""
+    return {
+        "profile": result.profile,
+        "env": dict(result.set_env),
+        "unset": list(result.unset),
+        "cargo_args": list(result.cargo_args),
+        "decisions": {name: d.to_json() for name, d in result.decisions.items()},
+        "provenance": {name: p.to_json() for name, p in sorted(result.provenance.items())},
+        "knobs": {
+            name: {"value": _jsonable(kv.value), "source": kv.provenance.describe()}
+            for name, kv in sorted(result.knobs.items())
+        },
+        "rules": [
+            {
+                "id": o.rule.id,
+                "matched": o.matched,
+                "layer": o.rule.layer,
+                "file": o.rule.file,
+                "line": o.rule.line,
+            }
+            for o in result.rules
+        ],
+        "unknown_facts": result.unknown_facts(),
+        "warnings": list(result.warnings),
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _table(rows: list[tuple[str, ...]], indent: str = "  ") -> list[str]:
+    """Align columns; the last column is free text."""
+    if not rows:
+        return []
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths)] + [row[-1]]
+        lines.append((indent + "  ".join(cells)).rstrip())
+    return lines
+
+
+def format_fact(value: Any, kind: str | None = None) -> str:
+    """Show a fact value; sizes also in binary units."""
+    if value is None:
+        return "unknown"
+    if kind == "size" and isinstance(value, int):
+        return f"{value} ({format_size(value)})"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)
+
+
+def _short_value(value: str, width: int = 60) -> str:
+    text = repr(value) if any(c in value for c in "\n\t'\"") else value
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def explain_text(result, name: str | None = None) -> str:
+    """Grouped, aligned text: decisions, environment, knobs, rules, unknown facts, warnings."""
+    from buildpolicy.facts import fact_type
+
+    sections: list[str] = []
+    argv = " ".join(result.cargo_args)
+    sections.append(f"buildpolicy: profile {result.profile}" + (f" — {argv}" if argv else ""))
+
+    def wanted(*keys: str) -> bool:
+        return name is None or name in keys
+
+    rows = []
+    for key, decision in result.decisions.items():
+        if wanted(key):
+            rows.append((key, decision.status, decision.source))
+            rows.append(("", f"  {decision.reason}", ""))
+    if rows:
+        sections.append("Decisions\n" + "\n".join(_table([(a, b, c) for a, b, c in rows])))
+
+    rows = []
+    for var, value in result.set_env.items():
+        if wanted(var):
+            rows.append((f"{var}={_short_value(value)}", result.provenance[var].describe()))
+            for other_value, where, why in result.overridden.get(var, ()):
+                shown = "unset" if other_value is None else _short_value(other_value)
+                rows.append((f"  not {shown}", f"{where.describe()} ({why})"))
+    for var in result.unset:
+        if wanted(var):
+            rows.append((f"unset {var}", result.provenance[var].describe()))
+    for var, others in result.overridden.items():
+        if var in result.set_env or var in result.unset or not wanted(var):
+            continue
+        rows.append((f"{var} (kept from the caller)", "inherited"))
+        for other_value, where, why in others:
+            shown = "unset" if other_value is None else _short_value(other_value)
+            rows.append((f"  not {shown}", f"{where.describe()} ({why})"))
+    if rows:
+        sections.append("Environment\n" + "\n".join(_table(rows)))
+
+    rows = []
+    for key, kv in sorted(result.knobs.items()):
+        if wanted(key):
+            spec = result.knob_specs.get(key)
+            env_names = ", ".join(spec.env_names) if spec else ""
+            value = "unset" if kv.value is None else format_fact(kv.value)
+            rows.append((key, value, kv.provenance.describe(), env_names))
+    if rows:
+        sections.append("Knobs (name, value, source, variables)\n" + "\n".join(_table(rows)))
+
+    rows = []
+    for outcome in result.rules:
+        rule = outcome.rule
+        if wanted(rule.id):
+            mark = "matched" if outcome.matched else "no"
+            rows.append((mark, rule.id, f"{rule.layer} {rule.file}:{rule.line}", outcome.note))
+    for lower, higher in result.policy_set.replaced:
+        if wanted(lower.id):
+            rows.append(("replaced", lower.id, f"{lower.layer} {lower.file}:{lower.line}", f"by {higher.layer} {higher.file}:{higher.line}"))
+    if rows:
+        sections.append("Rules\n" + "\n".join(_table(rows)))
+
+    unknown = result.unknown_facts()
+    facts_rows = []
+    if name is not None and fact_type(name) is not None and name not in result.decisions:
+        value = result.facts.get(name)
+        facts_rows.append((name, format_fact(value, fact_type(name)), result.facts.unknown_reason(name) or ""))
+    elif name is None:
+        facts_rows = [(fact, "unknown", why) for fact, why in sorted(unknown.items())]
+    if facts_rows:
+        title = "Facts" if name else "Unknown facts (comparisons with them are false)"
+        sections.append(title + "\n" + "\n".join(_table(facts_rows)))
+
+    if result.warnings and name is None:
+        sections.append("Warnings\n" + "\n".join(f"  {w}" for w in result.warnings))
+    if name is None:
+        layers = "\n".join(f"  {layer:<8} {path}" for layer, path in result.policy_set.files)
+        sections.append("Files read\n" + (layers or "  (none)"))
+    elif len(sections) == 1:
+        return ""
+    return "\n\n".join(sections) + "\n"
