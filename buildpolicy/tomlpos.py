@@ -1,0 +1,419 @@
+"""TOML parsing with source positions.
+
+``tomllib`` gives the data but no positions; a small scanner of our own walks the
+same text and records, for every key path, where its key and its value start, so
+that later stages (schema validation, rule loading, provenance) can report
+``file:line:col``.
+
+Key paths are tuples of table keys (``str``) and array indices (``int``), e.g.
+``("rule", 2, "env", "CARGO_INCREMENTAL")`` or ``("knobs", "linker", "aliases", 1)``.
+Lines and columns are 1-based and count characters (as tomllib's own messages do).
+
+The scanner only runs on text tomllib has accepted, so it can afford to be simple;
+it runs lazily, the first time a position is asked for.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import tomllib
+from pathlib import Path
+
+from buildpolicy.errors import BuildpolicyError, Diagnostic
+
+__all__ = ["TomlDocument", "TomlSyntaxError", "parse_toml"]
+
+Pos = tuple[int, int]
+
+
+class TomlSyntaxError(BuildpolicyError):
+    """Malformed TOML (or a file that is not UTF-8), located at ``file:line:col``."""
+
+    def __init__(self, diagnostic: Diagnostic):
+        self.diagnostic = diagnostic
+        super().__init__(diagnostic)
+
+
+class TomlDocument:
+    """A parsed TOML file: ``data`` from tomllib plus positions of its keys and values."""
+
+    __slots__ = ("data", "path", "text", "_keys", "_values", "_scanner")
+
+    def __init__(self, data: dict, path: str, text: str):
+        self.data = data
+        self.path = path
+        self.text = text
+        self._keys: dict[tuple, int] | None = None
+        self._values: dict[tuple, int] | None = None
+        self._scanner: _Scanner | None = None
+
+    def key_pos(self, keypath) -> Pos | None:
+        """Return (line, col) of the key that defines ``keypath``.
+
+        For a ``[table]`` that is the table's name in its header; for an element of
+        an array of tables, the ``[[`` of its header; for an element of an inline
+        array, the element itself. A key path with no recorded position falls back
+        to its nearest recorded ancestor; None when there is none.
+        """
+        return self._lookup(keypath, value=False)
+
+    def value_pos(self, keypath) -> Pos | None:
+        """Return (line, col) of the first character of the value at ``keypath``.
+
+        That is the opening quote of a string, the ``[`` of an array, the ``{`` of an
+        inline table, the start of a ``[table]`` / ``[[table]]`` header. Falls back
+        to the nearest recorded ancestor like :meth:`key_pos`.
+        """
+        return self._lookup(keypath, value=True)
+
+    def _lookup(self, keypath, value: bool) -> Pos | None:
+        if self._keys is None:
+            self._scan()
+        table = self._values if value else self._keys
+        keypath = tuple(keypath)
+        for end in range(len(keypath), 0, -1):
+            index = table.get(keypath[:end])
+            if index is not None:
+                return self._scanner.coords(index)
+        return None
+
+    def _scan(self) -> None:
+        scanner = _Scanner(self.text)
+        try:
+            scanner.document()
+        except (_ScanError, IndexError):
+            # Text tomllib accepted but this scanner does not understand: keep the
+            # positions recorded so far (lookups fall back to ancestors).
+            pass
+        self._scanner = scanner
+        self._keys = scanner.keys
+        self._values = scanner.values
+
+    def __repr__(self) -> str:
+        return f"TomlDocument({self.path!r})"
+
+
+def parse_toml(path: str | Path, text: str | None = None) -> TomlDocument:
+    """Parse TOML from ``text`` (or the file at ``path``) into a :class:`TomlDocument`.
+
+    Raises :class:`TomlSyntaxError` for malformed TOML, located where tomllib
+    says, and for a file that is not valid UTF-8.
+    """
+    path = str(path)
+    if text is None:
+        raw = Path(path).read_bytes()
+        try:
+            text = raw.decode("utf-8-sig")  # tolerate a byte-order mark
+        except UnicodeDecodeError as exc:
+            before = raw[: exc.start]
+            line = before.count(b"\n") + 1
+            col = len(before[before.rfind(b"\n") + 1 :].decode("utf-8-sig", "replace")) + 1
+            raise TomlSyntaxError(
+                Diagnostic(path, line, col, f"invalid TOML: the file is not UTF-8 (byte 0x{raw[exc.start]:02x})")
+            ) from None
+    elif text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise TomlSyntaxError(_syntax_diagnostic(path, text, exc)) from None
+    return TomlDocument(data, path, text)
+
+
+_AT_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+_AT_END_RE = re.compile(r"\s*\(at end of document\)\s*$")
+
+
+def _syntax_diagnostic(path: str, text: str, exc: Exception) -> Diagnostic:
+    message = str(exc.args[0]) if exc.args else str(exc)
+    line = getattr(exc, "lineno", None)  # Python 3.14+
+    col = getattr(exc, "colno", None)
+    msg = getattr(exc, "msg", None)
+    if line is not None and col is not None and isinstance(msg, str):
+        message = msg
+    elif (match := _AT_RE.search(message)) is not None:
+        line, col = int(match.group(1)), int(match.group(2))
+        message = message[: match.start()]
+    elif (match := _AT_END_RE.search(message)) is not None:
+        line = text.count("\n") + 1
+        col = len(text) - (text.rfind("\n") + 1) + 1
+        message = message[: match.start()]
+    if message:
+        message = message[0].lower() + message[1:]
+    return Diagnostic(path, line, col, f"invalid TOML: {message}")
+
+
+# --------------------------------------------------------------------------- scanner
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_SCALAR = re.compile(r"[^\s,\]}#]+")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TIME_AFTER_SPACE = re.compile(r" \d{2}:")
+_ESCAPE = re.compile(r"\\(u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|.)", re.S)
+_SIMPLE_ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\", "e": "\x1b"}
+
+
+class _ScanError(Exception):
+    pass
+
+
+def _unescape(raw: str) -> str:
+    def sub(match: re.Match) -> str:
+        code = match.group(1)
+        if code[0] in "uU" and len(code) > 1:
+            return chr(int(code[1:], 16))
+        return _SIMPLE_ESCAPES.get(code, code)
+
+    return _ESCAPE.sub(sub, raw)
+
+
+class _Scanner:
+    """Walk TOML text, recording the index of every key and value by key path."""
+
+    def __init__(self, text: str):
+        self.s = text
+        self.i = 0
+        self.line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        self.keys: dict[tuple, int] = {}
+        self.values: dict[tuple, int] = {}
+        self.implicit: set[tuple] = set()  # paths recorded from a dotted prefix only
+        self.aot: dict[tuple, int] = {}  # array-of-tables path -> elements so far
+
+    def coords(self, index: int) -> Pos:
+        line = bisect.bisect_right(self.line_starts, index)
+        return line, index - self.line_starts[line - 1] + 1
+
+    # -- recording
+
+    def _define(self, path: tuple, key_at: int, value_at: int) -> None:
+        """Record an explicit definition (first one wins over later ones)."""
+        if path not in self.keys or path in self.implicit:
+            self.keys[path] = key_at
+            self.values[path] = value_at
+            self.implicit.discard(path)
+
+    def _implicit(self, path: tuple, key_at: int) -> None:
+        """Record a table created implicitly by a dotted key or header prefix."""
+        if path not in self.keys:
+            self.keys[path] = key_at
+            self.values[path] = key_at
+            self.implicit.add(path)
+
+    # -- lexing helpers
+
+    def skip_ws(self) -> None:
+        s, i = self.s, self.i
+        while i < len(s) and s[i] in " \t":
+            i += 1
+        self.i = i
+
+    def skip_ws_comments_newlines(self) -> None:
+        s = self.s
+        while self.i < len(s):
+            c = s[self.i]
+            if c in " \t\r\n":
+                self.i += 1
+            elif c == "#":
+                end = s.find("\n", self.i)
+                self.i = len(s) if end < 0 else end + 1
+            else:
+                return
+
+    def expect(self, text: str) -> None:
+        if not self.s.startswith(text, self.i):
+            raise _ScanError(f"expected {text!r} at {self.i}")
+        self.i += len(text)
+
+    # -- grammar
+
+    def document(self) -> None:
+        table: tuple = ()
+        s = self.s
+        while True:
+            self.skip_ws_comments_newlines()
+            if self.i >= len(s):
+                return
+            if s[self.i] == "[":
+                table = self.header()
+            else:
+                self.keyval(table)
+            self.skip_ws()
+            if self.i < len(s) and s[self.i] not in "#\r\n":
+                raise _ScanError(f"unexpected {s[self.i]!r} at {self.i}")
+
+    def header(self) -> tuple:
+        start = self.i
+        is_array = self.s.startswith("[[", start)
+        self.i += 2 if is_array else 1
+        self.skip_ws()
+        segments = self.key()
+        self.skip_ws()
+        self.expect("]]" if is_array else "]")
+        path: tuple = ()
+        last = len(segments) - 1
+        for n, (name, at) in enumerate(segments):
+            path += (name,)
+            if n == last and is_array:
+                count = self.aot.get(path, 0)
+                self.aot[path] = count + 1
+                self._define(path, at, start)
+                path += (count,)
+                self._define(path, start, start)
+            elif n == last:
+                self._define(path, at, start)
+            elif path in self.aot:
+                path += (self.aot[path] - 1,)
+            else:
+                self._implicit(path, at)
+        return path
+
+    def keyval(self, table: tuple) -> None:
+        segments = self.key()
+        self.skip_ws()
+        self.expect("=")
+        self.skip_ws()
+        path = table
+        last = len(segments) - 1
+        for n, (name, at) in enumerate(segments):
+            path += (name,)
+            if n < last:
+                self._implicit(path, at)
+            else:
+                self._define(path, at, self.i)
+        self.value(path)
+
+    def key(self) -> list[tuple[str, int]]:
+        """Parse a (possibly dotted) key; return its segments with their indexes."""
+        s = self.s
+        segments = []
+        while True:
+            self.skip_ws()
+            at = self.i
+            c = s[at] if at < len(s) else ""
+            if c == '"':
+                self.basic_string()
+                segments.append((_unescape(s[at + 1 : self.i - 1]), at))
+            elif c == "'":
+                self.literal_string()
+                segments.append((s[at + 1 : self.i - 1], at))
+            else:
+                match = _BARE_KEY.match(s, at)
+                if not match:
+                    raise _ScanError(f"expected a key at {at}")
+                self.i = match.end()
+                segments.append((match.group(), at))
+            self.skip_ws()
+            if self.i < len(s) and s[self.i] == ".":
+                self.i += 1
+                continue
+            return segments
+
+    def value(self, path: tuple) -> None:
+        s = self.s
+        at = self.i
+        self.values.setdefault(path, at)
+        c = s[at]
+        if c == '"':
+            if s.startswith('"""', at):
+                self.multiline_string('"""')
+            else:
+                self.basic_string()
+        elif c == "'":
+            if s.startswith("'''", at):
+                self.multiline_string("'''")
+            else:
+                self.literal_string()
+        elif c == "[":
+            self.array(path)
+        elif c == "{":
+            self.inline_table(path)
+        else:
+            match = _SCALAR.match(s, at)
+            if not match:
+                raise _ScanError(f"expected a value at {at}")
+            end = match.end()
+            # A local date-time may separate date and time with a space.
+            if _DATE.fullmatch(match.group()) and _TIME_AFTER_SPACE.match(s, end):
+                end = _SCALAR.match(s, end + 1).end()
+            self.i = end
+
+    def basic_string(self) -> None:
+        s = self.s
+        i = self.i + 1
+        while True:
+            c = s[i]
+            if c == "\\":
+                i += 2
+            elif c == '"':
+                self.i = i + 1
+                return
+            elif c == "\n":
+                raise _ScanError("newline in a string")
+            else:
+                i += 1
+
+    def literal_string(self) -> None:
+        end = self.s.find("'", self.i + 1)
+        if end < 0:
+            raise _ScanError("unterminated literal string")
+        self.i = end + 1
+
+    def multiline_string(self, delim: str) -> None:
+        s = self.s
+        quote = delim[0]
+        i = self.i + 3
+        while True:
+            c = s[i]
+            if c == "\\" and quote == '"':
+                i += 2
+            elif s.startswith(delim, i):
+                # Up to two quotes right before the closing delimiter belong to the
+                # content: the delimiter is the last three of the run.
+                run = 3
+                while run < 5 and i + run < len(s) and s[i + run] == quote:
+                    run += 1
+                self.i = i + run
+                return
+            else:
+                i += 1
+
+    def array(self, path: tuple) -> None:
+        s = self.s
+        self.i += 1
+        index = 0
+        while True:
+            self.skip_ws_comments_newlines()
+            if s[self.i] == "]":
+                self.i += 1
+                return
+            element = path + (index,)
+            self._define(element, self.i, self.i)
+            self.value(element)
+            index += 1
+            self.skip_ws_comments_newlines()
+            if s[self.i] == ",":
+                self.i += 1
+            elif s[self.i] == "]":
+                self.i += 1
+                return
+            else:
+                raise _ScanError(f"expected ',' or ']' at {self.i}")
+
+    def inline_table(self, path: tuple) -> None:
+        s = self.s
+        self.i += 1
+        while True:
+            self.skip_ws_comments_newlines()
+            if s[self.i] == "}":
+                self.i += 1
+                return
+            self.keyval(path)
+            self.skip_ws_comments_newlines()
+            if s[self.i] == ",":
+                self.i += 1
+            elif s[self.i] == "}":
+                self.i += 1
+                return
+            else:
+                raise _ScanError(f"expected ',' or '}}' at {self.i}")
