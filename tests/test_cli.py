@@ -1,0 +1,166 @@
+"""The real command line in subprocesses: outputs, exit codes, stdout hygiene."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LOW_MEMORY_LAPTOP
+
+SELFDEV = ["--", "cargo", "build", "--profile", "selfdev"]
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    root = tmp_path / "proj"
+    (root / "policies").mkdir(parents=True)
+    (root / "Cargo.toml").write_text('[package]\nname = "demo"\nversion = "0.1.0"\n\n[profile.selfdev]\ninherits = "dev"\n')
+    (root / "buildpolicy.toml").write_text('policies = ["policies"]\n')
+    return root
+
+
+@pytest.fixture
+def facts_file(tmp_path) -> Path:
+    path = tmp_path / "laptop.json"
+    path.write_text(json.dumps(LOW_MEMORY_LAPTOP))
+    return path
+
+
+def test_env_prints_exports_that_bash_can_eval(cli, project, facts_file):
+    proc = cli("env", "--facts", str(facts_file), *SELFDEV, cwd=project, check=True)
+    assert "export CARGO_PROFILE_SELFDEV_CODEGEN_UNITS='256'" in proc.stdout.splitlines()
+    shell = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", 'eval "$1"; printf %s "$CARGO_BUILD_JOBS"', "_", proc.stdout],
+        capture_output=True, text=True, check=True,
+    )
+    assert shell.stdout == "3"
+
+
+def test_env_json_and_fish(cli, project, facts_file):
+    data = json.loads(cli("env", "--format", "json", "--facts", str(facts_file), *SELFDEV, cwd=project, check=True).stdout)
+    assert data["set"]["CARGO_INCREMENTAL"] == "1" and isinstance(data["unset"], list)
+    fish = cli("env", "--shell", "fish", "--facts", str(facts_file), *SELFDEV, cwd=project, check=True).stdout
+    assert "set -gx CARGO_INCREMENTAL '1'" in fish.splitlines()
+
+
+def test_errors_leave_stdout_empty_and_exit_2(cli, project, facts_file):
+    (project / "policies" / "bad.toml").write_text('[[rule]]\nid = "x"\nwhen = "memory.availabel < 4GiB"\n')
+    proc = cli("env", "--facts", str(facts_file), cwd=project)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "bad.toml:3:9" in proc.stderr and "did you mean 'memory.available'" in proc.stderr
+    assert "^" in proc.stderr and "Traceback" not in proc.stderr
+    bad_knob = cli("env", cwd=project, env={"BUILDPOLICY_SCCACHE": "sometimes"})
+    assert bad_knob.returncode == 2 and bad_knob.stdout == ""
+    assert "BUILDPOLICY_SCCACHE" in bad_knob.stderr and "auto, on, off" in bad_knob.stderr
+
+
+def test_malformed_toml_and_schema_errors_reported_together(cli, project):
+    (project / "policies" / "a.toml").write_text('[[rule]]\nid = "a"\nwhne = "os == \'linux\'"\npriority = "5"\n')
+    (project / "policies" / "b.toml").write_text('[[rule]\nid = "b"\n')
+    proc = cli("check", cwd=project)
+    assert proc.returncode == 1
+    assert "a.toml:3:1" in proc.stderr and "whne" in proc.stderr
+    assert "a.toml:4:" in proc.stderr and "priority" in proc.stderr
+    assert "b.toml:1:" in proc.stderr
+    env = cli("env", cwd=project)
+    assert env.returncode == 2 and env.stdout == ""
+
+
+def test_check_ok_and_warns_about_possible_conflicts(cli, project):
+    (project / "policies" / "a.toml").write_text(
+        '[[rule]]\nid = "a"\nwhen = "os == \'linux\'"\nenv = { CARGO_TERM_COLOR = "always" }\n'
+        '[[rule]]\nid = "b"\nwhen = "ci"\nenv = { CARGO_TERM_COLOR = "never" }\n'
+        '[[rule]]\nid = "c"\nwhen = "os == \'macos\'"\nenv = { CARGO_TERM_COLOR = "never" }\n'
+    )
+    proc = cli("check", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ok:")
+    assert "'a'" in proc.stderr and "'b'" in proc.stderr
+    assert "'c'" not in proc.stderr  # os == linux and os == macos never match together
+
+
+def test_exec_replaces_process_and_keeps_exit_status(cli, project, facts_file):
+    proc = cli("exec", "--facts", str(facts_file), "--", "sh", "-c", 'printf %s "$CARGO_BUILD_JOBS"; exit 7', cwd=project)
+    assert proc.returncode == 7
+    assert proc.stdout == "3"
+    missing = cli("exec", "--", "no-such-command-xyz", cwd=project)
+    assert missing.returncode == 127 and "not found" in missing.stderr
+
+
+def test_exec_dry_run_plan(cli, project, facts_file):
+    (project / "buildpolicy.toml").write_text('[feature_profiles]\nminimal = ["--no-default-features"]\n')
+    proc = cli("exec", "--dry-run", "--facts", str(facts_file), *SELFDEV, cwd=project, check=True)
+    plan = json.loads(proc.stdout)
+    assert plan["argv"] == ["cargo", "build", "--profile", "selfdev"]
+    assert plan["execution"]["mode"] == "local"
+    for key in ("profile", "env", "unset", "cargo_args", "decisions", "provenance", "knobs", "rules", "warnings"):
+        assert key in plan
+    assert plan["profile"] == "selfdev"
+    assert plan["decisions"]["jobs"]["status"].startswith("adaptive:3")
+    assert set(plan["decisions"]["jobs"]) == {"value", "status", "reason", "source"}
+    assert set(plan["provenance"]["CARGO_PROFILE_SELFDEV_CODEGEN_UNITS"]) == {"layer", "file", "line", "source"}
+
+
+def test_explain_text_is_grouped_and_names_sources(cli, project, facts_file):
+    facts = json.loads(facts_file.read_text())
+    del facts["memory.available"]
+    facts_file.write_text(json.dumps(facts))
+    text = cli("explain", "--facts", str(facts_file), *SELFDEV, cwd=project, check=True).stdout
+    for heading in ("Decisions", "Environment", "Knobs", "Rules", "Unknown facts", "Files read"):
+        assert f"\n{heading}" in text
+    assert "cargo-default" in text and "memory.available" in text
+    one = cli("explain", "jobs", "--facts", str(facts_file), cwd=project, check=True).stdout
+    assert "jobs" in one and "Rules" not in one
+    missing = cli("explain", "nothing-like-this", cwd=project)
+    assert missing.returncode == 2 and missing.stdout == ""
+
+
+def test_facts_command(cli, project):
+    data = json.loads(cli("facts", "--format", "json", cwd=project, check=True).stdout)
+    assert data["os"] == "linux" and isinstance(data["cpu.count"], int) and data["cpu.count"] >= 1
+    text = cli("facts", "memory.total", "os", cwd=project, check=True).stdout
+    assert text.startswith("memory.total") and "GiB" in text
+    assert cli("facts", "memory.totl", cwd=project).returncode == 2
+
+
+def test_facts_file_toml_nested_and_sizes(cli, project, tmp_path):
+    facts = tmp_path / "m.toml"
+    facts.write_text('os = "linux"\n[memory]\ntotal = "16GiB"\navailable = "512MiB"\n[swap]\ntotal = 0\n')
+    data = json.loads(cli("facts", "memory.total", "memory.available", "--facts", str(facts), "--format", "json", cwd=project, check=True).stdout)
+    assert data == {"memory.total": 16 << 30, "memory.available": 512 << 20}
+
+
+def test_python_dash_m_and_usage_errors(cli, project):
+    assert cli(cwd=project).returncode == 2
+    assert cli("env", "--shell", "tcsh", cwd=project).returncode == 2
+    assert cli("env", "--bogus", cwd=project).returncode == 2
+
+
+def test_installed_package_finds_policies_and_schemas(tmp_path, base_env):
+    """`pip install .` into a new venv, run from an unrelated directory."""
+    repo = Path(__file__).resolve().parent.parent
+    venv = tmp_path / "venv"
+    subprocess.run(["python3", "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run(
+        [venv / "bin" / "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--disable-pip-version-check", str(repo)],
+        check=True, capture_output=True, cwd=tmp_path,
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = dict(base_env)
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run([venv / "bin" / "buildpolicy", "explain", "--format", "json"], cwd=elsewhere, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert any(rule["id"] == "low-memory-incremental" for rule in report["rules"])
+    rule_file = next(r["file"] for r in report["rules"] if r["id"] == "low-memory-incremental")
+    assert str(venv) in rule_file  # the installed copy, not the source tree
+    schema = subprocess.run([venv / "bin" / "python", "-c", "from buildpolicy.data import schema_dir; print(schema_dir())"],
+                            cwd=elsewhere, env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert (Path(schema) / "policy.schema.json").is_file() and str(venv) in schema
+    assert set(report["decisions"]) >= {"jobs", "sccache", "tmpdir", "low_memory"}
