@@ -18,9 +18,13 @@ def _environ_unchanged():
     before = dict(os.environ)
     yield
     after = dict(os.environ)
+    # pytest itself updates PYTEST_CURRENT_TEST between setup and teardown.
+    before.pop("PYTEST_CURRENT_TEST", None)
+    after.pop("PYTEST_CURRENT_TEST", None)
     if before != after:
         changed = sorted(set(before.items()) ^ set(after.items()))
-        os.environ.clear()
+        for name in set(after) - set(before):
+            del os.environ[name]
         os.environ.update(before)
         pytest.fail(f"test changed os.environ: {changed[:5]}")
 
