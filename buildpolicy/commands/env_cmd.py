@@ -10,11 +10,11 @@ from buildpolicy.cli import make_request, print_warnings
 def run(args, command_argv) -> int:
     """Evaluate and print; nothing reaches stdout unless the whole run succeeded."""
     from buildpolicy.engine import evaluate
-    from buildpolicy.render import FORMATS, render_env
+    from buildpolicy.render import FORMATS, FORMATS_WITHOUT_UNSET, render_env
 
     result = evaluate(make_request(args, command_argv, "env", emit_state=args.format == "sh"))
     if args.format in FORMATS:
-        if args.format in ("dotenv", "github") and result.unset:
+        if args.format in FORMATS_WITHOUT_UNSET and result.unset:
             result.warnings.append(f"the {args.format} format cannot unset variables: {', '.join(result.unset)} left as they are")
         text = render_env(result.set_env, result.unset, shell=args.shell, fmt=args.format)
     else:
@@ -22,6 +22,8 @@ def run(args, command_argv) -> int:
         if text is None:
             render_env({}, [], shell=args.shell, fmt=args.format)  # raises the "allowed formats" error
     print_warnings(result.warnings, args.quiet)
-    sys.stdout.write(text)
+    # Bytes, so values holding undecodable bytes (surrogateescape) round-trip
+    # and no platform newline translation touches them.
+    sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
     sys.stdout.flush()
     return 0
