@@ -1,0 +1,71 @@
+"""The typed facts model (DESIGN §3): names and types, lazy probes, overrides.
+
+Importing this package loads no probe code; each probe module is imported when
+one of its facts is first asked for. Helpers used only by some commands are
+imported on first access as well.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from buildpolicy.facts.coerce import FACT_TYPES, coerce_fact, coerce_value
+from buildpolicy.facts.context import FactUnknown, ProbeContext, default_cache_dir
+from buildpolicy.facts.registry import (
+    LISTED_TOOLS,
+    FactRegistry,
+    FactSpec,
+    fact_type,
+    known_fact_names,
+    make_registry,
+    spec_for,
+)
+from buildpolicy.facts.store import HERMETIC_REASON, FactStore, ProbeSession
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from buildpolicy.facts.cache import ProbeCache
+    from buildpolicy.facts.cargo import CargoArgs, parse_cargo_argv
+    from buildpolicy.facts.overrides import load_facts_file
+    from buildpolicy.facts.rust import toolchain_runs
+
+_LAZY = {
+    "CargoArgs": "cargo",
+    "parse_cargo_argv": "cargo",
+    "load_facts_file": "overrides",
+    "toolchain_runs": "rust",
+    "ProbeCache": "cache",
+}
+
+__all__ = [
+    "FACT_TYPES",
+    "HERMETIC_REASON",
+    "LISTED_TOOLS",
+    "CargoArgs",
+    "FactRegistry",
+    "FactSpec",
+    "FactStore",
+    "FactUnknown",
+    "ProbeCache",
+    "ProbeContext",
+    "ProbeSession",
+    "coerce_fact",
+    "coerce_value",
+    "default_cache_dir",
+    "fact_type",
+    "known_fact_names",
+    "make_registry",
+    "load_facts_file",
+    "parse_cargo_argv",
+    "spec_for",
+    "toolchain_runs",
+]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"buildpolicy.facts.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'buildpolicy.facts' has no attribute {name!r}")

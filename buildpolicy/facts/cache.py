@@ -1,0 +1,93 @@
+"""The probe cache: results of expensive probes keyed by the identity of the binary run.
+
+One JSON file in the cache dir. A key holds the binary's path, size and mtime_ns,
+so replacing or updating a binary invalidates its entries without any bookkeeping.
+A corrupt or unreadable file is ignored and rebuilt; a failed write is not fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+CACHE_FILE = "probes.json"
+VERSION = 1
+# Old identities are never hit again; keeping the newest entries bounds the file.
+MAX_ENTRIES = 64
+
+
+def binary_identity(path: str | os.PathLike) -> list | None:
+    """``[path, size, mtime_ns]`` of the file at ``path`` (symlinks followed), or None if missing."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [os.fspath(path), st.st_size, st.st_mtime_ns]
+
+
+def cache_key(kind: str, *parts: Any) -> str:
+    """A cache key for probe ``kind`` over JSON-serialisable ``parts``."""
+    return json.dumps([kind, *parts], separators=(",", ":"))
+
+
+class ProbeCache:
+    """Read-through access to ``<cache_dir>/probes.json``; loaded on first use."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._entries: dict[str, Any] | None = None
+
+    @classmethod
+    def for_context(cls, ctx) -> ProbeCache:
+        """The probe cache of ``ctx.cache_dir``."""
+        return cls(Path(ctx.cache_dir) / CACHE_FILE)
+
+    def _load(self) -> dict[str, Any]:
+        if self._entries is None:
+            self._entries = {}
+            try:
+                with open(self.path, "rb") as handle:
+                    data = json.load(handle)
+            except (OSError, ValueError):
+                return self._entries  # missing or corrupt: start afresh
+            if isinstance(data, dict) and data.get("version") == VERSION and isinstance(data.get("entries"), dict):
+                self._entries = data["entries"]
+        return self._entries
+
+    def get(self, key: str) -> Any:
+        """The value stored under ``key``, or None."""
+        entry = self._load().get(key)
+        return entry.get("value") if isinstance(entry, dict) else None
+
+    def put(self, key: str, value: Any) -> None:
+        """Store ``value`` under ``key`` and write the file atomically (errors ignored)."""
+        entries = self._load()
+        entries.pop(key, None)
+        entries[key] = {"value": value}  # re-insert: dict order is age order
+        while len(entries) > MAX_ENTRIES:
+            del entries[next(iter(entries))]
+        data = json.dumps({"version": VERSION, "entries": entries}, indent=0).encode()
+        try:
+            _atomic_write(self.path, data)
+        except OSError:
+            pass  # a read-only cache dir costs speed, never correctness
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    # Temp file in the same directory, then rename: readers see the old or the new
+    # file, never half of one. (No tempfile module: it is slow to import.)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

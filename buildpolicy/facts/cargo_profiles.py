@@ -1,0 +1,187 @@
+"""cargo.profile_inherits and cargo.incremental from the project's profiles.
+
+Profiles come, lowest precedence first, from the workspace root's Cargo.toml,
+``.cargo/config.toml`` files ($CARGO_HOME, then from the filesystem root down to
+the working directory), ``CARGO_PROFILE_<NAME>_<KEY>`` variables and ``--config``
+arguments, as cargo merges them. Only ``inherits`` and ``incremental`` are read.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from buildpolicy.facts.cargo import cargo_args, profile_env_name
+from buildpolicy.facts.context import FactUnknown
+
+# Cargo's built-in profiles: roots (no parent) and the parents of test/bench.
+BUILTIN_PARENTS = {"dev": None, "release": None, "test": "dev", "bench": "release"}
+BUILTIN_INCREMENTAL = {"dev": True, "release": False}
+_KEYS = ("inherits", "incremental")
+
+
+def _load_toml(path: Path) -> dict | None:
+    import tomllib  # lazy: only profile facts need TOML here
+
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError:
+        return None
+    except ValueError as exc:
+        raise FactUnknown(f"{path} is not valid TOML: {exc}") from None
+
+
+def find_manifest(start: Path) -> Path | None:
+    """The nearest Cargo.toml walking up from ``start``, or None."""
+    for directory in (start, *start.parents):
+        candidate = directory / "Cargo.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def workspace_manifest(manifest: Path) -> tuple[Path, dict]:
+    """The manifest whose ``[profile]`` tables apply: the workspace root's, else ``manifest`` itself."""
+    data = _load_toml(manifest) or {}
+    if "workspace" in data:
+        return manifest, data
+    explicit = (data.get("package") or {}).get("workspace")
+    if isinstance(explicit, str):
+        root = manifest.parent / explicit / "Cargo.toml"
+        return root, _load_toml(root) or {}
+    for directory in manifest.parent.parents:
+        candidate = directory / "Cargo.toml"
+        if candidate.is_file():
+            root_data = _load_toml(candidate) or {}
+            workspace = root_data.get("workspace")
+            if isinstance(workspace, dict):
+                relative = manifest.parent.relative_to(directory).as_posix()
+                excluded = any(relative == e.rstrip("/") or relative.startswith(e.rstrip("/") + "/")
+                               for e in workspace.get("exclude", []) if isinstance(e, str))
+                return (manifest, data) if excluded else (candidate, root_data)
+    return manifest, data
+
+
+def _config_files(ctx) -> list[Path]:
+    # Lowest precedence first: $CARGO_HOME, then ancestors, the working directory last.
+    files = []
+    cargo_home = ctx.environ.get("CARGO_HOME") or (str(ctx.home() / ".cargo") if ctx.home() else None)
+    cwd = Path(os.path.abspath(ctx.cwd))
+    dirs = [Path(cargo_home)] if cargo_home else []
+    dirs += [d / ".cargo" for d in reversed((cwd, *cwd.parents))]
+    seen = set()
+    for directory in dirs:
+        for name in ("config.toml", "config"):
+            path = directory / name
+            if path not in seen and path.is_file():
+                seen.add(path)
+                files.append(path)
+                break  # cargo reads config.toml and ignores a legacy `config` beside it
+    return files
+
+
+def _merge(profiles: dict, build: dict, data: dict) -> None:
+    for name, table in (data.get("profile") or {}).items():
+        if isinstance(table, dict):
+            profiles.setdefault(name, {}).update({k: table[k] for k in _KEYS if k in table})
+    if isinstance(data.get("build"), dict) and "incremental" in data["build"]:
+        build["incremental"] = data["build"]["incremental"]
+
+
+def load_profiles(s) -> tuple[dict[str, dict], dict]:
+    """``({profile: {inherits, incremental}}, {incremental: …} of [build])``, merged like cargo."""
+    ctx = s.ctx
+    args = cargo_args(s)
+    start = Path(os.path.abspath(ctx.cwd))
+    if args.manifest_path:
+        start = (start / args.manifest_path).parent
+    profiles: dict[str, dict] = {}
+    build: dict = {}
+    manifest = find_manifest(start)
+    if manifest is not None:
+        _merge(profiles, {}, workspace_manifest(manifest)[1])  # [build] is config only
+    for path in _config_files(ctx):
+        _merge(profiles, build, _load_toml(path) or {})
+    for text in args.config_args:
+        _merge(profiles, build, _config_arg(start, text))
+    return profiles, build
+
+
+def _config_arg(start: Path, text: str) -> dict:
+    # `--config KEY=VALUE` is a TOML line; anything else names a config file.
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except ValueError:
+        return _load_toml(start / text) or {}
+
+
+def _env_setting(environ, profile: str, key: str):
+    value = environ.get(f"CARGO_PROFILE_{profile_env_name(profile)}_{key.upper()}")
+    if value is None:
+        return None
+    if key == "incremental":
+        return value.strip().lower() == "true"
+    return value
+
+
+def _setting(s, profiles: dict, profile: str, key: str):
+    env_value = _env_setting(s.ctx.environ, profile, key)
+    return env_value if env_value is not None else profiles.get(profile, {}).get(key)
+
+
+def inherits_chain(s, profile: str) -> list[str]:
+    """``[profile, parent, …, root]`` ending at dev or release; FactUnknown when broken."""
+    profiles, _build = s.shared("cargo.profiles", lambda: load_profiles(s))
+    chain = [profile]
+    while True:
+        current = chain[-1]
+        if current in ("dev", "release"):
+            return chain
+        parent = BUILTIN_PARENTS.get(current) or _setting(s, profiles, current, "inherits")
+        if not isinstance(parent, str) or not parent:
+            if current not in profiles:
+                raise FactUnknown(f"profile {current!r} is not defined in Cargo.toml")
+            raise FactUnknown(f"custom profile {current!r} does not declare inherits")
+        if parent in chain:
+            raise FactUnknown(f"profile inherits cycle: {' -> '.join([*chain, parent])}")
+        chain.append(parent)
+
+
+def _profile(s) -> str:
+    profile = s.fact("cargo.profile")
+    if profile is None:
+        raise FactUnknown("cargo.profile is unknown")
+    return profile
+
+
+def probe_profile_inherits(s) -> str:
+    """The ``cargo.profile_inherits`` fact: the profile's direct parent, null for dev/release."""
+    chain = inherits_chain(s, _profile(s))  # a broken chain makes the parent unknown too
+    if len(chain) == 1:
+        raise FactUnknown(f"{chain[0]} is a root profile")
+    return chain[1]
+
+
+def probe_incremental(s) -> bool:
+    """The ``cargo.incremental`` fact, resolved like cargo.
+
+    ``CARGO_INCREMENTAL`` wins (cargo enables only for ``1``), then ``build.incremental``,
+    then the first ``incremental`` along the inherits chain, then the root's default.
+    """
+    environ = s.ctx.environ
+    if "CARGO_INCREMENTAL" in environ:
+        return environ["CARGO_INCREMENTAL"] == "1"
+    if "CARGO_BUILD_INCREMENTAL" in environ:
+        return environ["CARGO_BUILD_INCREMENTAL"].strip().lower() == "true"
+    profiles, build = s.shared("cargo.profiles", lambda: load_profiles(s))
+    if isinstance(build.get("incremental"), bool):
+        return build["incremental"]
+    chain = inherits_chain(s, _profile(s))
+    for profile in chain:
+        value = _setting(s, profiles, profile, "incremental")
+        if isinstance(value, bool):
+            return value
+    return BUILTIN_INCREMENTAL[chain[-1]]

@@ -1,0 +1,90 @@
+"""What a probe may look at: the caller's invocation, never this process's globals."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+
+import attrs
+
+
+class FactUnknown(Exception):
+    """Raised inside a probe: the fact is unknown (null), and ``str(exc)`` says why."""
+
+
+def _snapshot(environ: Mapping[str, str]) -> Mapping[str, str]:
+    # A read-only copy: a later change to os.environ (or the caller's dict) must not
+    # change facts that were already probed from it.
+    return MappingProxyType(dict(environ))
+
+
+def _optional_argv(argv) -> tuple[str, ...] | None:
+    return None if argv is None else tuple(argv)
+
+
+def _optional_path(path) -> Path | None:
+    return None if path is None else Path(path)
+
+
+@attrs.frozen(kw_only=True)
+class ProbeContext:
+    """Everything probes need to know about one invocation.
+
+    ``environ`` is the caller's environment; probes never read ``os.environ``.
+    ``root`` is the filesystem root for ``/proc``, ``/sys`` and ``/etc`` reads and
+    ``platform`` overrides ``sys.platform``: tests point both at fake machines.
+    Fields are keyword-only; ``cwd``, ``environ`` and ``cache_dir`` are required.
+    """
+
+    cwd: Path = attrs.field(converter=Path)
+    environ: Mapping[str, str] = attrs.field(converter=_snapshot)
+    cargo_argv: tuple[str, ...] | None = attrs.field(default=None, converter=_optional_argv)
+    profile_flag: str | None = None
+    default_profile: str = "dev"
+    project_root: Path | None = attrs.field(default=None, converter=_optional_path)
+    cache_dir: Path = attrs.field(converter=Path)
+    root: Path = attrs.field(default=Path("/"), converter=Path)
+    platform: str | None = None
+
+    @classmethod
+    def from_process(cls, **overrides) -> ProbeContext:
+        """Build a context for this process: current directory, ``os.environ``, XDG cache dir.
+
+        Keyword arguments replace any field (``cargo_argv=...``, ``profile_flag=...``).
+        """
+        environ = overrides.pop("environ", os.environ)
+        fields = {"cwd": Path.cwd(), "environ": environ, "cache_dir": default_cache_dir(environ)}
+        fields.update(overrides)
+        return cls(**fields)
+
+    @property
+    def sys_platform(self) -> str:
+        """``sys.platform``, or the override given for tests."""
+        return self.platform or sys.platform
+
+    @property
+    def is_linux(self) -> bool:
+        """True when probing a Linux machine (``/proc`` and ``/sys`` are readable)."""
+        return self.sys_platform.startswith("linux")
+
+    def host_path(self, absolute: str) -> Path:
+        """Map an absolute machine path (``/proc/meminfo``) under ``root``."""
+        return self.root / absolute.lstrip("/")
+
+    def home(self) -> Path | None:
+        """The caller's home directory from ``HOME``, or None when unset."""
+        home = self.environ.get("HOME") or self.environ.get("USERPROFILE")
+        return Path(home) if home else None
+
+
+def default_cache_dir(environ: Mapping[str, str]) -> Path:
+    """``$XDG_CACHE_HOME/buildpolicy`` (default ``~/.cache/buildpolicy``) for ``environ``."""
+    xdg = environ.get("XDG_CACHE_HOME")
+    # XDG says relative values are invalid and must be ignored.
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "buildpolicy"
+    home = environ.get("HOME") or os.path.expanduser("~")
+    return Path(home) / ".cache" / "buildpolicy"

@@ -1,0 +1,111 @@
+"""The ``git.head`` probe: read HEAD and refs from the repository files, no git process.
+
+Handles ``.git`` directories and ``.git`` files (worktrees and submodules point
+elsewhere with ``gitdir:``; worktrees share refs through ``commondir``), loose and
+packed refs, symbolic refs and detached HEADs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from buildpolicy.facts.context import FactUnknown
+
+SHORT = 7
+_HEX = frozenset("0123456789abcdef")
+
+
+def _read(path: Path) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def _is_hash(text: str) -> bool:
+    return len(text) in (40, 64) and set(text) <= _HEX
+
+
+def _gitdir_from_file(dotgit: Path) -> Path | None:
+    text = _read(dotgit) or ""
+    if not text.startswith("gitdir:"):
+        return None
+    target = Path(text.removeprefix("gitdir:").strip())
+    return target if target.is_absolute() else dotgit.parent / target
+
+
+def find_git_dirs(start: Path, environ=None) -> tuple[Path, Path] | None:
+    """``(git dir, common dir)`` of the repository containing ``start``, or None.
+
+    ``GIT_DIR`` in ``environ`` wins, as it does for git itself.
+    """
+    environ = environ or {}
+    gitdir = None
+    if environ.get("GIT_DIR"):
+        gitdir = start / environ["GIT_DIR"]
+    else:
+        for directory in (start, *start.parents):
+            dotgit = directory / ".git"
+            if dotgit.is_dir():
+                gitdir = dotgit
+            elif dotgit.is_file():
+                gitdir = _gitdir_from_file(dotgit)
+            else:
+                continue
+            break
+    if gitdir is None or not gitdir.is_dir():
+        return None
+    common = _read(gitdir / "commondir")
+    commondir = (gitdir / common) if common else gitdir
+    if environ.get("GIT_COMMON_DIR"):
+        commondir = start / environ["GIT_COMMON_DIR"]
+    return gitdir, commondir
+
+
+def _packed_ref(commondir: Path, ref: str) -> str | None:
+    for line in (_read(commondir / "packed-refs") or "").splitlines():
+        if line.startswith(("#", "^")):
+            continue
+        value, _, name = line.partition(" ")
+        if name.strip() == ref:
+            return value
+    return None
+
+
+def resolve_ref(gitdir: Path, commondir: Path, ref: str) -> str | None:
+    """The commit hash ``ref`` (``HEAD``, ``refs/heads/main``…) points to, or None."""
+    for _ in range(10):  # symbolic refs may chain; a loop is a broken repository
+        # Per-worktree refs (HEAD, refs/bisect…) live in the git dir, shared ones in
+        # the common dir; loose refs shadow packed ones.
+        text = _read(gitdir / ref)
+        if text is None and commondir != gitdir:
+            text = _read(commondir / ref)
+        if text is None:
+            text = _packed_ref(commondir, ref)
+        if text is None:
+            return None
+        if text.startswith("ref:"):
+            ref = text.removeprefix("ref:").strip()
+            continue
+        return text if _is_hash(text) else None
+    return None
+
+
+def head_commit(start: Path, environ=None) -> str | None:
+    """The full commit hash of HEAD for the repository containing ``start``, or None."""
+    dirs = find_git_dirs(start, environ)
+    return resolve_ref(*dirs, "HEAD") if dirs else None
+
+
+def probe_git_head(s) -> str:
+    """The ``git.head`` fact: the first 7 hex digits of HEAD's commit."""
+    start = Path(os.path.abspath(s.ctx.cwd))
+    dirs = find_git_dirs(start, s.ctx.environ)
+    if dirs is None:
+        raise FactUnknown(f"{start} is not inside a git repository")
+    commit = resolve_ref(*dirs, "HEAD")
+    if commit is None:
+        raise FactUnknown("HEAD does not point to a commit (new repository, or an unsupported ref format)")
+    return commit[:SHORT]

@@ -1,0 +1,202 @@
+"""Rust toolchain probes: rust.toolchains, rust.nightly, rust.version, toolchain_runs().
+
+Toolchains are listed from ``$RUSTUP_HOME/toolchains`` (no subprocess). Running
+rustc is the only expensive step; its result is cached by the identity of the
+rustc binary on PATH *and* of the toolchain rustup would pick, because the rustup
+proxy binary stays the same when the default toolchain changes or is updated.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from buildpolicy.facts.cache import ProbeCache, binary_identity, cache_key
+from buildpolicy.facts.context import FactUnknown, ProbeContext
+from buildpolicy.facts.subproc import run_text
+
+_VERSION_RE = re.compile(r"^rustc (\S+)")
+_DATED_NIGHTLY_RE = re.compile(r"^nightly-(\d{4}-\d{2}-\d{2})(?:-|$)")
+_EXE = ".exe" if os.name == "nt" else ""
+
+
+def rustup_home(ctx: ProbeContext) -> Path | None:
+    """``$RUSTUP_HOME``, else ``~/.rustup`` of the caller's HOME; None without either."""
+    if ctx.environ.get("RUSTUP_HOME"):
+        return Path(ctx.environ["RUSTUP_HOME"])
+    home = ctx.home()
+    return home / ".rustup" if home else None
+
+
+def list_toolchains(home: Path) -> list[str]:
+    """Sorted names of the toolchains installed (or linked) under ``home``."""
+    try:
+        with os.scandir(home / "toolchains") as entries:
+            # is_dir() follows symlinks: `rustup toolchain link` makes symlinks.
+            return sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
+    except FileNotFoundError:
+        return []
+
+
+def pick_nightly(toolchains: list[str], host: str | None) -> str | None:
+    """The nightly toolchain to use, or None.
+
+    Preference: plain ``nightly-<host>`` (the channel ``rustup update`` keeps fresh),
+    then the newest dated ``nightly-YYYY-MM-DD-<host>``, then the first nightly in
+    sorted order (a custom-linked one, or one for another host).
+    """
+    nightlies = sorted(name for name in toolchains if name.startswith("nightly"))
+    if host and f"nightly-{host}" in nightlies:
+        return f"nightly-{host}"
+    dated = [name for name in nightlies if _DATED_NIGHTLY_RE.match(name) and (not host or name.endswith(host))]
+    if dated:
+        return max(dated, key=lambda name: _DATED_NIGHTLY_RE.match(name).group(1))
+    return nightlies[0] if nightlies else None
+
+
+def probe_rust_toolchains(s) -> list[str]:
+    """The ``rust.toolchains`` fact."""
+    home = rustup_home(s.ctx)
+    if home is None or not home.is_dir():
+        raise FactUnknown("rustup is not installed (no RUSTUP_HOME or ~/.rustup)")
+    return list_toolchains(home)
+
+
+def probe_rust_nightly(s) -> str:
+    """The ``rust.nightly`` fact (see ``pick_nightly`` for which one)."""
+    toolchains = s.fact("rust.toolchains")
+    if toolchains is None:
+        raise FactUnknown("the installed toolchains are unknown")
+    nightly = pick_nightly(toolchains, s.fact("host.triple"))
+    if nightly is None:
+        raise FactUnknown("no nightly toolchain is installed")
+    return nightly
+
+
+def _toolchain_file_channel(path: Path, text: str) -> str:
+    # rust-toolchain.toml has [toolchain] channel (or path); a legacy rust-toolchain
+    # file may also be a bare channel name.
+    try:
+        import tomllib
+
+        table = tomllib.loads(text).get("toolchain", {})
+        return str(table.get("channel") or table.get("path") or "")
+    except Exception:  # noqa: BLE001 - a bare name is not TOML
+        return text.strip().splitlines()[0].strip() if text.strip() else ""
+
+
+def _settings(home: Path) -> dict:
+    try:
+        import tomllib
+
+        with open(home / "settings.toml", "rb") as handle:
+            return tomllib.load(handle)
+    except (OSError, ValueError):
+        return {}
+
+
+def toolchain_selection(ctx: ProbeContext, home: Path | None) -> tuple[str, str | None, str]:
+    """How rustup would choose the toolchain here: ``(how, toolchain, detail)``.
+
+    ``how`` is ``argv`` (cargo ``+tc``), ``env`` (RUSTUP_TOOLCHAIN), ``override``
+    (``rustup override set``), ``file`` (rust-toolchain[.toml], ``detail`` is its
+    content) or ``default``; the toolchain is None when nothing selects one.
+    """
+    from buildpolicy.facts.cargo import parse_cargo_argv
+
+    override = parse_cargo_argv(ctx.cargo_argv).toolchain_override
+    if override:
+        return "argv", override, ""
+    if ctx.environ.get("RUSTUP_TOOLCHAIN"):
+        return "env", ctx.environ["RUSTUP_TOOLCHAIN"], ""
+    settings = _settings(home) if home else {}
+    overrides = settings.get("overrides") or {}
+    cwd = Path(os.path.abspath(ctx.cwd))
+    for directory in (cwd, *cwd.parents):
+        if str(directory) in overrides:
+            return "override", str(overrides[str(directory)]), str(directory)
+        # rustup prefers the legacy name when both files exist.
+        for name in ("rust-toolchain", "rust-toolchain.toml"):
+            path = directory / name
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            return "file", _toolchain_file_channel(path, text), f"{path}\n{text}"
+    default = settings.get("default_toolchain")
+    return "default", (str(default) if default else None), ""
+
+
+def toolchain_rustc(home: Path | None, toolchain: str | None, host: str | None) -> Path | None:
+    """The rustc binary of installed toolchain ``toolchain`` (``stable`` → ``stable-<host>``), or None."""
+    if not home or not toolchain:
+        return None
+    names = [toolchain] + ([f"{toolchain}-{host}"] if host else [])
+    for name in names:
+        rustc = home / "toolchains" / name / "bin" / f"rustc{_EXE}"
+        if rustc.is_file():
+            return rustc
+    return None
+
+
+def _run_env(ctx: ProbeContext) -> dict[str, str]:
+    env = dict(ctx.environ)
+    # Never let a prompt hook make rustup download a missing toolchain.
+    env["RUSTUP_AUTO_INSTALL"] = "0"
+    return env
+
+
+def probe_rust_version(s) -> str:
+    """The ``rust.version`` fact: ``rustc --version`` of the active rustc, cached."""
+    from buildpolicy.facts.tools import which
+
+    ctx = s.ctx
+    rustc = which("rustc", ctx)
+    if rustc is None:
+        raise FactUnknown("rustc is not on PATH")
+    home = rustup_home(ctx)
+    how, toolchain, detail = toolchain_selection(ctx, home)
+    selected = toolchain_rustc(home, toolchain, s.fact("host.triple"))
+    key = cache_key("rustc-version", binary_identity(rustc), how, toolchain, detail,
+                    selected and binary_identity(selected))
+    cached = s.cache.get(key)
+    if isinstance(cached, str):
+        s.note_cached()
+        return cached
+    env = _run_env(ctx)
+    if how == "argv":
+        env["RUSTUP_TOOLCHAIN"] = toolchain  # what `cargo +tc` does for its rustc
+    code, out, problem = run_text([rustc, "--version"], env=env, cwd=ctx.cwd)
+    match = _VERSION_RE.match(out.strip()) if code == 0 else None
+    if not match:
+        raise FactUnknown(f"rustc --version failed: {problem or out.strip() or 'no output'}")
+    s.cache.put(key, match.group(1))
+    return match.group(1)
+
+
+def toolchain_runs(ctx: ProbeContext, name: str, cache: ProbeCache | None = None) -> tuple[bool, str]:
+    """Whether installed toolchain ``name``'s rustc runs: ``(ok, rustc --version line or why not)``.
+
+    Checked once per rustc binary (path, size, mtime_ns) and remembered in the probe
+    cache; a timeout is not remembered, so a slow machine is asked again next time.
+    """
+    home = rustup_home(ctx)
+    if home is None:
+        return False, "rustup is not installed (no RUSTUP_HOME or HOME)"
+    rustc = home / "toolchains" / name / "bin" / f"rustc{_EXE}"
+    identity = binary_identity(rustc)
+    if identity is None:
+        return False, f"toolchain {name} is not installed ({rustc} is missing)"
+    cache = cache or ProbeCache.for_context(ctx)
+    key = cache_key("toolchain-runs", identity)
+    cached = cache.get(key)
+    if isinstance(cached, list) and len(cached) == 2:
+        return bool(cached[0]), str(cached[1])
+    code, out, problem = run_text([str(rustc), "--version"], env=_run_env(ctx), cwd=ctx.cwd)
+    if code is None:
+        return False, problem
+    ok = code == 0 and out.startswith("rustc ")
+    message = out.strip() if ok else f"{rustc} --version failed: {problem or out.strip() or 'no output'}"
+    cache.put(key, [ok, message])
+    return ok, message

@@ -1,0 +1,45 @@
+"""Run a short subprocess with a hard timeout; every failure becomes a reason string."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+TIMEOUT = 3.0
+
+
+def run_text(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | None = None,
+             timeout: float = TIMEOUT) -> tuple[int | None, str, str]:
+    """Run ``argv`` and return ``(returncode, stdout, problem)``.
+
+    ``returncode`` is None when the program could not run or timed out, and then
+    ``problem`` says why; otherwise ``problem`` is the last stderr line of a failure.
+    stdin is closed so nothing can wait for input.
+    """
+    import subprocess  # lazy: most runs never start a process
+
+    posix = os.name == "posix"
+    try:
+        # A session of its own, so a timeout kills grandchildren too (a wrapper
+        # script's child would otherwise keep the pipes open).
+        proc = subprocess.Popen(
+            list(argv), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=posix,
+        )
+    except OSError as exc:
+        return None, "", f"cannot run {argv[0]}: {exc.strerror or exc}"
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, 9) if posix else proc.kill()
+        except OSError:
+            pass
+        try:
+            proc.communicate(timeout=1)
+        except subprocess.TimeoutExpired:
+            pass
+        return None, "", f"{argv[0]} did not answer within {timeout:g}s"
+    problem = "" if proc.returncode == 0 else (err.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+    return proc.returncode, out, problem
