@@ -20,6 +20,7 @@ from buildpolicy.envstate import STATE_VAR, encode_state, restore_baseline
 from buildpolicy.errors import BuildpolicyError
 from buildpolicy.model import LAYER_RANK, Decision, KnobSpec, KnobValue, Provenance, Rule
 from buildpolicy.paths import Paths, find_profile
+from buildpolicy.sizes import format_size
 
 PLUGIN_RANK = -1  # plugin patches sit below every rule layer
 
@@ -295,10 +296,12 @@ def _evaluate_rules(rules, knobs, facts):
             matched, note = True, "no `when`: always applies"
         else:
             matched, unknown = rule.when.evaluate(facts.get)
-            note = "" if matched else "`when` is false" + (f" (unknown: {', '.join(sorted(unknown))})" if unknown else "")
+            note = ("`when` is true" if matched else "`when` is false") + f" with {fact_summary(rule.when, facts)}"
+            if unknown:
+                note += f"; unknown: {', '.join(sorted(unknown))}"
         outcomes.append(RuleOutcome(rule, matched, tuple(sorted(unknown)), note))
         if rule.knob:
-            decisions[rule.knob] = _knob_rule_decision(rule, switch, matched, unknown, knobs)
+            decisions[rule.knob] = _knob_rule_decision(rule, switch, matched, unknown, knobs, facts)
         if matched:
             for name, value in rule.decide:
                 previous = policy.get(name)
@@ -308,7 +311,23 @@ def _evaluate_rules(rules, knobs, facts):
     return outcomes, decisions, policy
 
 
-def _knob_rule_decision(rule: Rule, switch: str, matched: bool, unknown, knobs) -> Decision:
+def fact_summary(expr, facts) -> str:
+    """``name=value`` for each fact of ``expr`` that was looked up (evaluation short-circuits)."""
+    from buildpolicy.facts import fact_type
+    from buildpolicy.report import format_fact
+
+    probed = facts.probed()
+    parts = []
+    for name in sorted(expr.facts_used):
+        if name in probed:
+            kind = fact_type(name)
+            value = probed[name]
+            shown = format_fact(value, None) if kind != "size" or value is None else format_size(value)
+            parts.append(f"{name}={shown}")
+    return ", ".join(parts) or "no facts looked up"
+
+
+def _knob_rule_decision(rule: Rule, switch: str, matched: bool, unknown, knobs, facts) -> Decision:
     source = knobs[rule.knob].provenance
     if switch == "off":
         status, reason = "disabled-by-knob", f"knob {rule.knob} is off ({source.describe()})"
@@ -319,9 +338,9 @@ def _knob_rule_decision(rule: Rule, switch: str, matched: bool, unknown, knobs) 
         reason = f"rule {rule.id} matched: {rule.description or rule.when.text if rule.when else rule.id}"
     else:
         status = "auto-not-needed"
-        reason = f"rule {rule.id} did not match: {rule.when.text if rule.when else ''}"
+        reason = f"rule {rule.id} did not match: {rule.when.text if rule.when else ''} (with {fact_summary(rule.when, facts)})"
         if unknown:
-            reason += f" (unknown facts: {', '.join(sorted(unknown))})"
+            reason += f"; unknown facts: {', '.join(sorted(unknown))}"
     return Decision(rule.knob, matched, status, reason, source=f"rule {rule.id}")
 
 
@@ -340,7 +359,7 @@ def _compose_env(outcomes, decisions, facts, baseline, ctx):
 
     candidates: dict[str, list[Candidate]] = {}
     for decision in decisions.values():
-        where = Provenance("plugin", f"plugin {decision.source} ({decision.name})")
+        where = Provenance("plugin", f"plugin {decision.source}")
         for name, value in decision.set_env:
             candidates.setdefault(name, []).append(Candidate(value, where, PLUGIN_RANK, 0, decision.force))
         for name in decision.unset:
@@ -384,7 +403,7 @@ def _compose_env(outcomes, decisions, facts, baseline, ctx):
             continue
         if name in baseline and not winner.force:
             overridden.setdefault(name, []).insert(0, (winner.value, winner.provenance, "the caller's value wins (no force)"))
-            provenance[name] = Provenance("inherited", "caller's environment")
+            provenance[name] = Provenance("inherited", "from the caller's environment")
             continue
         set_env[name] = winner.value
         provenance[name] = winner.provenance

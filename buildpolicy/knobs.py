@@ -136,7 +136,7 @@ def resolve_knobs(
 
     result: dict[str, KnobValue] = {}
     for name, spec in specs.items():
-        chosen = KnobValue(spec.default, Provenance("default", spec.declared_by or "default"))
+        chosen = KnobValue(spec.default, Provenance("default", f"default (declared by {spec.declared_by or 'buildpolicy'})"))
         # Highest layer first; a value that fails falls back only for warn-knobs.
         for _rank, raw, provenance, from_env in sorted(candidates[name], key=lambda c: c[0], reverse=True):
             try:

@@ -26,10 +26,12 @@ class Provenance:
     line: int | None = None
 
     def describe(self) -> str:
-        """Human form: ``project policies/mem.toml:4 rule low-memory-incremental``."""
+        """Human form: ``project policies/mem.toml:4 rule low-memory-incremental``, ``plugin jobs``."""
         where = ""
         if self.file:
             where = f" {self.file}" + (f":{self.line}" if self.line else "")
+        if self.source.startswith(self.layer):  # "plugin jobs", not "plugin plugin jobs"
+            return f"{self.source}{where}"
         return f"{self.layer}{where} {self.source}".strip()
 
     def to_json(self) -> dict[str, Any]:

@@ -133,10 +133,10 @@ class PluginHost:
         errors = []
         for plugin, specs in self._each("buildpolicy_declare_knobs"):
             for spec in specs or ():
-                spec = spec if spec.declared_by else _with_owner(spec, plugin)
+                spec = spec if spec.declared_by else _with_owner(spec, f"plugin {plugin}")
                 if spec.name in seen:
                     errors.append(
-                        f"knob {spec.name!r} is declared by both plugin {seen[spec.name].declared_by!r} and plugin {plugin!r}"
+                        f"knob {spec.name!r} is declared by both {seen[spec.name].declared_by} and plugin {plugin!r}"
                     )
                     continue
                 seen[spec.name] = spec
@@ -227,5 +227,6 @@ def make_plugin_manager(
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise BuildpolicyError(f"plugin {exc.plugin!r} implements a hook buildpolicy does not have: {exc}") from None
+        name = pm.get_name(exc.plugin) or exc.plugin
+        raise BuildpolicyError(f"plugin {name!r} implements a hook buildpolicy does not have: {exc}") from None
     return PluginHost(pm, errors)

@@ -80,13 +80,15 @@ def explain_text(result, name: str | None = None) -> str:
     def wanted(*keys: str) -> bool:
         return name is None or name in keys
 
-    rows = []
+    lines = []
+    width = max((len(key) for key in result.decisions), default=0)
     for key, decision in result.decisions.items():
         if wanted(key):
-            rows.append((key, decision.status, decision.source))
-            rows.append(("", f"  {decision.reason}", ""))
-    if rows:
-        sections.append("Decisions\n" + "\n".join(_table([(a, b, c) for a, b, c in rows])))
+            lines.append(f"  {key.ljust(width)}  {decision.status}")
+            source = decision.source if decision.source.startswith("rule ") else f"plugin {decision.source}"
+            lines.append(f"  {'':{width}}    {decision.reason} [{source}]")
+    if lines:
+        sections.append("Decisions\n" + "\n".join(lines))
 
     rows = []
     for var, value in result.set_env.items():
@@ -105,8 +107,8 @@ def explain_text(result, name: str | None = None) -> str:
         for other_value, where, why in others:
             shown = "unset" if other_value is None else _short_value(other_value)
             rows.append((f"  not {shown}", f"{where.describe()} ({why})"))
-    if rows:
-        sections.append("Environment\n" + "\n".join(_table(rows)))
+    if rows or name is None:
+        sections.append("Environment\n" + ("\n".join(_table(rows)) or "  (nothing to set or unset)"))
 
     rows = []
     for key, kv in sorted(result.knobs.items()):

@@ -69,7 +69,7 @@ def test_low_memory_laptop_gets_the_shipped_rule(project, base_env):
     assert result.set_env["CARGO_BUILD_JOBS"] == "3"
     where = result.provenance["CARGO_PROFILE_SELFDEV_CODEGEN_UNITS"]
     assert where.layer == "builtin" and where.source == "rule low-memory-incremental"
-    assert where.file.endswith("low-memory.toml") and where.line == 15
+    assert where.file.endswith("low-memory.toml") and where.line == 14
 
 
 def test_low_memory_knob_switches(project, base_env):
