@@ -208,3 +208,12 @@ def test_subprocess_timeout_becomes_a_reason(tmp_path):
     assert code is None and "did not answer" in problem
     code, out, problem = subproc.run_text([str(tmp_path / "missing")], env={})
     assert code is None and "cannot run" in problem
+
+
+def test_toolchain_runs_completes_a_channel_with_the_host(machine):
+    from buildpolicy.facts.system import machine_triple
+
+    ctx = machine.ctx()
+    script(machine.rustup / f"toolchains/beta-{machine_triple(ctx)}/bin/rustc", FAKE_RUSTC)
+    assert toolchain_runs(ctx, "beta")[0] is True
+    assert toolchain_runs(ctx, "../beta") == (False, "'../beta' is not a toolchain name")

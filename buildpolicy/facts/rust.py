@@ -178,16 +178,22 @@ def probe_rust_version(s) -> str:
 def toolchain_runs(ctx: ProbeContext, name: str, cache: ProbeCache | None = None) -> tuple[bool, str]:
     """Whether installed toolchain ``name``'s rustc runs: ``(ok, rustc --version line or why not)``.
 
+    ``name`` is a toolchain directory name, or a channel (``nightly``) completed
+    with this machine's host triple.
     Checked once per rustc binary (path, size, mtime_ns) and remembered in the probe
     cache; a timeout is not remembered, so a slow machine is asked again next time.
     """
+    from buildpolicy.facts.system import machine_triple
+
     home = rustup_home(ctx)
     if home is None:
         return False, "rustup is not installed (no RUSTUP_HOME or HOME)"
-    rustc = home / "toolchains" / name / "bin" / f"rustc{_EXE}"
-    identity = binary_identity(rustc)
-    if identity is None:
-        return False, f"toolchain {name} is not installed ({rustc} is missing)"
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        return False, f"{name!r} is not a toolchain name"
+    rustc = toolchain_rustc(home, name, machine_triple(ctx))
+    identity = rustc and binary_identity(rustc)
+    if not identity:
+        return False, f"toolchain {name} is not installed (no {home / 'toolchains' / name / 'bin' / 'rustc'})"
     cache = cache or ProbeCache.for_context(ctx)
     key = cache_key("toolchain-runs", identity)
     cached = cache.get(key)

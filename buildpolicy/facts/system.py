@@ -63,6 +63,12 @@ def host_triple(os_: str, arch: str, linux_libc: str = "gnu") -> str | None:
     return None
 
 
+def machine_triple(ctx) -> str | None:
+    """The host triple of the machine probed by ``ctx`` (no overrides, no rustc)."""
+    os_ = os_name(ctx.sys_platform)
+    return host_triple(os_, normalise_arch(machine()), libc() if os_ == "linux" and not ctx.platform else "gnu")
+
+
 def probe_os(s) -> str:
     """The ``os`` fact from ``sys.platform`` (or the context's override)."""
     return os_name(s.ctx.sys_platform)
@@ -76,6 +82,8 @@ def probe_arch(s) -> str:
 def probe_host_triple(s) -> str:
     """The ``host.triple`` fact, derived without running rustc (it is on the hot path)."""
     os_, arch = s.fact("os"), s.fact("arch")
+    if os_ is None or arch is None:
+        raise FactUnknown("os or arch is unknown")
     triple = host_triple(os_, arch, libc() if os_ == "linux" and not s.ctx.platform else "gnu")
     if triple is None:
         raise FactUnknown(f"no known Rust host triple for os {os_!r}")
