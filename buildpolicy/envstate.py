@@ -10,15 +10,18 @@ but not wanted now is restored or unset.
 
 from __future__ import annotations
 
-import hashlib
 import json
+import zlib
 from collections.abc import Mapping
 
 STATE_VAR = "BUILDPOLICY_ENV_STATE"
 
 
 def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    # Only tells "still the value we set" from "changed since": CRC-32 plus the
+    # length is enough for that and avoids importing hashlib at every prompt.
+    data = value.encode("utf-8", "surrogateescape")
+    return f"{zlib.crc32(data):08x}{len(data):x}"
 
 
 def restore_baseline(environ: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str | None]]:

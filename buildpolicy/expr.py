@@ -59,7 +59,6 @@ evaluated at every shell prompt.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import operator
 import re
@@ -150,6 +149,7 @@ def _unknown_fact_message(name: str, known_facts: Iterable[str]) -> str:
         word = {"none": "null"}.get(lowered, lowered)
         return f"{message} (did you mean {word!r}?)"
     # One suggestion only: a list of near names reads as noise next to the caret.
+    import difflib  # only on the error path
     matches = difflib.get_close_matches(name, list(known_facts), n=1, cutoff=0.6)
     if matches:
         message += f" (did you mean {matches[0]!r}?)"

@@ -11,9 +11,7 @@ the listing of every policy directory; a warm run only stats files.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import pickle
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -251,20 +249,44 @@ class _Compiler:
         return tuple(by_id.values()), tuple(replaced)
 
 
-def _fingerprint(files: list[tuple[str, Path]], dirs: list[Path], extra: str) -> str:
-    digest = hashlib.sha256(f"{__version__}\n{extra}\n".encode())
-    for layer, path in files:
-        try:
-            st = os.stat(path)
-            digest.update(f"{layer}|{path}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-        except OSError:
-            digest.update(f"{layer}|{path}|missing\n".encode())
-    for directory in dirs:
-        try:
-            digest.update(f"dir|{directory}|{os.stat(directory).st_mtime_ns}\n".encode())
-        except OSError:
-            digest.update(f"dir|{directory}|missing\n".encode())
-    return digest.hexdigest()
+def _stat_token(path: Path | str) -> str:
+    """Size and mtime of a file or directory; a directory's mtime changes when entries come or go."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def _inputs(files: list[tuple[str, Path]], dirs: list[Path], extra: str) -> tuple[tuple[str, str], ...]:
+    """What a compiled PolicySet depends on: version, plugin facts, every file and listed directory."""
+    return (
+        ("version", __version__),
+        ("extra", extra),
+        *((f"file:{layer}:{path}", _stat_token(path)) for layer, path in files),
+        *((f"dir:{directory}", _stat_token(directory)) for directory in dirs),
+    )
+
+
+def _unchanged(inputs: tuple[tuple[str, str], ...], extra: str) -> bool:
+    """Whether every recorded input still has the recorded state (a warm run only stats files)."""
+    for key, token in inputs:
+        if key == "version":
+            current = __version__
+        elif key == "extra":
+            current = extra
+        else:
+            current = _stat_token(key.split(":", 2)[-1] if key.startswith("file:") else key[4:])
+        if current != token:
+            return False
+    return True
+
+
+def _cache_file(cache_dir: Path, profile: Path | None) -> Path:
+    import zlib
+
+    label = str(profile or "-")
+    return cache_dir / "compiled" / f"{zlib.crc32(label.encode()):08x}-{len(label)}.pickle"
 
 
 def load_policies(
@@ -280,56 +302,61 @@ def load_policies(
 ) -> PolicySet:
     """Load every layer's files into a ``PolicySet`` (from the cache when nothing changed).
 
+    The warm path unpickles the cached set and stats the files and directories
+    it was built from; only when one changed are the files read and compiled.
     Raises BuildpolicyError with every diagnostic found when any file is bad.
     """
-    base_files, dirs = layer_files(profile, site_dir, user_dir, builtin_dir)
-    profile_data = None
-    project_files: list[tuple[str, Path]] = []
-    if profile is not None:
-        # The profile's `policies` list decides which project files exist, so it
-        # is read (cheaply, tomllib) even on a warm run.
-        import tomllib
+    import pickle
 
-        try:
-            profile_data = tomllib.loads(profile.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            profile_data = None  # reported with its position by the full parse below
-        for entry in project_policy_paths(profile, profile_data or {}):
-            if entry.is_dir():
-                dirs.append(entry)
-                project_files.extend(("project", entry / n) for n in sorted(os.listdir(entry)) if n.endswith(".toml") and (entry / n).is_file())
-            elif entry.is_file():
-                project_files.append(("project", entry))
-            elif profile_data is not None and "policies" in profile_data:
-                dirs.append(entry)  # a listed path that is missing: reported below
-    # Load order: builtin, profile, project policies, site, user.
-    ordered = [f for f in base_files if f[0] == "builtin"]
-    ordered += [f for f in base_files if f[0] == "project"] + project_files
-    ordered += [f for f in base_files if f[0] in ("site", "user")]
-
-    key = _fingerprint(ordered, dirs, extra_key)
-    cache_file = None
-    if cache_dir is not None:
-        name = hashlib.sha256(str(profile or "-").encode()).hexdigest()[:24]
-        cache_file = cache_dir / "compiled" / f"{name}.pickle"
+    cache_file = _cache_file(cache_dir, profile) if cache_dir is not None else None
+    if cache_file is not None:
         try:
             with open(cache_file, "rb") as handle:
-                cached_key, policy_set = pickle.load(handle)
-            if cached_key == key and isinstance(policy_set, PolicySet):
+                cached_profile, inputs, policy_set = pickle.load(handle)
+            if cached_profile == str(profile) and isinstance(policy_set, PolicySet) and _unchanged(inputs, extra_key):
                 return policy_set
         except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt
             pass
 
-    policy_set = _compile(profile, profile_data, ordered, fact_type, known_facts)
+    ordered, dirs = _discover(profile, site_dir, user_dir, builtin_dir)
+    inputs = _inputs(ordered, dirs, extra_key)  # stat before reading: an edit during compile invalidates
+    policy_set = _compile(profile, ordered, fact_type, known_facts)
     if cache_file is not None:
         try:
-            atomic_write(cache_file, pickle.dumps((key, policy_set), protocol=pickle.HIGHEST_PROTOCOL))
+            atomic_write(cache_file, pickle.dumps((str(profile), inputs, policy_set), protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
             pass
     return policy_set
 
 
-def _compile(profile, profile_data, ordered, fact_type, known_facts) -> PolicySet:
+def _discover(profile, site_dir, user_dir, builtin_dir):
+    """Every file to load in layer order, and the directories listed to find them."""
+    import tomllib
+
+    base_files, dirs = layer_files(profile, site_dir, user_dir, builtin_dir)
+    profile_data = None
+    project_files: list[tuple[str, Path]] = []
+    if profile is not None:
+        try:
+            profile_data = tomllib.loads(profile.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            profile_data = None  # reported with its position by the full parse
+        for entry in project_policy_paths(profile, profile_data or {}):
+            dirs.append(entry)  # listed even when missing: creating it invalidates the cache
+            if entry.is_dir():
+                project_files.extend(
+                    ("project", entry / n) for n in sorted(os.listdir(entry)) if n.endswith(".toml") and (entry / n).is_file()
+                )
+            elif entry.is_file():
+                project_files.append(("project", entry))
+    # Load order: builtin, profile, project policies, site, user.
+    ordered = [f for f in base_files if f[0] == "builtin"]
+    ordered += [f for f in base_files if f[0] == "project"] + project_files
+    ordered += [f for f in base_files if f[0] in ("site", "user")]
+    return ordered, dirs
+
+
+def _compile(profile, ordered, fact_type, known_facts) -> PolicySet:
     compiler = _Compiler(fact_type, known_facts)
     settings: dict[str, Any] = {}
     for layer, path in ordered:

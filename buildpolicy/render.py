@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from collections.abc import Iterable, Mapping
 
 from buildpolicy.errors import BuildpolicyError
@@ -265,4 +264,6 @@ def _github_line(name: str, value: str | None) -> str | None:
 
 
 def _github_delimiter() -> str:
+    import secrets  # only for multi-line github values
+
     return "ghadelimiter_" + secrets.token_hex(16)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,13 @@ def test_exec_replaces_process_and_keeps_exit_status(cli, project, facts_file):
     proc = cli("exec", "--facts", str(facts_file), "--", "sh", "-c", 'printf %s "$CARGO_BUILD_JOBS"; exit 7', cwd=project)
     assert proc.returncode == 7
     assert proc.stdout == "3"
+    env = dict(cli.env)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "buildpolicy", "exec", "--", "sh", "-c", "echo $$"],
+        cwd=project, env=env, stdout=subprocess.PIPE, text=True,
+    )
+    out, _ = child.communicate(timeout=60)
+    assert int(out) == child.pid  # the same process: buildpolicy replaced itself
     missing = cli("exec", "--", "no-such-command-xyz", cwd=project)
     assert missing.returncode == 127 and "not found" in missing.stderr
 
@@ -165,3 +173,45 @@ def test_installed_package_finds_policies_and_schemas(tmp_path, base_env):
                             cwd=elsewhere, env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert (Path(schema) / "policy.schema.json").is_file() and str(venv) in schema
     assert set(report["decisions"]) >= {"jobs", "sccache", "tmpdir", "low_memory"}
+
+
+NASTY = {
+    "CARGO_NASTY_QUOTES": "it's \"quoted\" \\ back\\slash",
+    "CARGO_NASTY_SUBST": "$(touch /tmp/pwned) `id` ${HOME} $$ !!",
+    "CARGO_NASTY_LINES": "line one\nline two\n\ttabbed\n",
+    "CARGO_NASTY_UNICODE": "gr\u00fc\u00dfe \U0001F980 e\u0301",
+}
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish", "dash"])
+def test_env_output_evaluated_by_real_shells_reproduces_values(cli, project, shell, tmp_path):
+    import shutil
+    import tomlkit
+
+    if shutil.which(shell) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{shell} is missing: scripts/install-system-deps.sh installs it")
+        pytest.skip(f"{shell} is not installed (scripts/install-system-deps.sh installs it)")
+    doc = tomlkit.document()
+    rule = tomlkit.table()
+    rule["id"] = "nasty"
+    rule["env"] = {name: value.replace("$", "$$") for name, value in NASTY.items()}  # $$ is a literal $
+    rule["force"] = True
+    rules = tomlkit.aot()
+    rules.append(rule)
+    doc["rule"] = rules
+    (project / "policies" / "nasty.toml").write_text(tomlkit.dumps(doc))
+    flavour = "fish" if shell == "fish" else "posix"
+    out = cli("env", "--shell", flavour, cwd=project, check=True).stdout
+    script = tmp_path / "env.out"
+    script.write_text(out)
+    names = sorted(NASTY)
+    if shell == "fish":
+        body = f"source {script}; " + "; ".join(f'printf "%s\\0" "${n}"' for n in names)
+        argv = ["fish", "--no-config", "-c", body]
+    else:
+        body = f'eval "$(cat {script})"; ' + "; ".join(f'printf "%s\\0" "${n}"' for n in names)
+        argv = [shell, "-c", body] if shell != "bash" else ["bash", "--norc", "--noprofile", "-c", body]
+    got = subprocess.run(argv, capture_output=True, check=True, env={"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "HOME": str(tmp_path)}).stdout
+    assert got.split(b"\0")[:-1] == [NASTY[n].encode() for n in names]
+    assert not os.path.exists("/tmp/pwned")
