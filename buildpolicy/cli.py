@@ -14,7 +14,15 @@ from pathlib import Path
 
 from buildpolicy.errors import EXIT_USAGE, BuildpolicyError
 
-COMMANDS = ("env", "exec", "explain", "facts", "check")
+# Each command lives in buildpolicy/commands/<name>_cmd.py with HELP,
+# add_arguments(parser) and run(args, command_argv) -> int. One per line.
+COMMANDS = (
+    "env",
+    "exec",
+    "explain",
+    "facts",
+    "check",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -22,40 +30,33 @@ class _Parser(argparse.ArgumentParser):
         raise BuildpolicyError(f"{self.prog}: {message}", EXIT_USAGE)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def add_common(parser: argparse.ArgumentParser) -> None:
+    """The flags every evaluating command takes (DESIGN §7)."""
     parser.add_argument("--profile", help="cargo profile to decide for (default: the profile file's default_profile)")
     parser.add_argument("--facts", metavar="FILE", help="JSON or TOML file overriding facts for this run")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KNOB=VALUE", help="set a knob (repeatable)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no warnings on stderr")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser; the cargo argv after ``--`` is split off before parsing."""
+def _command_module(name: str):
+    from importlib import import_module
+
+    return import_module(f"buildpolicy.commands.{name.replace('-', '_')}_cmd")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; the cargo argv after ``--`` is split off before parsing.
+
+    ``only`` imports just that command's module (the hot path needs one).
+    """
     parser = _Parser(prog="buildpolicy", description="Declarative build policy for cargo.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    env = sub.add_parser("env", help="print the environment")
-    _common(env)
-    env.add_argument("--shell", default="posix", help="bash, zsh, fish, posix (default) or powershell")
-    env.add_argument("--format", default="sh", help="sh (default), json, dotenv or github")
-
-    run = sub.add_parser("exec", help="run a command with the environment")
-    _common(run)
-    run.add_argument("--dry-run", action="store_true", help="print the plan as JSON instead of running")
-
-    explain = sub.add_parser("explain", help="why every value is what it is")
-    _common(explain)
-    explain.add_argument("name", nargs="?", help="only this decision, variable, knob, rule or fact")
-    explain.add_argument("--format", default="text", choices=("text", "json"))
-
-    facts = sub.add_parser("facts", help="print the facts model")
-    _common(facts)
-    facts.add_argument("names", nargs="*", help="only these facts")
-    facts.add_argument("--format", default="text", choices=("text", "json"))
-
-    check = sub.add_parser("check", help="validate the profile and policy files")
-    _common(check)
-    check.add_argument("paths", nargs="*", help="files to check (default: every layer's files)")
+    for name in COMMANDS:
+        if only is not None and name != only:
+            sub.add_parser(name)  # listed for usage, arguments not needed
+            continue
+        module = _command_module(name)
+        module.add_arguments(sub.add_parser(name, help=module.HELP, description=module.HELP))
     return parser
 
 
@@ -102,15 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     own, command_argv = split_argv(argv)
     try:
-        parser = build_parser()
+        wanted = next((word for word in own if word in COMMANDS), None)
+        parser = build_parser(only=wanted)
         args = parser.parse_args(own)
         if args.command is None:
-            parser.print_help(sys.stderr)
+            build_parser().print_help(sys.stderr)
             return EXIT_USAGE
-        from importlib import import_module
-
-        module = import_module(f"buildpolicy.commands.{args.command.replace('-', '_')}_cmd")
-        return module.run(args, command_argv)
+        return _command_module(args.command).run(args, command_argv)
     except BuildpolicyError as exc:
         for message in exc.messages:
             print(f"buildpolicy: error: {message}", file=sys.stderr)

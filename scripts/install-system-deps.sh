@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Install the Debian packages buildpolicy's tests use: real shells to `eval`
-# the output in. Idempotent and quick when everything is present.
+# the output in, the fast linkers and sccache the decisions pick, an sshd and
+# rsync for remote builds on loopback, and direnv. Idempotent and quick when
+# everything is present.
 set -euo pipefail
 
-packages=(zsh fish dash)
-commands=(zsh fish dash)
+packages=(zsh fish dash mold lld clang sccache openssh-server rsync direnv git)
+commands=(zsh fish dash mold ld.lld clang sccache sshd rsync direnv git)
 
 missing=()
 for i in "${!commands[@]}"; do
-    command -v "${commands[$i]}" >/dev/null 2>&1 || missing+=("${packages[$i]}")
+    # sshd lives in /usr/sbin, which a non-login PATH may lack.
+    command -v "${commands[$i]}" >/dev/null 2>&1 || [ -x "/usr/sbin/${commands[$i]}" ] || missing+=("${packages[$i]}")
 done
 [ "${#missing[@]}" -eq 0 ] && exit 0
 

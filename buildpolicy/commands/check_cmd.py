@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from buildpolicy.cli import make_request
+from buildpolicy.cli import add_common, make_request
 from buildpolicy.errors import EXIT_PROBLEMS, BuildpolicyError
 
 
@@ -55,6 +55,16 @@ def _check_paths(paths: list[str]) -> tuple[int, list]:
     if compiler.diagnostics:
         raise BuildpolicyError(compiler.diagnostics, EXIT_PROBLEMS)
     return count, list(rules)
+
+
+HELP = "validate the profile and policy files; all errors at once"
+
+
+def add_arguments(parser) -> None:
+    """This command's arguments."""
+    add_common(parser)
+    parser.add_argument("paths", nargs="*", help="files to check (default: every layer's files)")
+
 
 
 def run(args, command_argv) -> int:

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import sys
 
-from buildpolicy.cli import make_request, print_warnings
+from buildpolicy.cli import add_common, make_request, print_warnings
+
+
+HELP = "print the environment for eval"
+
+
+def add_arguments(parser) -> None:
+    """This command's arguments."""
+    add_common(parser)
+    parser.add_argument("--shell", default="posix", help="bash, zsh, fish, posix (default) or powershell")
+    parser.add_argument("--format", default="sh", help="sh (default), json, dotenv or github")
+
 
 
 def run(args, command_argv) -> int:

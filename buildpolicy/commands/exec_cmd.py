@@ -6,13 +6,23 @@ import json
 import os
 import sys
 
-from buildpolicy.cli import make_request, print_warnings
+from buildpolicy.cli import add_common, make_request, print_warnings
 from buildpolicy.errors import BuildpolicyError
 
 
 def is_cargo(argv) -> bool:
     """Whether ``argv`` runs cargo (so its arguments are understood)."""
     return bool(argv) and os.path.basename(argv[0]) in ("cargo", "cargo.exe")
+
+
+HELP = "run a command with the environment (cargo argv understood)"
+
+
+def add_arguments(parser) -> None:
+    """This command's arguments."""
+    add_common(parser)
+    parser.add_argument("--dry-run", action="store_true", help="print the plan as JSON instead of running")
+
 
 
 def run(args, command_argv) -> int:

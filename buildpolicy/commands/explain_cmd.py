@@ -5,8 +5,19 @@ from __future__ import annotations
 import json
 import sys
 
-from buildpolicy.cli import make_request, print_warnings
+from buildpolicy.cli import add_common, make_request, print_warnings
 from buildpolicy.errors import BuildpolicyError
+
+
+HELP = "why every value is what it is"
+
+
+def add_arguments(parser) -> None:
+    """This command's arguments."""
+    add_common(parser)
+    parser.add_argument("name", nargs="?", help="only this decision, variable, knob, rule or fact")
+    parser.add_argument("--format", default="text", choices=("text", "json"))
+
 
 
 def run(args, command_argv) -> int:

@@ -5,8 +5,19 @@ from __future__ import annotations
 import json
 import sys
 
-from buildpolicy.cli import make_request
+from buildpolicy.cli import add_common, make_request
 from buildpolicy.errors import BuildpolicyError
+
+
+HELP = "print the facts model"
+
+
+def add_arguments(parser) -> None:
+    """This command's arguments."""
+    add_common(parser)
+    parser.add_argument("names", nargs="*", help="only these facts")
+    parser.add_argument("--format", default="text", choices=("text", "json"))
+
 
 
 def run(args, command_argv) -> int:
