@@ -1,0 +1,613 @@
+#!/usr/bin/env python3
+"""Benchmark ``buildpolicy env`` against the budgets of DESIGN §10.
+
+``buildpolicy env`` runs at every shell prompt, so its start-up cost is the product's
+main cost. This script measures, in a throwaway sandbox:
+
+1. warm ``env`` (plain, and with a cargo argv) against a bare ``python -c pass`` of the
+   same interpreter: budget median(env) / median(pass) <= 5.0;
+2. cold ``env`` (buildpolicy's cache directory empty on every run): budget < 300 ms;
+3. warm ``env`` over 1,000 synthetic rules in 50 files against warm ``env`` with only the
+   shipped policies: budget ratio < 3.0;
+4. peak RSS of warm ``env``: budget < 40 MiB.
+
+It is a report, not a test: it exits 0 whatever the numbers say, unless the tool under
+test fails (exit 2); ``--check`` makes a missed budget exit 1. Standard library only.
+
+    python bench/bench_env.py [--runs N] [--cold-runs N] [--quick] [--json] [--check] [--importtime]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+# DESIGN §10 budgets.
+WARM_RATIO_BUDGET = 5.0
+COLD_MS_BUDGET = 300.0
+MANY_RULES_RATIO_BUDGET = 3.0
+RSS_MIB_BUDGET = 40.0
+
+SYNTH_FILES = 50
+SYNTH_RULES_PER_FILE = 20
+
+# Always the interpreter running this script, never whatever `python` is on PATH: a
+# pyenv shim is itself a process launch (bash + pyenv) and would swamp the numbers.
+PYTHON = sys.executable
+PASS_ARGV = (PYTHON, "-c", "pass")
+ENV_ARGV = (PYTHON, "-m", "buildpolicy", "env")
+ENV_CARGO_ARGV = (*ENV_ARGV, "--", "cargo", "build", "--profile", "selfdev")
+CHECK_ARGV = (PYTHON, "-m", "buildpolicy", "check")
+
+# Inherited variables that change buildpolicy's decisions (or undo a previous `env`
+# through BUILDPOLICY_ENV_STATE); the sandbox drops them so every run decides the same.
+DROPPED_PREFIXES = ("BUILDPOLICY_", "CARGO_BUILD_", "CARGO_PROFILE_", "CARGO_TARGET_", "SCCACHE_")
+DROPPED_NAMES = ("CARGO_INCREMENTAL", "RUSTFLAGS", "RUSTC_WRAPPER", "RUSTUP_TOOLCHAIN", "CI")
+
+
+class BenchError(Exception):
+    """The tool under test failed (or the sandbox could not be set up)."""
+
+
+# ---------------------------------------------------------------- sandbox
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """A temporary home, site dir and two projects: shipped policies only, and 1,000 rules."""
+
+    root: Path
+    environ: dict[str, str]
+    shipped_project: Path
+    many_rules_project: Path
+
+    def environ_for(self, project: Path, cold: bool = False) -> dict[str, str]:
+        """The environment of one run in ``project``: its own cache, or a new empty one if ``cold``.
+
+        Each project gets its own XDG_CACHE_HOME because `python -m` puts the working
+        directory on sys.path, and buildpolicy keys its entry-point cache by sys.path:
+        two projects sharing one cache would evict each other's entry on every run,
+        which the installed `buildpolicy` script (no cwd on sys.path) never does.
+        """
+        if cold:
+            cache = Path(tempfile.mkdtemp(prefix="cold-cache-", dir=self.root))
+        else:
+            cache = Path(self.environ["XDG_CACHE_HOME"]) / project.name
+        return {**self.environ, "XDG_CACHE_HOME": str(cache)}
+
+
+CARGO_TOML = """\
+[package]
+name = "bench-project"
+version = "0.1.0"
+edition = "2021"
+
+[profile.selfdev]
+inherits = "dev"
+incremental = true
+
+[profile.release-lto]
+inherits = "release"
+lto = "fat"
+"""
+
+PROFILE_TOML = """\
+#:schema ../schema/profile.schema.json
+# A small project profile, as `buildpolicy init` would leave it.
+policies = ["policies"]
+default_profile = "dev"
+
+[feature_profiles]
+minimal = ["--no-default-features"]
+"""
+
+
+def sandbox_environ(root: Path) -> dict[str, str]:
+    """This process's environment with buildpolicy's file locations moved into ``root``.
+
+    The user's own config, caches and site files must not interfere, but the machine's
+    toolchains must stay visible: rustup and cargo default to ``~/.rustup`` and
+    ``~/.cargo``, so their real homes are pinned before HOME moves.
+    """
+    environ = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(DROPPED_PREFIXES) and name not in DROPPED_NAMES
+    }
+    real_home = Path.home()
+    for name, default in (("RUSTUP_HOME", real_home / ".rustup"), ("CARGO_HOME", real_home / ".cargo")):
+        if name not in environ and default.is_dir():
+            environ[name] = str(default)
+    home = root / "home"
+    environ.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        XDG_STATE_HOME=str(home / ".local" / "state"),
+        BUILDPOLICY_SITE_DIR=str(root / "site"),
+    )
+    for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "BUILDPOLICY_SITE_DIR"):
+        Path(environ[var]).mkdir(parents=True, exist_ok=True)
+    return environ
+
+
+def write_project(directory: Path, policies: dict[str, str]) -> Path:
+    """Create a cargo project with a ``buildpolicy.toml`` and the given policy files."""
+    (directory / "src").mkdir(parents=True)
+    (directory / "src" / "main.rs").write_text("fn main() {}\n")
+    (directory / "Cargo.toml").write_text(CARGO_TOML)
+    (directory / "buildpolicy.toml").write_text(PROFILE_TOML)
+    (directory / "policies").mkdir()
+    for name, text in policies.items():
+        (directory / "policies" / name).write_text(text)
+    return directory
+
+
+def make_sandbox(root: Path) -> Sandbox:
+    """Lay out the sandbox under ``root``."""
+    return Sandbox(
+        root=root,
+        environ=sandbox_environ(root),
+        shipped_project=write_project(root / "shipped", {}),
+        many_rules_project=write_project(root / "many-rules", synthetic_policies()),
+    )
+
+
+# ------------------------------------------------------- synthetic policies
+
+# Conditions over facts that are cheap to probe (no toolchain subprocesses), with the
+# kinds of thresholds real wrappers use. Mixed so that some rules match on any machine
+# and some never do, and every operator of the grammar is exercised.
+CONDITIONS = (
+    "os == 'linux'",
+    "os in ['linux', 'freebsd']",
+    "os != 'windows'",
+    "arch == 'x86_64'",
+    "arch in ['x86_64', 'aarch64']",
+    "cpu.count >= {cpus}",
+    "cpu.count < {cpus}",
+    "memory.total < {gib}GiB",
+    "memory.total >= {gib}GiB",
+    "memory.available < {half_gib}GiB",
+    "memory.available > 1536MiB",
+    "swap.total == 0",
+    "swap.total > 2GiB",
+    "cgroup.memory_limit == null",
+    "cargo.profile == 'release'",
+    "cargo.profile in ['dev', 'selfdev', 'test']",
+    "cargo.profile != 'release-lto'",
+    "cargo.incremental",
+    "not cargo.incremental",
+    "ci",
+    "not ci",
+    "fs.tmp_is_memory",
+    "env.BENCH_TEAM_{k} == '1'",
+    "env.HOME != null",
+)
+
+RUSTFLAG_FRAGMENTS = ("-Cforce-frame-pointers=yes", "-Csymbol-mangling-version=v0", "-Cdebug-assertions=on")
+
+
+def synthetic_when(index: int) -> str:
+    """A deterministic ``when`` of one to four conditions, sometimes with ``or``/``not``."""
+    count = 1 + index % 4
+    parts = []
+    for step in range(count):
+        template = CONDITIONS[(index * 7 + step * 11) % len(CONDITIONS)]
+        parts.append(
+            template.format(cpus=2 ** (index % 4), gib=4 * (1 + index % 8), half_gib=2 * (1 + index % 8), k=index % 13)
+        )
+    if count >= 3 and index % 5 == 0:
+        return f"{parts[0]} and ({' or '.join(parts[1:])})"
+    if count == 2 and index % 3 == 0:
+        return f"not ({parts[0]}) or {parts[1]}"
+    return " and ".join(parts)
+
+
+def synthetic_rule(file_no: int, rule_no: int) -> str:
+    """One ``[[rule]]`` table; its variables are its own, so matches never conflict."""
+    index = file_no * SYNTH_RULES_PER_FILE + rule_no
+    tag = f"F{file_no:02d}_R{rule_no:02d}"
+    env = {
+        f"CARGO_PROFILE_${{cargo.profile_env}}_BENCH_{tag}": "${cargo.profile}-" + str(index),
+        f"CARGO_BENCH_{tag}_JOBS": str(1 + index % 16),
+    }
+    if index % 3 == 0:
+        env[f"CARGO_BENCH_{tag}_TMP"] = "$${TMPDIR}/bench-" + str(index)
+    lines = [
+        "[[rule]]",
+        f'id = "synthetic-{file_no:02d}-{rule_no:02d}"',
+        f'description = "Synthetic rule {index} of the 1,000-rule benchmark"',
+        f"when = {json.dumps(synthetic_when(index))}",
+        "env = { " + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in env.items()) + " }",
+    ]
+    if index % 10 == 0:
+        # A unique --cfg keeps composed rustflags free of duplicates whatever the engine does with them.
+        lines.append(f'rustflags = ["{RUSTFLAG_FRAGMENTS[index % 3]}", "--cfg=bench_{tag.lower()}"]')
+    if index % 7 == 0:
+        lines.append(f"priority = {1 + index % 3}")
+    if index % 11 == 0:
+        lines.append("force = true")
+    return "\n".join(lines) + "\n"
+
+
+def synthetic_policies() -> dict[str, str]:
+    """50 policy files of 20 rules each, keyed by file name."""
+    header = "#:schema ../schema/policy.schema.json\n# Generated by bench/bench_env.py.\n\n"
+    return {
+        f"synth-{file_no:02d}.toml": header
+        + "\n".join(synthetic_rule(file_no, rule_no) for rule_no in range(SYNTH_RULES_PER_FILE))
+        for file_no in range(SYNTH_FILES)
+    }
+
+
+# ------------------------------------------------------------ running
+
+
+@dataclass(frozen=True)
+class Command:
+    """A child process to time; ``cold`` gives every run an empty buildpolicy cache."""
+
+    label: str
+    argv: tuple[str, ...]
+    cwd: Path
+    cold: bool = False
+
+
+@dataclass
+class Samples:
+    """Wall time (ms) and peak RSS (MiB; left empty without os.wait4) of each timed run."""
+
+    wall_ms: list[float] = field(default_factory=list)
+    rss_mib: list[float] = field(default_factory=list)
+
+
+def maxrss_mib(ru_maxrss: int) -> float:
+    """``ru_maxrss`` in MiB: Linux reports KiB, macOS bytes."""
+    return ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
+def run_once(command: Command, sandbox: Sandbox) -> tuple[float, float | None]:
+    """Run ``command`` once; return its wall time in ms and its peak RSS in MiB.
+
+    Popen + os.wait4 instead of subprocess.run: wait4 hands back the rusage of exactly
+    this child (RUSAGE_CHILDREN would mix every child so far), at no extra cost.
+    """
+    environ = sandbox.environ_for(command.cwd, command.cold)
+    start = time.perf_counter_ns()
+    proc = subprocess.Popen(
+        command.argv, cwd=command.cwd, env=environ,
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    if hasattr(os, "wait4"):
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        rss = maxrss_mib(usage.ru_maxrss)
+    else:
+        proc.wait()
+        rss = None
+    wall_ms = (time.perf_counter_ns() - start) / 1e6
+    if proc.returncode != 0:
+        ensure_ok(command, sandbox)  # re-run with output captured, to report why
+        raise BenchError(f"{command.label}: exited {proc.returncode} during a timed run")
+    return wall_ms, rss
+
+
+def ensure_ok(command: Command, sandbox: Sandbox) -> None:
+    """Run ``command`` with its output captured; raise BenchError showing it on failure."""
+    environ = sandbox.environ_for(command.cwd, command.cold)
+    result = subprocess.run(command.argv, cwd=command.cwd, env=environ, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BenchError(
+            f"{command.label}: `{' '.join(command.argv)}` in {command.cwd} exited {result.returncode}\n"
+            f"{textwrap.indent(result.stderr.strip() or result.stdout.strip(), '    ')}"
+        )
+
+
+def interleaved(commands: list[Command], sandbox: Sandbox, runs: int, warmup: int) -> dict[str, Samples]:
+    """Time ``commands`` in ``runs`` rounds, each round running every command once.
+
+    Interleaving makes each round a paired comparison under the same machine state, and
+    reversing the order every other round gives each command the same average position,
+    so drift (thermal, page cache, other load) and "runs right after X" effects cancel
+    out instead of biasing whichever command is measured later.
+    """
+    for command in commands:
+        ensure_ok(command, sandbox)
+        for _ in range(warmup):  # fill buildpolicy's caches and the OS page cache
+            run_once(command, sandbox)
+    samples = {command.label: Samples() for command in commands}
+    for round_no in range(runs):
+        order = commands if round_no % 2 == 0 else commands[::-1]
+        for command in order:
+            wall_ms, rss = run_once(command, sandbox)
+            samples[command.label].wall_ms.append(wall_ms)
+            if rss is not None:
+                samples[command.label].rss_mib.append(rss)
+    return samples
+
+
+# ------------------------------------------------------------ results
+
+
+@dataclass
+class Measurement:
+    """One row of the report."""
+
+    id: str
+    label: str
+    unit: str
+    runs: int
+    median: float
+    p90: float
+    max: float
+    ratio: float | None = None  # median / the baseline's median
+    baseline: str | None = None  # what the ratio is to, e.g. "pass"
+    budget: str | None = None
+    passed: bool | None = None  # None: informational row
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Linear-interpolated percentile (``fraction`` in 0..1) of a non-empty list."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * fraction
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def summarize(mid: str, label: str, values: list[float], unit: str = "ms") -> Measurement:
+    """Median, p90 and max of ``values``."""
+    return Measurement(
+        id=mid, label=label, unit=unit, runs=len(values),
+        median=statistics.median(values), p90=percentile(values, 0.9), max=max(values),
+    )
+
+
+def with_ratio(row: Measurement, baseline: Measurement, name: str, limit: float | None = None,
+               strict: bool = False) -> Measurement:
+    """Set ``row``'s ratio to ``baseline`` (called ``name``), and judge it against ``limit`` when given."""
+    row.ratio = row.median / baseline.median
+    row.baseline = name
+    if limit is not None:
+        row.budget = f"ratio {'<' if strict else '≤'} {limit:g}"
+        row.passed = row.ratio < limit if strict else row.ratio <= limit
+    return row
+
+
+def measure_warm(sandbox: Sandbox, runs: int, warmup: int) -> list[Measurement]:
+    """§10 warm budget: env and env-with-cargo-argv against `python -c pass`, interleaved."""
+    cwd = sandbox.shipped_project
+    commands = [
+        Command("pass", PASS_ARGV, cwd),
+        Command("env", ENV_ARGV, cwd),
+        Command("env-cargo", ENV_CARGO_ARGV, cwd),
+    ]
+    samples = interleaved(commands, sandbox, runs, warmup)
+    base = summarize("pass", "python -c pass (baseline)", samples["pass"].wall_ms)
+    env = summarize("env_warm", "env, warm, shipped policies", samples["env"].wall_ms)
+    cargo = summarize("env_cargo_warm", "env -- cargo build --profile selfdev, warm", samples["env-cargo"].wall_ms)
+    rows = [base, with_ratio(env, base, "pass", WARM_RATIO_BUDGET), with_ratio(cargo, base, "pass", WARM_RATIO_BUDGET)]
+    rows += measure_rss(samples["env"], samples["pass"])
+    return rows
+
+
+def measure_rss(env: Samples, base: Samples) -> list[Measurement]:
+    """§10 memory budget, from the same warm runs (peak RSS of each `env` child)."""
+    if not env.rss_mib:
+        return []
+    row = summarize("rss_env_warm", "peak RSS, env, warm", env.rss_mib, unit="MiB")
+    row.budget = f"max < {RSS_MIB_BUDGET:g} MiB"
+    row.passed = row.max < RSS_MIB_BUDGET
+    if base.rss_mib:
+        row.ratio = row.median / statistics.median(base.rss_mib)
+        row.baseline = "pass"
+    return [row]
+
+
+def measure_cold(sandbox: Sandbox, runs: int) -> list[Measurement]:
+    """§10 cold budget: env with an empty cache directory every run, paired with pass."""
+    cwd = sandbox.shipped_project
+    commands = [Command("pass", PASS_ARGV, cwd), Command("env-cold", ENV_ARGV, cwd, cold=True)]
+    # One warm-up only warms the interpreter's own files; the cold runs still get empty caches.
+    samples = interleaved(commands, sandbox, runs, warmup=1)
+    base = summarize("pass_cold_group", "python -c pass (cold group)", samples["pass"].wall_ms)
+    row = with_ratio(summarize("env_cold", "env, cold (empty cache)", samples["env-cold"].wall_ms), base, "pass")
+    row.budget = f"< {COLD_MS_BUDGET:g} ms"
+    row.passed = row.median < COLD_MS_BUDGET
+    return [row]
+
+
+def measure_many_rules(sandbox: Sandbox, runs: int, warmup: int) -> list[Measurement]:
+    """§10 scale budget: 1,000 rules in 50 files against the shipped policies, interleaved."""
+    ensure_ok(Command("check 1,000 rules", CHECK_ARGV, sandbox.many_rules_project), sandbox)
+    commands = [
+        Command("shipped", ENV_ARGV, sandbox.shipped_project),
+        Command("many", ENV_ARGV, sandbox.many_rules_project),
+    ]
+    samples = interleaved(commands, sandbox, runs, warmup)
+    base = summarize("env_warm_shipped_group", "env, warm, shipped (1,000-rule group)", samples["shipped"].wall_ms)
+    many = summarize("env_warm_1000_rules", "env, warm, 1,000 rules / 50 files", samples["many"].wall_ms)
+    rows = [base, with_ratio(many, base, "shipped", MANY_RULES_RATIO_BUDGET, strict=True)]
+    if samples["many"].rss_mib:
+        rss = summarize("rss_env_1000_rules", "peak RSS, env, 1,000 rules", samples["many"].rss_mib, unit="MiB")
+        rss.budget = f"max < {RSS_MIB_BUDGET:g} MiB"
+        rss.passed = rss.max < RSS_MIB_BUDGET
+        rows.append(rss)
+    return rows
+
+
+def matched_synthetic_rules(sandbox: Sandbox) -> int:
+    """How many synthetic rules match on this machine (so the report shows the load is real)."""
+    argv = (PYTHON, "-m", "buildpolicy", "explain", "--format", "json")
+    result = subprocess.run(argv, cwd=sandbox.many_rules_project, env=sandbox.environ_for(sandbox.many_rules_project),
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BenchError(f"explain on the 1,000 rules exited {result.returncode}:\n{result.stderr}")
+    rules = json.loads(result.stdout)["rules"]
+    return sum(1 for rule in rules if rule["id"].startswith("synthetic-") and rule["matched"])
+
+
+def import_times(sandbox: Sandbox, top: int = 10) -> list[dict]:
+    """The ``top`` imports by cumulative time of one warm `env` run (``python -X importtime``)."""
+    argv = (PYTHON, "-X", "importtime", *ENV_ARGV[1:])
+    result = subprocess.run(argv, cwd=sandbox.shipped_project, env=sandbox.environ_for(sandbox.shipped_project),
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BenchError(f"importtime run exited {result.returncode}:\n{result.stderr}")
+    rows = []
+    for line in result.stderr.splitlines():
+        # "import time:       123 |       4567 |   package.module"; the header row has no digits.
+        if not line.startswith("import time:"):
+            continue
+        fields = line[len("import time:"):].split("|")
+        if len(fields) != 3 or not fields[0].strip().isdigit():
+            continue
+        rows.append({
+            "module": fields[2].strip(),
+            "self_ms": int(fields[0]) / 1000,
+            "cumulative_ms": int(fields[1]) / 1000,
+        })
+    rows.sort(key=lambda row: row["cumulative_ms"], reverse=True)
+    return rows[:top]
+
+
+# ------------------------------------------------------------ report
+
+
+def environment_summary(args: argparse.Namespace, matched: int) -> dict:
+    """What the numbers were measured on."""
+    return {
+        "python": PYTHON,
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "runs": args.runs,
+        "cold_runs": args.cold_runs,
+        "warmup": args.warmup,
+        "synthetic_rules": SYNTH_FILES * SYNTH_RULES_PER_FILE,
+        "synthetic_files": SYNTH_FILES,
+        "synthetic_matched": matched,
+    }
+
+
+def format_table(rows: list[Measurement]) -> str:
+    """The final table: measurement, median, p90, ratio, budget, verdict."""
+    header = ("measurement", "median", "p90", "ratio", "budget", "result")
+    body = []
+    for row in rows:
+        body.append((
+            row.label,
+            f"{row.median:.1f} {row.unit}",
+            f"{row.p90:.1f} {row.unit}",
+            "" if row.ratio is None else f"{row.ratio:.2f}x {row.baseline}",
+            row.budget or "",
+            {True: "PASS", False: "FAIL", None: "-"}[row.passed],
+        ))
+    widths = [max(len(line[col]) for line in (header, *body)) for col in range(len(header))]
+    right = {1, 2}  # numbers right-aligned
+
+    def fmt(line):
+        cells = (cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths)))
+        return "  ".join(cells).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([fmt(header), rule, *map(fmt, body)])
+
+
+def format_imports(imports: list[dict]) -> str:
+    """The import-time listing."""
+    lines = [f"{'cumulative':>11}  {'self':>8}  module"]
+    lines += [f"{row['cumulative_ms']:>8.1f} ms  {row['self_ms']:>5.1f} ms  {row['module']}" for row in imports]
+    return "\n".join(lines)
+
+
+def print_text_report(summary: dict, rows: list[Measurement], imports: list[dict] | None) -> None:
+    """Human-readable report on stdout."""
+    print("buildpolicy env benchmark (DESIGN §10)")
+    print(f"  interpreter: {summary['python']} (Python {summary['python_version']})")
+    print(f"  machine:     {summary['platform']}, {summary['cpus']} CPUs")
+    print(f"  runs:        {summary['runs']} warm rounds, {summary['cold_runs']} cold rounds, "
+          f"{summary['warmup']} warm-up runs per command; rounds interleaved, order alternating")
+    print(f"  synthetic:   {summary['synthetic_rules']} rules in {summary['synthetic_files']} files, "
+          f"{summary['synthetic_matched']} of them matching here")
+    print()
+    print(format_table(rows))
+    if imports is not None:
+        print()
+        print("top imports of one warm `env` run (python -X importtime):")
+        print(format_imports(imports))
+    failed = [row.label for row in rows if row.passed is False]
+    print()
+    print("all budgets met" if not failed else f"budgets missed: {', '.join(failed)}")
+
+
+# ------------------------------------------------------------ main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options, with --quick's small run counts filled in."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, help="warm rounds per measurement (default 40; 3 with --quick)")
+    parser.add_argument("--cold-runs", type=int, help="cold rounds (default 15; 3 with --quick)")
+    parser.add_argument("--warmup", type=int, help="untimed runs per command first (default 3; 1 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="tiny run counts: checks the script, not the product")
+    parser.add_argument("--json", action="store_true", help="print machine-readable results instead of the report")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a budget is missed")
+    parser.add_argument("--importtime", action="store_true", help="also list the top-10 cumulative imports of `env`")
+    args = parser.parse_args(argv)
+    defaults = (3, 3, 1) if args.quick else (40, 15, 3)
+    args.runs = args.runs or defaults[0]
+    args.cold_runs = args.cold_runs or defaults[1]
+    args.warmup = defaults[2] if args.warmup is None else args.warmup
+    if min(args.runs, args.cold_runs) < 1 or args.warmup < 0:
+        parser.error("run counts must be positive")
+    return args
+
+
+def run_benchmarks(args: argparse.Namespace, sandbox: Sandbox) -> tuple[list[Measurement], int, list[dict] | None]:
+    """Every measurement, the synthetic rules matching here, and the import times if asked for."""
+    rows = measure_warm(sandbox, args.runs, args.warmup)
+    rows += measure_cold(sandbox, args.cold_runs)
+    rows += measure_many_rules(sandbox, args.runs, args.warmup)
+    matched = matched_synthetic_rules(sandbox)
+    imports = import_times(sandbox) if args.importtime else None
+    return rows, matched, imports
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="buildpolicy-bench-"))
+    try:
+        sandbox = make_sandbox(root)
+        rows, matched, imports = run_benchmarks(args, sandbox)
+    except BenchError as error:
+        print(f"bench_env: the tool under test failed: {error}", file=sys.stderr)
+        return 2
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    summary = environment_summary(args, matched)
+    if args.json:
+        result = {**summary, "measurements": [asdict(row) for row in rows],
+                  "all_passed": all(row.passed is not False for row in rows)}
+        if imports is not None:
+            result["importtime"] = imports
+        print(json.dumps(result, indent=2))
+    else:
+        print_text_report(summary, rows, imports)
+    return 1 if args.check and any(row.passed is False for row in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
