@@ -16,7 +16,6 @@ cached, keyed by the modification times of the ``sys.path`` directories
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import json
@@ -39,12 +38,18 @@ BUILTIN_DIST = "buildpolicy"
 
 def _sys_path_fingerprint() -> str:
     parts = []
-    for entry in sys.path:
+    # sys.path[0] is the script's directory, or the working directory under
+    # `python -m`: it holds no installed distributions, and keying on it would
+    # rebuild the cache whenever the user changes project.
+    for entry in sys.path[1:]:
         try:
             parts.append(f"{entry}:{os.stat(entry or '.').st_mtime_ns}")
         except OSError:
             parts.append(f"{entry}:-")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    import zlib
+
+    text = "\n".join(parts).encode()
+    return f"{zlib.crc32(text):08x}-{len(text)}"
 
 
 def discover_entry_points(cache_dir: Path | None) -> list[tuple[str, str, str]]:
