@@ -49,11 +49,15 @@ def find_profile(cwd: Path) -> Path | None:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same directory, then rename)."""
-    import tempfile
+    """Write ``data`` to ``path`` atomically: a temp file in the same directory, then rename.
 
+    Readers see the old or the new file, never half of one; concurrent writers
+    each use their own temp name. (No tempfile module: it is slow to import.)
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

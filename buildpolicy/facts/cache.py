@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from buildpolicy.paths import atomic_write
+
 CACHE_FILE = "probes.json"
 VERSION = 1
 # Old identities are never hit again; keeping the newest entries bounds the file.
@@ -70,24 +72,6 @@ class ProbeCache:
             del entries[next(iter(entries))]
         data = json.dumps({"version": VERSION, "entries": entries}, indent=0).encode()
         try:
-            _atomic_write(self.path, data)
+            atomic_write(self.path, data)
         except OSError:
             pass  # a read-only cache dir costs speed, never correctness
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    # Temp file in the same directory, then rename: readers see the old or the new
-    # file, never half of one. (No tempfile module: it is slow to import.)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

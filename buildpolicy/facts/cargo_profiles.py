@@ -8,6 +8,7 @@ arguments, as cargo merges them. Only ``inherits`` and ``incremental`` are read.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -41,18 +42,25 @@ def find_manifest(start: Path) -> Path | None:
     return None
 
 
-def workspace_manifest(manifest: Path) -> tuple[Path, dict]:
-    """The manifest whose ``[profile]`` tables apply: the workspace root's, else ``manifest`` itself."""
+def workspace_manifest(manifest: Path, read: list[str] | None = None) -> tuple[Path, dict]:
+    """The manifest whose ``[profile]`` tables apply: the workspace root's, else ``manifest`` itself.
+
+    Every manifest looked at is appended to ``read`` (for cache validation).
+    """
+    read = [] if read is None else read
+    read.append(str(manifest))
     data = _load_toml(manifest) or {}
     if "workspace" in data:
         return manifest, data
     explicit = (data.get("package") or {}).get("workspace")
     if isinstance(explicit, str):
         root = manifest.parent / explicit / "Cargo.toml"
+        read.append(str(root))
         return root, _load_toml(root) or {}
     for directory in manifest.parent.parents:
         candidate = directory / "Cargo.toml"
         if candidate.is_file():
+            read.append(str(candidate))
             root_data = _load_toml(candidate) or {}
             workspace = root_data.get("workspace")
             if isinstance(workspace, dict):
@@ -89,22 +97,47 @@ def _merge(profiles: dict, build: dict, data: dict) -> None:
         build["incremental"] = data["build"]["incremental"]
 
 
+def _stat_token(path) -> str:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
 def load_profiles(s) -> tuple[dict[str, dict], dict]:
-    """``({profile: {inherits, incremental}}, {incremental: …} of [build])``, merged like cargo."""
+    """``({profile: {inherits, incremental}}, {incremental: …} of [build])``, merged like cargo.
+
+    The result is kept in the probe cache with the size and mtime of every file
+    it read, so a warm run stats those files instead of parsing TOML.
+    """
     ctx = s.ctx
     args = cargo_args(s)
     start = Path(os.path.abspath(ctx.cwd))
     if args.manifest_path:
         start = (start / args.manifest_path).parent
+    manifest = find_manifest(start)
+    config_files = _config_files(ctx)
+    key = json.dumps(["cargo-profiles", str(start), str(manifest), [str(p) for p in config_files], list(args.config_args)])
+    cached = s.cache.get(key)
+    if cached and all(_stat_token(path) == token for path, token in cached["files"]):
+        s.note_cached()
+        return cached["profiles"], cached["build"]
+
+    read: list[str] = []
     profiles: dict[str, dict] = {}
     build: dict = {}
-    manifest = find_manifest(start)
     if manifest is not None:
-        _merge(profiles, {}, workspace_manifest(manifest)[1])  # [build] is config only
-    for path in _config_files(ctx):
+        _merge(profiles, {}, workspace_manifest(manifest, read)[1])  # [build] is config only
+    for path in config_files:
+        read.append(str(path))
         _merge(profiles, build, _load_toml(path) or {})
     for text in args.config_args:
         _merge(profiles, build, _config_arg(start, text))
+    try:
+        s.cache.put(key, {"files": [[p, _stat_token(p)] for p in read], "profiles": profiles, "build": build})
+    except (TypeError, ValueError):
+        pass  # a value JSON cannot hold (a TOML datetime): just not cached
     return profiles, build
 
 

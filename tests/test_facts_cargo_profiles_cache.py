@@ -1,0 +1,29 @@
+"""Cargo.toml profile facts are cached by file stat and follow edits."""
+
+from __future__ import annotations
+
+import os
+
+from buildpolicy.facts import FactStore, ProbeContext
+
+
+def _incremental(tmp_path, cache):
+    ctx = ProbeContext(cwd=tmp_path, environ={"HOME": str(tmp_path)}, cargo_argv=("cargo", "build", "--profile", "fast"),
+                       cache_dir=cache)
+    store = FactStore(ctx)
+    return store.get("cargo.incremental"), store.source("cargo.incremental"), store.get("cargo.profile_inherits")
+
+
+def test_profile_facts_cached_and_invalidated_by_edits(tmp_path):
+    cache = tmp_path / "cache"
+    manifest = tmp_path / "Cargo.toml"
+    manifest.write_text('[package]\nname = "x"\nversion = "0.1.0"\n[profile.fast]\ninherits = "dev"\n')
+    assert _incremental(tmp_path, cache) == (True, "probe", "dev")
+    assert _incremental(tmp_path, cache)[0:2] == (True, "cache")
+    manifest.write_text('[package]\nname = "x"\nversion = "0.1.0"\n[profile.fast]\ninherits = "release"\n')
+    os.utime(manifest, ns=(1, 1))  # even a same-size edit with an old mtime is seen
+    assert _incremental(tmp_path, cache) == (False, "probe", "release")
+    config = tmp_path / ".cargo" / "config.toml"
+    config.parent.mkdir()
+    config.write_text("[profile.fast]\nincremental = true\n")
+    assert _incremental(tmp_path, cache)[0] is True
