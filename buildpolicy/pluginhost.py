@@ -126,6 +126,8 @@ class PluginHost:
             args = {name: kwargs[name] for name in impl.argnames}
             try:
                 yield impl.plugin_name, impl.function(**args)
+            except BuildpolicyError:
+                raise  # a user's mistake found by a plugin (e.g. an undeclared feature profile): exit 2
             except Exception as exc:  # noqa: BLE001 - isolate plugin failures
                 self.warnings.append(f"plugin {impl.plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}")
 
