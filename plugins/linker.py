@@ -169,6 +169,34 @@ def _smoke_cache(ctx):
     return ProbeCache(Path(ctx.cache_dir) / "probes" / SMOKE_CACHE)
 
 
+def _run(argv: list[str], *, env, cwd: str, timeout: float) -> tuple[int | None, str, str]:
+    """Run ``argv``; return ``(returncode or None, stdout, what went wrong)``.
+
+    Like ``buildpolicy.facts.subproc.run_text``, but a failure reports the useful
+    stderr lines (a linker's own error comes before clang's generic last line).
+    """
+    import subprocess
+
+    try:
+        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
+    except OSError as exc:
+        return None, "", f"cannot run {argv[0]}: {exc.strerror or exc}"
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, 9)  # its own session: a wrapper's children die too
+        except OSError:
+            pass
+        proc.communicate()
+        return None, "", f"{argv[0]} did not answer within {timeout:g}s"
+    if proc.returncode == 0:
+        return 0, out, ""
+    lines = [line.strip() for line in err.splitlines() if line.strip() and "linker command failed" not in line]
+    return proc.returncode, out, "; ".join(lines[:3]) or f"exit status {proc.returncode}"
+
+
 def smoke_test(clang: str, linker: str, fuse: str, *, environ, scratch_parent: Path,
                link_timeout: float | None = None, run_timeout: float | None = None) -> tuple[bool | None, str]:
     """Link and run a tiny C program with ``clang -fuse-ld=<fuse>``.
@@ -180,8 +208,6 @@ def smoke_test(clang: str, linker: str, fuse: str, *, environ, scratch_parent: P
     """
     import shutil
     import tempfile
-
-    from buildpolicy.facts.subproc import run_text
 
     try:
         scratch_parent.mkdir(parents=True, exist_ok=True)
@@ -195,18 +221,18 @@ def smoke_test(clang: str, linker: str, fuse: str, *, environ, scratch_parent: P
         program = os.path.join(scratch, "smoke")
         with open(source, "w", encoding="utf-8") as handle:
             handle.write(SMOKE_SOURCE)
-        code, _out, problem = run_text([clang, f"-fuse-ld={fuse}", source, "-o", program], env=env, cwd=Path(scratch),
-                                       timeout=LINK_TIMEOUT if link_timeout is None else link_timeout)
+        code, _out, problem = _run([clang, f"-fuse-ld={fuse}", source, "-o", program], env=env, cwd=scratch,
+                                   timeout=LINK_TIMEOUT if link_timeout is None else link_timeout)
         if code is None:
             return (None if "did not answer" in problem else False), problem
         if code != 0:
             return False, f"clang -fuse-ld={fuse} could not link a test program: {problem}"
-        code, out, problem = run_text([program], env=env, cwd=Path(scratch),
-                                      timeout=RUN_TIMEOUT if run_timeout is None else run_timeout)
+        code, out, problem = _run([program], env=env, cwd=scratch,
+                                  timeout=RUN_TIMEOUT if run_timeout is None else run_timeout)
         if code is None:
             return (None if "did not answer" in problem else False), f"the program linked by {linker} did not run: {problem}"
         if code != 0 or out.strip() != SMOKE_OUTPUT:
-            return False, f"the program linked by {linker} failed (exit {code}): {problem or out.strip()!r}"
+            return False, f"the program linked by {linker} failed (exit {code}): {problem if code else repr(out.strip())}"
         return True, f"clang -fuse-ld={fuse} linked and ran a test program"
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
