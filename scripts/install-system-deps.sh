@@ -7,6 +7,12 @@ set -euo pipefail
 
 packages=(zsh fish dash mold lld clang sccache openssh-server rsync direnv git)
 commands=(zsh fish dash mold ld.lld clang sccache sshd rsync direnv git)
+# The machine image ships rustup's stable and nightly toolchains; where cargo is
+# missing altogether, Debian's cargo still lets the end-to-end builds run.
+if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
+    packages+=(cargo rustc)
+    commands+=(cargo rustc)
+fi
 
 missing=()
 for i in "${!commands[@]}"; do
