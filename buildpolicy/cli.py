@@ -22,6 +22,14 @@ COMMANDS = (
     "explain",
     "facts",
     "check",
+    "test",
+    "init",
+    "set",
+    "unset",
+    "allow",
+    "deny",
+    "schema",
+    "doctor",
 )
 
 

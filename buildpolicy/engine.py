@@ -40,6 +40,25 @@ class Request:
     extra_plugins: tuple[tuple[str, Any], ...] = ()
     entry_points: bool = True
     emit_state: bool = False  # `env` exports BUILDPOLICY_ENV_STATE
+    # How untrusted project/pack files are treated (buildpolicy.trust):
+    # "enforce" refuses, "report" warns and skips their plugins and sensitive
+    # knobs, "ignore" does neither. None: enforce for env/exec, ignore for
+    # test, report otherwise.
+    trust: str | None = None
+    paths: Paths | None = None  # directories to use instead of the environ's (policy tests)
+
+
+TRUST_ENFORCED = ("env", "exec")
+TRUST_IGNORED = ("test",)
+
+
+def trust_mode(request: Request) -> str:
+    """``enforce``, ``report`` or ``ignore`` for ``request`` (see ``Request.trust``)."""
+    if request.trust is not None:
+        return request.trust
+    if request.command in TRUST_ENFORCED:
+        return "enforce"
+    return "ignore" if request.command in TRUST_IGNORED else "report"
 
 
 @attrs.frozen
@@ -95,11 +114,16 @@ class Result:
         return env
 
     def unknown_facts(self) -> dict[str, str]:
-        """Facts that were asked for and are unknown, with the reason."""
+        """Machine facts that were asked for and are unknown, with the reason.
+
+        Facts of the invocation (``cargo.toolchain_override`` without a
+        ``+toolchain``, an unset ``env.X``) are null by design, not unknown.
+        """
+        registry = self.facts.registry
         return {
             name: self.facts.unknown_reason(name) or "unknown"
             for name, value in self.facts.probed().items()
-            if value is None
+            if value is None and not getattr(registry.spec_for(name), "from_invocation", False)
         }
 
 
@@ -112,17 +136,35 @@ def _fact_type_with(extra: dict[str, str]):
     return lookup
 
 
-def evaluate(request: Request) -> Result:
-    """Run the whole pipeline for ``request``; raise BuildpolicyError on user errors."""
+@attrs.define
+class Prepared:
+    """A run up to knob resolution: policies loaded and trusted (or not), plugins registered."""
+
+    baseline: dict[str, str]
+    touched: dict[str, str | None]
+    paths: Paths
+    policy_set: Any
+    host: Any
+    plugin_facts: dict[str, Any]
+    knob_specs: dict[str, KnobSpec]
+    file_knobs: tuple[Any, ...]  # knob values from files that this run may use
+    warnings: list[str]
+
+
+def prepare(request: Request) -> Prepared:
+    """Load the policies of every layer, check trust and register plugins.
+
+    ``evaluate`` continues from here; ``buildpolicy set`` and ``buildpolicy
+    test`` use it alone to learn the declared knobs and facts.
+    """
     from buildpolicy.data import policies_dir
-    from buildpolicy.facts import FactStore, ProbeContext, known_fact_names
-    from buildpolicy.knobs import resolve_knobs
+    from buildpolicy.facts import known_fact_names
     from buildpolicy.loader import load_policies
     from buildpolicy.pluginhost import make_plugin_manager
 
     warnings: list[str] = []
     baseline, touched = restore_baseline(request.environ)
-    paths = Paths.from_environ(baseline)
+    paths = request.paths or Paths.from_environ(baseline)
     profile_path = find_profile(request.cwd)
 
     # Plugins first: they may declare facts that rules use. Team-local plugin
@@ -144,19 +186,47 @@ def evaluate(request: Request) -> Result:
         cache_dir=paths.cache_dir,
         extra_key=",".join(sorted(f"{n}:{s.type}" for n, s in plugin_facts.items())),
     )
-    if policy_set.plugin_paths or policy_set.disable_plugins:
+    # Trust (DESIGN §9): only when project or pack files hold something beyond
+    # build variables, and then only stats unless a file changed.
+    trusted = True
+    file_knobs = policy_set.knob_values
+    mode = trust_mode(request)
+    if policy_set.trust_findings and mode != "ignore":
+        from buildpolicy import trust
+
+        verdict = trust.check(policy_set, paths.state_dir)
+        if not verdict.trusted:
+            if mode == "enforce":
+                raise trust.refusal(policy_set, verdict)
+            trusted = False
+            warnings.extend(trust.warnings_for(policy_set, verdict))
+            untrusted = {(f.file, f.name) for f in policy_set.trust_findings if f.kind == "knob"}
+            file_knobs = tuple(k for k in file_knobs if (k.provenance.file, k.name) not in untrusted)
+    plugin_paths = policy_set.plugin_paths if trusted else ()
+    if plugin_paths or policy_set.disable_plugins:
         host = make_plugin_manager(
             cache_dir=paths.cache_dir,
-            plugin_paths=[Path(p) for p in policy_set.plugin_paths],
+            plugin_paths=[Path(p) for p in plugin_paths],
             disabled=policy_set.disable_plugins,
             extra_plugins=request.extra_plugins,
             entry_points=request.entry_points,
         )
         plugin_facts = {spec.name: spec for spec in host.fact_specs()}
     warnings.extend(host.load_errors)
-
     specs = _knob_specs(host, policy_set)
-    knobs = resolve_knobs(specs.values(), policy_set.knob_values, baseline, request.cli_sets, warnings.append)
+    return Prepared(baseline, touched, paths, policy_set, host, plugin_facts, specs, tuple(file_knobs), warnings)
+
+
+def evaluate(request: Request) -> Result:
+    """Run the whole pipeline for ``request``; raise BuildpolicyError on user errors."""
+    from buildpolicy.facts import FactStore, ProbeContext
+    from buildpolicy.knobs import resolve_knobs
+
+    prepared = prepare(request)
+    baseline, touched, paths = prepared.baseline, prepared.touched, prepared.paths
+    policy_set, host, plugin_facts = prepared.policy_set, prepared.host, prepared.plugin_facts
+    specs, warnings = prepared.knob_specs, prepared.warnings
+    knobs = resolve_knobs(specs.values(), prepared.file_knobs, baseline, request.cli_sets, warnings.append)
 
     probe_ctx = ProbeContext(
         cwd=request.cwd,
@@ -191,7 +261,7 @@ def evaluate(request: Request) -> Result:
         decisions[name] = decision
     warnings.extend(w for w in host.warnings if w not in warnings)
 
-    set_env, unset, provenance, overridden = _compose_env(outcomes, decisions, facts, baseline, ctx)
+    set_env, unset, provenance, overridden = _compose_env(outcomes, decisions, facts, baseline, ctx, policy_set)
     _compose_rustflags(outcomes, decisions, facts, baseline, set_env, provenance, ctx)
 
     # Variables a previous `env` set that this run does not: restore the caller's value.
@@ -353,7 +423,7 @@ def _interpolate(template: str, facts, ctx: DecideContext, rule: Rule) -> str:
     return text
 
 
-def _compose_env(outcomes, decisions, facts, baseline, ctx):
+def _compose_env(outcomes, decisions, facts, baseline, ctx, policy_set=None):
     """Choose each variable's value among rule and plugin candidates."""
     from buildpolicy.render import check_name
 
@@ -371,11 +441,13 @@ def _compose_env(outcomes, decisions, facts, baseline, ctx):
         for entry in rule.env:
             name = _interpolate(entry.name, facts, ctx, rule)
             value = _interpolate(entry.value, facts, ctx, rule)
-            where = Provenance(rule.layer, f"rule {rule.id}", rule.file, entry.line or rule.line)
+            source = policy_set.rule_source(rule) if policy_set is not None else f"rule {rule.id}"
+            where = Provenance(rule.layer, source, rule.file, entry.line or rule.line)
             check_name(name)
             candidates.setdefault(name, []).append(Candidate(value, where, LAYER_RANK[rule.layer], rule.priority, rule.force))
         for name in rule.unset:
-            where = Provenance(rule.layer, f"rule {rule.id}", rule.file, rule.line)
+            source = policy_set.rule_source(rule) if policy_set is not None else f"rule {rule.id}"
+            where = Provenance(rule.layer, source, rule.file, rule.line)
             candidates.setdefault(name, []).append(Candidate(None, where, LAYER_RANK[rule.layer], rule.priority, True))
 
     set_env: dict[str, str] = {}

@@ -7,6 +7,11 @@ and all problems of a run are reported together.
 Compiling is the expensive part, so the compiled ``PolicySet`` is pickled in
 the cache directory, keyed by the path, size and mtime of every file read and
 the listing of every policy directory; a warm run only stats files.
+
+Load order (lowest first): builtin, the packs the profile ``extends`` (in
+order, layer ``pack``), the profile file, the project's policy files, site,
+user. While compiling, the items of project and pack files that need the
+user's trust are collected (see ``buildpolicy.trust``) and cached with the set.
 """
 
 from __future__ import annotations
@@ -23,12 +28,16 @@ from buildpolicy import __version__
 from buildpolicy.errors import BuildpolicyError, Diagnostic
 from buildpolicy.knobs import FileKnob
 from buildpolicy.model import LAYER_RANK, EnvTemplate, Provenance, Rule
+from buildpolicy.packs import Pack
 from buildpolicy.paths import atomic_write
+from buildpolicy.trust import UNTRUSTED_LAYERS, Finding
 
 PROFILE_KEYS = ("policies", "default_profile", "extends", "plugin_paths", "disable_plugins", "feature_profiles", "knobs", "rule")
 POLICY_KEYS = ("rule", "knobs")
 _ENV_NAME_CHARS = re.compile(r"^[A-Za-z0-9_]*$")
 _TEMPLATE_PART = re.compile(r"\$\{[^}]*\}|\$\$")
+# Bumped when PolicySet's fields change, so an old pickle is never unpickled into the new class.
+_CACHE_FORMAT = "2"
 
 
 @attrs.frozen
@@ -67,6 +76,21 @@ class PolicySet:
     knob_declarations: tuple[KnobDeclaration, ...]
     options: dict[str, dict[str, OptionValue]]
     files: tuple[tuple[str, str], ...]  # (layer, path) in load order
+    packs: tuple[Pack, ...] = ()  # the profile's `extends`, resolved, in order
+    trust_findings: tuple[Finding, ...] = ()  # items of project/pack files that need `buildpolicy allow`
+    trust_files: tuple[str, ...] = ()  # files the trust hash covers (project, pack, team plugins)
+
+    def pack_of(self, file: str | None) -> str | None:
+        """The name of the pack ``file`` belongs to (``pack:acme`` or the path in ``extends``), or None."""
+        for pack in self.packs:
+            if file in pack.files:
+                return pack.name
+        return None
+
+    def rule_source(self, rule: Rule) -> str:
+        """Provenance ``source`` of a rule: ``rule <id>``, plus ``(pack <name>)`` for a pack rule."""
+        pack = self.pack_of(rule.file) if rule.layer == "pack" else None
+        return f"rule {rule.id}" + (f" (pack {pack})" if pack else "")
 
 
 def layer_files(profile: Path | None, site_dir: Path, user_dir: Path, builtin_dir: Path) -> tuple[list[tuple[str, Path]], list[Path]]:
@@ -109,6 +133,8 @@ class _Compiler:
         self.fact_type = fact_type
         self.known_facts = tuple(known_facts)
         self.diagnostics: list[Diagnostic] = []
+        self.findings: list[Finding] = []  # untrusted items of project and pack files
+        self.pack_of: dict[str, str] = {}  # pack file -> pack name
         self.rules: list[Rule] = []
         self.knob_values: list[FileKnob] = []
         self.knob_declarations: list[KnobDeclaration] = []
@@ -140,6 +166,11 @@ class _Compiler:
         for name, value in data.get("knobs", {}).items():
             line = (doc.key_pos(("knobs", name)) or (None, None))[0]
             provenance = Provenance(layer, f"[knobs] {name}", str(doc.path), line)
+            if layer in UNTRUSTED_LAYERS and (not isinstance(value, dict) or "default" in value):
+                from buildpolicy.trust import SENSITIVE_KNOBS, knob_finding
+
+                if name in SENSITIVE_KNOBS:
+                    self.findings.append(knob_finding(name, str(doc.path), *self._position(doc, ("knobs", name), value=False)))
             if isinstance(value, dict):
                 self.knob_declarations.append(KnobDeclaration(name, tuple(sorted(value.items())), provenance))
                 if "default" in value:
@@ -201,6 +232,17 @@ class _Compiler:
                 except ExprError as exc:
                     self.diagnostics.append(exc.diagnostic)
             env.append(EnvTemplate(name, value, key_line))
+            if layer in UNTRUSTED_LAYERS:
+                from buildpolicy.trust import env_finding, is_safe_name_template
+
+                if not is_safe_name_template(name):
+                    self.findings.append(env_finding(rule_id, name, path, key_line, key_col))
+        if layer in UNTRUSTED_LAYERS:
+            from buildpolicy.trust import is_safe_name, unset_finding
+
+            for position, name in enumerate(table.get("unset", ())):
+                if not is_safe_name(name):
+                    self.findings.append(unset_finding(rule_id, name, path, *self._position(doc, ("rule", index, "unset", position))))
         for position, fragment in enumerate(table.get("rustflags", ())):
             if not fragment or any(ch.isspace() for ch in fragment):
                 line, col = self._position(doc, ("rule", index, "rustflags", position))
@@ -239,7 +281,9 @@ class _Compiler:
         for rule in sorted(self.rules, key=lambda r: (LAYER_RANK[r.layer], r.order)):
             previous = by_id.get(rule.id)
             if previous is not None:
-                if previous.layer == rule.layer:
+                # Two packs may define one id: the pack listed later in `extends` replaces the earlier.
+                other_pack = rule.layer == "pack" and self.pack_of.get(previous.file) != self.pack_of.get(rule.file)
+                if previous.layer == rule.layer and not other_pack:
                     self.diagnostics.append(
                         Diagnostic(rule.file, rule.line, None, f"rule id {rule.id!r} is defined twice in the {rule.layer} layer "
                                    f"(also at {previous.file}:{previous.line})")
@@ -258,11 +302,19 @@ def _stat_token(path: Path | str) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}"
 
 
-def _inputs(files: list[tuple[str, Path]], dirs: list[Path], extra: str) -> tuple[tuple[str, str], ...]:
-    """What a compiled PolicySet depends on: version, plugin facts, every file and listed directory."""
+def _inputs(files: list[tuple[str, Path]], dirs: list[Path], extra: str, entry_point_packs: bool) -> tuple[tuple[str, str], ...]:
+    """What a compiled PolicySet depends on: version, plugin facts, every file and listed directory.
+
+    With ``pack:`` entries in ``extends``, also the state of ``sys.path``
+    (installing or removing a pack distribution changes it).
+    """
+    from buildpolicy.packs import sys_path_state
+
     return (
         ("version", __version__),
+        ("format", _CACHE_FORMAT),
         ("extra", extra),
+        *((("syspath", sys_path_state()),) if entry_point_packs else ()),
         *((f"file:{layer}:{path}", _stat_token(path)) for layer, path in files),
         *((f"dir:{directory}", _stat_token(directory)) for directory in dirs),
     )
@@ -273,10 +325,20 @@ def _unchanged(inputs: tuple[tuple[str, str], ...], extra: str) -> bool:
     for key, token in inputs:
         if key == "version":
             current = __version__
+        elif key == "format":
+            current = _CACHE_FORMAT
         elif key == "extra":
             current = extra
+        elif key == "syspath":
+            from buildpolicy.packs import sys_path_state
+
+            current = sys_path_state()
+        elif key.startswith("file:"):
+            current = _stat_token(key.split(":", 2)[-1])
+        elif key.startswith("dir:"):
+            current = _stat_token(key[4:])
         else:
-            current = _stat_token(key.split(":", 2)[-1] if key.startswith("file:") else key[4:])
+            return False
         if current != token:
             return False
     return True
@@ -313,14 +375,20 @@ def load_policies(
         try:
             with open(cache_file, "rb") as handle:
                 cached_profile, inputs, policy_set = pickle.load(handle)
-            if cached_profile == str(profile) and isinstance(policy_set, PolicySet) and _unchanged(inputs, extra_key):
+            if (
+                cached_profile == str(profile)
+                and isinstance(policy_set, PolicySet)
+                and ("format", _CACHE_FORMAT) in inputs  # a pickle of an older PolicySet lacks fields
+                and _unchanged(inputs, extra_key)
+            ):
                 return policy_set
         except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt
             pass
 
-    ordered, dirs = _discover(profile, site_dir, user_dir, builtin_dir)
-    inputs = _inputs(ordered, dirs, extra_key)  # stat before reading: an edit during compile invalidates
-    policy_set = _compile(profile, ordered, fact_type, known_facts)
+    ordered, dirs, packs = _discover(profile, site_dir, user_dir, builtin_dir)
+    # Stat before reading: an edit during compile invalidates.
+    inputs = _inputs(ordered, dirs, extra_key, any(p.from_entry_point for p in packs))
+    policy_set = _compile(profile, ordered, fact_type, known_facts, packs)
     if cache_file is not None:
         try:
             atomic_write(cache_file, pickle.dumps((str(profile), inputs, policy_set), protocol=pickle.HIGHEST_PROTOCOL))
@@ -330,17 +398,28 @@ def load_policies(
 
 
 def _discover(profile, site_dir, user_dir, builtin_dir):
-    """Every file to load in layer order, and the directories listed to find them."""
+    """Every file to load in layer order, the directories listed to find them, and the packs."""
     import tomllib
 
     base_files, dirs = layer_files(profile, site_dir, user_dir, builtin_dir)
     profile_data = None
     project_files: list[tuple[str, Path]] = []
+    pack_files: list[tuple[str, Path]] = []
+    packs: list[Pack] = []
     if profile is not None:
         try:
             profile_data = tomllib.loads(profile.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             profile_data = None  # reported with its position by the full parse
+        extends = (profile_data or {}).get("extends")
+        if isinstance(extends, list):
+            from buildpolicy.packs import resolve_extends
+
+            packs = resolve_extends(profile, extends)
+            for pack in packs:
+                if pack.directory is not None:
+                    dirs.append(Path(pack.directory))  # a file added to a pack invalidates the cache
+                pack_files.extend(("pack", Path(f)) for f in pack.files)
         for entry in project_policy_paths(profile, profile_data or {}):
             dirs.append(entry)  # listed even when missing: creating it invalidates the cache
             if entry.is_dir():
@@ -349,15 +428,18 @@ def _discover(profile, site_dir, user_dir, builtin_dir):
                 )
             elif entry.is_file():
                 project_files.append(("project", entry))
-    # Load order: builtin, profile, project policies, site, user.
-    ordered = [f for f in base_files if f[0] == "builtin"]
+    # Load order: builtin, packs, profile, project policies, site, user.
+    ordered = [f for f in base_files if f[0] == "builtin"] + pack_files
     ordered += [f for f in base_files if f[0] == "project"] + project_files
     ordered += [f for f in base_files if f[0] in ("site", "user")]
-    return ordered, dirs
+    return ordered, dirs, packs
 
 
-def _compile(profile, ordered, fact_type, known_facts) -> PolicySet:
+def _compile(profile, ordered, fact_type, known_facts, packs=()) -> PolicySet:
+    from buildpolicy.trust import plugin_finding
+
     compiler = _Compiler(fact_type, known_facts)
+    compiler.pack_of = {f: pack.name for pack in packs for f in pack.files}
     settings: dict[str, Any] = {}
     for layer, path in ordered:
         is_profile = profile is not None and path == profile
@@ -370,16 +452,24 @@ def _compile(profile, ordered, fact_type, known_facts) -> PolicySet:
                 if not (profile.parent / entry).exists():
                     line, col = doc.value_pos(("policies", index)) or (None, None)
                     compiler.diagnostics.append(Diagnostic(path, line, col, f"policy path {entry!r} does not exist"))
+            for pack in packs:
+                if pack.problem:
+                    line, col = doc.value_pos(("extends", pack.index)) or (None, None)
+                    compiler.diagnostics.append(Diagnostic(path, line, col, pack.problem))
+            for index, entry in enumerate(doc.data.get("plugin_paths", ())):
+                line, col = doc.value_pos(("plugin_paths", index)) or (None, None)
+                compiler.findings.append(plugin_finding(entry, str(path), line, col))
         compiler.add_file(layer, doc, PROFILE_KEYS if is_profile else POLICY_KEYS)
     rules, replaced = compiler.merged_rules()
     if compiler.diagnostics:
         raise BuildpolicyError(sorted(compiler.diagnostics, key=Diagnostic.sort_key))
+    plugin_paths = tuple(str(profile.parent / p) for p in settings.get("plugin_paths", ()))
     return PolicySet(
         profile_path=str(profile) if profile else None,
         project_root=str(profile.parent) if profile else None,
         default_profile=settings.get("default_profile", "dev"),
         feature_profiles={name: tuple(args) for name, args in settings.get("feature_profiles", {}).items()},
-        plugin_paths=tuple(str(profile.parent / p) for p in settings.get("plugin_paths", ())),
+        plugin_paths=plugin_paths,
         disable_plugins=tuple(settings.get("disable_plugins", ())),
         rules=rules,
         replaced=replaced,
@@ -387,4 +477,7 @@ def _compile(profile, ordered, fact_type, known_facts) -> PolicySet:
         knob_declarations=tuple(compiler.knob_declarations),
         options=compiler.options,
         files=tuple((layer, str(path)) for layer, path in ordered),
+        packs=tuple(packs),
+        trust_findings=tuple(compiler.findings),
+        trust_files=tuple(str(path) for layer, path in ordered if layer in UNTRUSTED_LAYERS) + plugin_paths,
     )

@@ -287,7 +287,8 @@ def test_team_local_plugin_from_profile_paths_and_disable(project, base_env):
           "    return Decision('team', ctx.option('team', 'greeting'), 'ok', 'from a file', set_env={'TEAM_GREETING': ctx.option('team', 'greeting')})\n")
     write(project / "buildpolicy.toml",
           'plugin_paths = ["tools/teamplug.py"]\ndisable_plugins = ["tmpdir"]\n[team]\ngreeting = "hi"\n')
-    result = run(project, base_env)
+    # Team-local plugins need `buildpolicy allow` (tests/test_trust.py); trust is not the subject here.
+    result = run(project, base_env, trust="ignore")
     assert result.decisions["team"].source == "teamplug"
     assert result.set_env["TEAM_GREETING"] == "hi"
     assert "tmpdir" not in result.decisions

@@ -1,0 +1,37 @@
+"""``buildpolicy allow``: trust this project's profile, policy, pack and team plugin files as they are now."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from buildpolicy.errors import BuildpolicyError
+
+HELP = "trust this project's policy files as they are now (any edit needs a new allow)"
+
+
+def add_arguments(parser) -> None:
+    """This command's arguments."""
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+
+
+def run(args, command_argv) -> int:
+    """Compile the project's files (they must be valid), hash them and record the hash in the state dir."""
+    from buildpolicy import trust
+    from buildpolicy.engine import Request, prepare
+
+    if command_argv is not None:
+        raise BuildpolicyError("allow takes no command after `--`")
+    # Report mode: allowing must not run the team plugins it is about to trust.
+    prepared = prepare(Request(cwd=Path.cwd(), environ=dict(os.environ), command="allow", trust="report"))
+    policy_set = prepared.policy_set
+    record = trust.allow(policy_set, prepared.paths.state_dir)
+    if not args.quiet:
+        count = len(set(policy_set.trust_files))
+        lines = [f"allowed {policy_set.profile_path} ({count} file(s) hashed) as it is now"]
+        for finding in policy_set.trust_findings:
+            lines.append(f"  {finding.file}:{finding.line}: {finding.what}")
+        lines.append(f"  (record: {record}; any edit needs a new `buildpolicy allow`; `buildpolicy deny` revokes)")
+        sys.stdout.write("\n".join(lines) + "\n")
+    return 0

@@ -1,0 +1,32 @@
+"""``buildpolicy doctor``: check the effective build environment for costly traps, each with its fix."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from buildpolicy.cli import add_common, make_request, print_warnings
+from buildpolicy.errors import EXIT_PROBLEMS
+
+HELP = "check the build environment for traps (shadowed rustflags, sccache + incremental, ...); exit 1 if any"
+
+
+def add_arguments(parser) -> None:
+    """This command's arguments."""
+    add_common(parser)
+    parser.add_argument("--format", default="text", choices=("text", "json"))
+
+
+def run(args, command_argv) -> int:
+    """Evaluate as ``env`` would (a cargo argv after ``--`` picks the profile), run every check, print."""
+    from buildpolicy.doctor import diagnose, format_problems
+    from buildpolicy.engine import evaluate
+
+    result = evaluate(make_request(args, command_argv, "doctor"))
+    problems, notes = diagnose(result)
+    print_warnings([*result.warnings, *notes], args.quiet)
+    if args.format == "json":
+        sys.stdout.write(json.dumps({"problems": [p.to_json() for p in problems]}, indent=2) + "\n")
+    else:
+        sys.stdout.write(format_problems(problems))
+    return EXIT_PROBLEMS if problems else 0
