@@ -30,6 +30,7 @@ COMMANDS = (
     "deny",
     "schema",
     "doctor",
+    "log",
 )
 
 

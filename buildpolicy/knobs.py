@@ -39,9 +39,47 @@ def coerce(spec: KnobSpec, raw: Any, *, from_env: bool) -> Any:
     """Convert ``raw`` to the knob's type; raise ValueError saying what is allowed.
 
     Values from environment variables are strings: a list knob's value is
-    comma-separated there.
+    comma-separated there. A spec's ``check`` then vets the typed value.
     """
+    value = _convert(spec, raw)
+    if spec.check is not None and value is not None:
+        problem = spec.check(value)
+        if problem:
+            raise ValueError(problem)
+    return value
+
+
+def parse_seconds(raw: Any) -> float:
+    """A duration in seconds from ``1.5``, ``"1.5"``, ``"1.5s"`` or ``"300ms"``; ValueError otherwise."""
+    import math
+
+    if isinstance(raw, bool):
+        raise ValueError("not a duration")
+    if isinstance(raw, (int, float)):
+        value = float(raw)
+    else:
+        text = str(raw).strip().lower()
+        scale = 1.0
+        if text.endswith("ms"):
+            text, scale = text[:-2], 0.001
+        elif text.endswith("s"):
+            text = text[:-1]
+        value = float(text.strip()) * scale  # ValueError for junk
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("not a duration")
+    return value
+
+
+def _convert(spec: KnobSpec, raw: Any) -> Any:
     kind = spec.type
+    if kind == "seconds":
+        try:
+            value = parse_seconds(raw)
+        except ValueError:
+            raise ValueError(spec.allowed()) from None
+        if spec.minimum is not None and value < spec.minimum:
+            raise ValueError(spec.allowed())
+        return value
     if kind == "enum":
         value = str(raw).strip().lower() if isinstance(raw, str) else raw
         if isinstance(raw, bool):  # TOML `true`/`false` for on/off enums

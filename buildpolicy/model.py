@@ -6,6 +6,7 @@ every value the engine outputs travels with its provenance.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -38,7 +39,7 @@ class Provenance:
         return {"layer": self.layer, "file": self.file, "line": self.line, "source": self.source}
 
 
-KNOB_TYPES = ("enum", "int", "size", "bool", "string", "list")
+KNOB_TYPES = ("enum", "int", "size", "bool", "string", "list", "seconds")
 
 
 @attrs.frozen
@@ -47,6 +48,10 @@ class KnobSpec:
 
     ``on_invalid`` is ``"error"`` (exit 2) or ``"warn"`` (warn on stderr and fall
     back to the next lower source), for knobs the design lets fall back.
+    ``check`` is an optional ``callable(value) -> str | None`` run on the typed
+    value: a returned string says what is wrong and makes the value bad like a
+    type error (``remote_hosts`` refuses host names starting with ``-``).
+    ``seconds`` knobs hold a float duration (``1.5``, ``"1.5s"``, ``"300ms"``).
     """
 
     name: str
@@ -58,6 +63,7 @@ class KnobSpec:
     aliases: tuple[str, ...] = ()
     on_invalid: str = "error"
     declared_by: str = ""
+    check: Callable[[Any], str | None] | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def env_names(self) -> tuple[str, ...]:
@@ -77,6 +83,9 @@ class KnobSpec:
             return "true or false (also on/off, yes/no, 1/0)"
         if self.type == "list":
             return "a list (comma-separated in an environment variable)"
+        if self.type == "seconds":
+            low = "" if self.minimum is None else f" >= {self.minimum:g}"
+            return f"a duration in seconds such as 1.5, 1.5s or 300ms{low}"
         return "a string"
 
 

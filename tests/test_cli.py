@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -85,17 +86,34 @@ def test_check_ok_and_warns_about_possible_conflicts(cli, project):
     assert "'c'" not in proc.stderr  # os == linux and os == macos never match together
 
 
-def test_exec_replaces_process_and_keeps_exit_status(cli, project, facts_file):
+def test_exec_runs_the_command_as_its_child_and_is_transparent(cli, project, facts_file):
+    # exec waits for the command (to log its exit status and hold the build gate)
+    # instead of replacing itself; what it guarantees in exchange is checked here.
     proc = cli("exec", "--facts", str(facts_file), "--", "sh", "-c", 'printf %s "$CARGO_BUILD_JOBS"; exit 7', cwd=project)
-    assert proc.returncode == 7
+    assert proc.returncode == 7  # the command's exit status
     assert proc.stdout == "3"
     env = dict(cli.env)
+    # stdin, stdout and stderr are the caller's own, and buildpolicy is the direct parent.
     child = subprocess.Popen(
-        [sys.executable, "-m", "buildpolicy", "exec", "--", "sh", "-c", "echo $$"],
-        cwd=project, env=env, stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "buildpolicy", "exec", "--", "sh", "-c", 'echo "$PPID"; cat; echo to-stderr >&2'],
+        cwd=project, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    out, _ = child.communicate(timeout=60)
-    assert int(out) == child.pid  # the same process: buildpolicy replaced itself
+    out, err = child.communicate("from stdin\n", timeout=60)
+    assert out.splitlines() == [str(child.pid), "from stdin"] and err == "to-stderr\n"
+    # SIGTERM and SIGINT sent to buildpolicy reach the command, which decides how to exit.
+    for signum, code in ((signal.SIGTERM, 42), (signal.SIGINT, 43)):
+        name = signal.Signals(signum).name.removeprefix("SIG")
+        child = subprocess.Popen(
+            [sys.executable, "-m", "buildpolicy", "exec", "--", "sh", "-c",
+             f'trap "exit {code}" {name}; echo ready; while :; do sleep 0.05; done'],
+            cwd=project, env=env, stdout=subprocess.PIPE, text=True,
+        )
+        assert child.stdout.readline() == "ready\n"
+        child.send_signal(signum)
+        assert child.wait(timeout=30) == code
+    # A command killed by a signal: 128 + the signal number, as a shell reports it.
+    killed = cli("exec", "--", "sh", "-c", "kill -KILL $$", cwd=project)
+    assert killed.returncode == 128 + signal.SIGKILL
     missing = cli("exec", "--", "no-such-command-xyz", cwd=project)
     assert missing.returncode == 127 and "not found" in missing.stderr
 

@@ -1,13 +1,33 @@
-"""``buildpolicy exec -- CMD...``: run a command with the decided environment."""
+"""``buildpolicy exec -- CMD...``: run a command with the decided environment.
+
+The steps, in order:
+
+1. evaluate: every decision, including where to build (``remote``);
+2. plan: plugins may wrap the plan (``buildpolicy_wrap_exec``: the remote
+   plugin turns a cargo build into sync/run/sync-back steps, or exits 75);
+3. gate: a compile-heavy local cargo command takes the build gate, then the
+   run is *evaluated again*, so the job count reflects the memory free after
+   the wait (the remote choice is memoised for the whole exec, so the second
+   pass neither probes again nor changes its mind);
+4. run: the command runs as a child that inherits stdin/stdout/stderr, with
+   SIGINT/SIGTERM/SIGHUP/SIGQUIT forwarded (``buildpolicy.childproc``); exec
+   exits with its status, or 128+N when signal N killed it;
+5. log: one JSON line in the action log (``buildpolicy.actionlog``).
+
+exec used to replace itself with ``os.execvpe``; it waits now because only a
+process that outlives the command can log its exit status and hold the gate
+exactly as long as the command runs.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+import time
 
 from buildpolicy.cli import add_common, make_request, print_warnings
-from buildpolicy.errors import BuildpolicyError
+from buildpolicy.errors import EXIT_REMOTE_UNAVAILABLE, BuildpolicyError
 
 
 def is_cargo(argv) -> bool:
@@ -24,35 +44,185 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the plan as JSON instead of running")
 
 
-
-def run(args, command_argv) -> int:
-    """Replace this process with the command (exit status preserved), or print the plan."""
+def _plan(request, cargo: bool, command_argv):
+    """Evaluate ``request`` and let plugins wrap the plan: ``(result, plan)``."""
     from buildpolicy.context import ExecPlan
     from buildpolicy.engine import evaluate
+
+    result = evaluate(request)
+    argv = tuple(result.cargo_args) if cargo else tuple(command_argv)
+    try:
+        plan = result.plugins.wrap_exec(ExecPlan(argv=argv, env=result.exec_env()), result.context)
+    except BuildpolicyError as exc:
+        exc.result = result  # the decisions that led to a refusal, for the action log
+        raise
+    return result, plan
+
+
+def _set_gate(result, status: str, reason: str) -> None:
+    import attrs
+
+    decision = result.decisions.get("gate")
+    if decision is not None:
+        result.decisions["gate"] = attrs.evolve(decision, status=status, reason=reason)
+
+
+def _gate_to_take(result, plan):
+    """The gate decision when this exec must take the lock, else None.
+
+    ``acquired`` before any lock is held means "to be taken"; a remote build
+    needs no local gate (the compiling happens on the host).
+    """
+    decision = result.decisions.get("gate")
+    if decision is None or decision.status != "acquired" or not decision.value:
+        return None
+    if plan.execution.get("mode") == "remote":
+        _set_gate(result, "not-needed", f"the build runs on {plan.execution.get('host')}: the local gate guards this machine only")
+        return None
+    return decision
+
+
+def run(args, command_argv) -> int:
+    """Run the command (or print the plan with ``--dry-run``); return its exit status."""
+    from buildpolicy import remote
     from buildpolicy.report import explain_json
 
     if not command_argv:
         raise BuildpolicyError("exec needs a command after `--`, e.g. buildpolicy exec -- cargo build")
     cargo = is_cargo(command_argv)
     request = make_request(args, command_argv if cargo else None, "exec")
-    result = evaluate(request)
-    argv = tuple(result.cargo_args) if cargo else tuple(command_argv)
-    plan = result.plugins.wrap_exec(ExecPlan(argv=argv, env=result.exec_env()), result.context)
-    print_warnings(result.warnings, args.quiet)
-    if args.dry_run:
-        report = explain_json(result)
-        report["argv"] = list(plan.argv)
-        report["execution"] = dict(plan.execution)
-        sys.stdout.write(json.dumps(report, indent=2, sort_keys=True) + "\n")
-        return 0
-    sys.stdout.flush()
-    sys.stderr.flush()
+    started_at = time.time()
+
+    def note(message: str) -> None:
+        if not args.quiet:
+            print(f"buildpolicy: note: {message}", file=sys.stderr, flush=True)
+
+    with remote.probe_session():
+        try:
+            result, plan = _plan(request, cargo, command_argv)
+        except BuildpolicyError as exc:
+            if exc.exit_code == EXIT_REMOTE_UNAVAILABLE and not args.dry_run and hasattr(exc, "result"):
+                _log_refused(exc.result, request, command_argv, started_at, exc)
+            raise
+        gate = _gate_to_take(result, plan)
+        if args.dry_run:
+            if gate is not None:
+                _set_gate(result, "acquired", f"dry run, nothing taken: exec would take {gate.value} before deciding jobs")
+            print_warnings(result.warnings, args.quiet)
+            report = explain_json(result)
+            report["argv"] = list(plan.argv)
+            report["execution"] = dict(plan.execution)
+            sys.stdout.write(json.dumps(report, indent=2, sort_keys=True) + "\n")
+            return 0
+
+        lock = None
+        waited = 0.0
+        if gate is not None:
+            lock, waited, result, plan = _take_gate(gate, request, result, plan, cargo, command_argv, note, args)
+        print_warnings(result.warnings, args.quiet)
+        began = time.monotonic()
+        try:
+            if plan.execution.get("mode") == "remote":
+                status = remote.run_plan(plan.execution, plan.env, note)
+            else:
+                from buildpolicy import childproc
+
+                status = childproc.run(plan.argv, plan.env)
+        finally:
+            if lock is not None:
+                lock.release()
+        duration = time.monotonic() - began
+    _log(result, plan, started_at, duration, waited, status, request, args.quiet)
+    return status
+
+
+def _take_gate(gate, request, result, plan, cargo, command_argv, note, args):
+    """Take the gate lock, then evaluate again: ``(lock, seconds waited, result, plan)``."""
+    import attrs
+
+    from buildpolicy.gate import GATE_VAR, GateLock, format_marker
+
+    lock = GateLock(gate.value)
+    interval = float(result.knobs["gate_note_interval"].value) if "gate_note_interval" in result.knobs else 30.0
     try:
-        os.execvpe(plan.argv[0], list(plan.argv), dict(plan.env))
-    except FileNotFoundError:
-        print(f"buildpolicy: error: {plan.argv[0]}: command not found", file=sys.stderr)
-        return 127
-    except PermissionError:
-        print(f"buildpolicy: error: {plan.argv[0]}: permission denied", file=sys.stderr)
-        return 126
-    return 0  # not reached: execvpe replaced the process
+        waited = lock.acquire(note, interval, argv=plan.argv, cwd=str(request.cwd))
+    except OSError as exc:
+        # A gate that cannot be opened must not stop the build: run ungated, and say so.
+        _set_gate(result, "disabled", f"cannot use the gate lock {gate.value}: {exc.strerror or exc}; running without it")
+        result.warnings.append(f"build gate {gate.value} unusable ({exc.strerror or exc}): running without it")
+        return None, 0.0, result, plan
+    # Jobs are decided after the gate: evaluate again, the marker telling the
+    # gate plugin (and every nested exec) that this process holds it.
+    environ = dict(request.environ)
+    environ[GATE_VAR] = format_marker(lock.path, os.getpid())
+    try:
+        result, plan = _plan(attrs.evolve(request, environ=environ), cargo, command_argv)
+    except BaseException:
+        lock.release()
+        raise
+    how = f"after waiting {waited:.1f}s" if waited >= 0.05 else "without waiting"
+    _set_gate(result, "acquired", f"took {lock.path} {how}; jobs were decided after that")
+    return lock, waited, result, plan
+
+
+def _rustflags(result) -> tuple[str | None, str]:
+    """The rustflags variable buildpolicy composed, and its value."""
+    for name, value in result.set_env.items():
+        if name == "RUSTFLAGS" or (name.startswith("CARGO_TARGET_") and name.endswith("_RUSTFLAGS")):
+            return name, value
+    return None, ""
+
+
+def _log(result, plan, started_at, duration, waited, status, request, quiet) -> None:
+    """Append this run to the action log; a failure to log only warns."""
+    from buildpolicy import actionlog
+    from buildpolicy.facts import parse_cargo_argv
+    from buildpolicy.workspace import target_dir
+
+    cargo = parse_cargo_argv(plan.argv)
+    is_cargo_run = is_cargo(plan.argv)
+    execution = dict(plan.execution)
+    if execution.get("mode") == "remote":
+        target = execution.get("target_dir")
+        execution = {"mode": "remote", "host": execution.get("host")}
+    else:
+        target = str(target_dir(plan.argv, plan.env, request.cwd)) if is_cargo_run else None
+        execution = {"mode": execution.get("mode", "local")}  # "none": refused, nothing ran
+    var, flags = _rustflags(result)
+    entry = {
+        "v": actionlog.VERSION,
+        "started_at": _iso(started_at),
+        "duration_ms": round(duration * 1000, 1),
+        "gate_wait_ms": round(waited * 1000, 1),
+        "exit_code": status,
+        "action": (cargo.command or "cargo") if is_cargo_run else os.path.basename(plan.argv[0]),
+        "profile": result.profile,
+        "execution": execution,
+        "target_dir": target,
+        "rustflags": flags,
+        "rustflags_var": var,
+        "decisions": {name: d.status for name, d in result.decisions.items()},
+        "argv": list(plan.argv),
+        "cwd": str(request.cwd),
+    }
+    try:
+        actionlog.append(result.paths.state_dir, entry)
+    except OSError as exc:
+        if not quiet:
+            print(f"buildpolicy: warning: cannot write the action log: {exc.strerror or exc}", file=sys.stderr)
+
+
+def _log_refused(result, request, command_argv, started_at, exc) -> None:
+    """Log an exec refused with exit 75 (no usable host and remote_fallback = error)."""
+    from buildpolicy.context import ExecPlan
+
+    plan = ExecPlan(argv=tuple(result.cargo_args) or tuple(command_argv), env=result.exec_env(),
+                    execution={"mode": "none"})
+    _log(result, plan, started_at, time.time() - started_at, 0.0, exc.exit_code, request, quiet=True)
+
+
+def _iso(epoch: float) -> str:
+    import datetime
+
+    moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
