@@ -344,11 +344,18 @@ def _unchanged(inputs: tuple[tuple[str, str], ...], extra: str) -> bool:
     return True
 
 
-def _cache_file(cache_dir: Path, profile: Path | None) -> Path:
+def _cache_file(cache_dir: Path, profile: Path | None, *layer_dirs: Path) -> Path:
+    """One cache file per profile and set of layer directories.
+
+    The directories are part of the name because the recorded inputs only say
+    whether what was read changed: a run with another site or user directory
+    (``BUILDPOLICY_SITE_DIR``, policy tests' empty layers) must not reuse a set
+    compiled from different ones, and alternating runs should not evict each other.
+    """
     import zlib
 
-    label = str(profile or "-")
-    return cache_dir / "compiled" / f"{zlib.crc32(label.encode()):08x}-{len(label)}.pickle"
+    label = "\0".join(str(p) for p in (profile or "-", *layer_dirs))
+    return cache_dir / "compiled" / f"{zlib.crc32(label.encode('utf-8', 'surrogateescape')):08x}-{len(label)}.pickle"
 
 
 def load_policies(
@@ -370,13 +377,14 @@ def load_policies(
     """
     import pickle
 
-    cache_file = _cache_file(cache_dir, profile) if cache_dir is not None else None
+    key = "\0".join(str(p) for p in (profile, builtin_dir, site_dir, user_dir))  # what the set was compiled for
+    cache_file = _cache_file(cache_dir, profile, builtin_dir, site_dir, user_dir) if cache_dir is not None else None
     if cache_file is not None:
         try:
             with open(cache_file, "rb") as handle:
-                cached_profile, inputs, policy_set = pickle.load(handle)
+                cached_key, inputs, policy_set = pickle.load(handle)
             if (
-                cached_profile == str(profile)
+                cached_key == key
                 and isinstance(policy_set, PolicySet)
                 and ("format", _CACHE_FORMAT) in inputs  # a pickle of an older PolicySet lacks fields
                 and _unchanged(inputs, extra_key)
@@ -391,7 +399,7 @@ def load_policies(
     policy_set = _compile(profile, ordered, fact_type, known_facts, packs)
     if cache_file is not None:
         try:
-            atomic_write(cache_file, pickle.dumps((str(profile), inputs, policy_set), protocol=pickle.HIGHEST_PROTOCOL))
+            atomic_write(cache_file, pickle.dumps((key, inputs, policy_set), protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
             pass
     return policy_set
