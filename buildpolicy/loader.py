@@ -49,6 +49,7 @@ class KnobDeclaration:
     provenance: Provenance
 
     def get(self, key: str, default: Any = None) -> Any:
+        """The declaration's ``key`` (``aliases``, ``type``, ``default``…), or ``default``."""
         return dict(self.fields).get(key, default)
 
 
@@ -142,6 +143,7 @@ class _Compiler:
         self.order = 0
 
     def parse(self, path: Path, kind: str):
+        """Parse and schema-validate ``path`` as ``kind``; None (with diagnostics recorded) when bad."""
         from buildpolicy.tomlpos import TomlSyntaxError, parse_toml
         from buildpolicy.validate import validate_document
 
@@ -160,6 +162,7 @@ class _Compiler:
         return doc
 
     def add_file(self, layer: str, doc, known_keys: tuple[str, ...]) -> None:
+        """Compile a validated file's rules, knob values and declarations, and plugin options."""
         data = doc.data
         for index, table in enumerate(data.get("rule", ())):
             self._add_rule(layer, doc, index, table)

@@ -163,15 +163,13 @@ def sys_path_state() -> str:
     Installing or removing a distribution changes its site directory's mtime,
     so a ``pack:`` entry is resolved again then.
     """
-    # The working directory is left out: with `python -m` it is on sys.path,
-    # and every file created in a project would otherwise force a recompile.
-    try:
-        cwd = os.getcwd()
-    except OSError:
-        cwd = ""
+    # sys.path[0] is left out: it is the script's directory or the working
+    # directory (`python -m`), where distributions are not installed, and it
+    # differs between `buildpolicy` and `python -m buildpolicy`, which would
+    # otherwise evict each other's compiled policies.
     parts = []
-    for entry in sys.path:
-        if entry in ("", ".", cwd):
+    for entry in sys.path[1:]:
+        if entry in ("", "."):
             continue
         try:
             parts.append(f"{entry}={os.stat(entry).st_mtime_ns}")

@@ -365,6 +365,7 @@ def compare(case: Case, result) -> list[Mismatch]:
     found: list[Mismatch] = []
 
     def origin(name: str) -> str:
+        """Where the actual value of variable ``name`` came from."""
         where = result.provenance.get(name)
         if where is not None:
             return where.describe()
