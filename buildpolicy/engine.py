@@ -308,7 +308,7 @@ def evaluate(request: Request) -> Result:
 
 
 def _knob_specs(host, policy_set) -> dict[str, KnobSpec]:
-    """Plugin knobs, team knobs and rule knobs, with the profile's aliases applied."""
+    """Plugin knobs, team knobs and rule knobs, with the profile's aliases and value aliases applied."""
     specs = {spec.name: spec for spec in host.knob_specs()}
     errors = []
     for decl in policy_set.knob_declarations:
@@ -336,7 +336,11 @@ def _knob_specs(host, policy_set) -> dict[str, KnobSpec]:
                     description=decl.get("description", ""),
                     declared_by=f"{decl.provenance.layer} {decl.provenance.file}",
                 )
-        specs[decl.name] = attrs.evolve(spec, aliases=tuple(dict.fromkeys((*spec.aliases, *decl.get("aliases", ())))))
+        specs[decl.name] = attrs.evolve(
+            spec,
+            aliases=tuple(dict.fromkeys((*spec.aliases, *decl.get("aliases", ())))),
+            value_aliases=(*spec.value_aliases, *sorted(decl.get("value_aliases", {}).items())),
+        )
     for rule in policy_set.rules:
         if rule.knob and rule.knob not in specs:
             from buildpolicy.knobs import rule_knob_spec

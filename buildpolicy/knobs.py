@@ -41,6 +41,10 @@ def coerce(spec: KnobSpec, raw: Any, *, from_env: bool) -> Any:
     Values from environment variables are strings: a list knob's value is
     comma-separated there. A spec's ``check`` then vets the typed value.
     """
+    if spec.value_aliases and isinstance(raw, (str, int, float, bool)):
+        # Keys are strings in TOML; TOML `1` and env "1" both match "1".
+        key = str(raw).lower() if isinstance(raw, bool) else str(raw).strip()
+        raw = dict(spec.value_aliases).get(key, raw)
     value = _convert(spec, raw)
     if spec.check is not None and value is not None:
         problem = spec.check(value)

@@ -52,6 +52,8 @@ class KnobSpec:
     value: a returned string says what is wrong and makes the value bad like a
     type error (``remote_hosts`` refuses host names starting with ``-``).
     ``seconds`` knobs hold a float duration (``1.5``, ``"1.5s"``, ``"300ms"``).
+    ``value_aliases`` maps legacy values to real ones before validation (a team's
+    old ``JCODE_FAST_LINKER=1`` meaning ``auto``).
     """
 
     name: str
@@ -61,6 +63,7 @@ class KnobSpec:
     minimum: float | None = None
     description: str = ""
     aliases: tuple[str, ...] = ()
+    value_aliases: tuple[tuple[str, Any], ...] = ()
     on_invalid: str = "error"
     declared_by: str = ""
     check: Callable[[Any], str | None] | None = attrs.field(default=None, eq=False, repr=False)
@@ -71,7 +74,13 @@ class KnobSpec:
         return (f"BUILDPOLICY_{self.name.upper()}", *self.aliases)
 
     def allowed(self) -> str:
-        """Describe the allowed values for error messages."""
+        """Describe the allowed values for error messages (with any legacy values)."""
+        text = self._allowed_values()
+        if self.value_aliases:
+            text += " (legacy values: " + ", ".join(f"{old} means {new}" for old, new in self.value_aliases) + ")"
+        return text
+
+    def _allowed_values(self) -> str:
         if self.type == "enum":
             return "one of " + ", ".join(self.values)
         if self.type == "int":
