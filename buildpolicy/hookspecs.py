@@ -68,7 +68,12 @@ def buildpolicy_render_env(set_env: dict[str, str], unset: list[str], shell: str
 def buildpolicy_wrap_exec(plan: ExecPlan, ctx: DecideContext) -> ExecPlan | None:
     """Return a changed execution plan for ``exec`` (e.g. run remotely), or None.
 
-    Called by ``exec`` (and ``exec --dry-run``) after the environment is decided.
+    Called by ``exec`` (and ``exec --dry-run``) after the environment is decided,
+    and once more after ``exec`` took the build gate and decided again.
+    ``plan.execution`` is ``{"mode": "local"}``; a plugin running the command
+    elsewhere returns ``{"mode": "remote", "host": ..., "steps": [...]}`` (see
+    ``buildpolicy.remote``). A plugin may raise ``BuildpolicyError`` to refuse
+    (the remote plugin exits 75 when a build host is required and none is up).
     firstresult: the first plugin returning a plan wins.
     """
 

@@ -1,9 +1,10 @@
 """Where a cargo invocation builds: its workspace root and target directory.
 
-``exec`` needs these without running cargo (``cargo locate-project`` costs a
-process, and on a remote build the local cargo is not the one that builds):
-the action log records the target directory, and a remote build brings its
-artifacts back into it.
+``exec`` needs these from a plan (argv and environment) without running
+cargo: the action log records the target directory, ``doctor``'s flag
+fingerprints are keyed by it, and a remote build brings its artifacts back
+into it. The manifest and cargo-configuration readers are the ones the facts
+and ``doctor`` use, so all three agree with each other (and with cargo).
 """
 
 from __future__ import annotations
@@ -12,88 +13,67 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-MANIFEST = "Cargo.toml"
+
+def _before_separator(argv: Sequence[str]) -> Sequence[str]:
+    return argv[: list(argv).index("--")] if "--" in argv else argv
 
 
-def _read_manifest(path: Path) -> dict:
-    import tomllib
+def _option(argv: Sequence[str], name: str) -> tuple[str | None, tuple[int, ...]]:
+    for index, arg in enumerate(_before_separator(argv)):
+        if arg == name and index + 1 < len(argv):
+            return argv[index + 1], (index, index + 1)
+        if arg.startswith(name + "="):
+            return arg.partition("=")[2], (index,)
+    return None, ()
 
-    try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except (OSError, ValueError):
-        return {}
+
+def target_dir_arg(argv: Sequence[str]) -> tuple[str | None, tuple[int, ...]]:
+    """The ``--target-dir`` value of a cargo argv (before ``--``) and the indices it spans."""
+    return _option(argv, "--target-dir")
 
 
-def package_dir(start: Path) -> Path | None:
-    """The nearest directory at or above ``start`` holding a ``Cargo.toml``."""
-    for directory in (start, *start.parents):
-        if (directory / MANIFEST).is_file():
-            return directory
-    return None
+def manifest_path_arg(argv: Sequence[str]) -> str | None:
+    """The ``--manifest-path`` value of a cargo argv (before ``--``), or None."""
+    return _option(argv, "--manifest-path")[0]
 
 
 def workspace_root(start: Path) -> Path | None:
     """The cargo workspace root for a build started in ``start``, or None without a manifest.
 
-    Follows cargo's search as far as a build needs it: a manifest with a
-    ``[workspace]`` table is its own root; ``package.workspace`` names the root
-    explicitly; otherwise the nearest ancestor manifest with ``[workspace]`` is
-    the root, else the package stands alone. (Cargo also checks ``members`` and
-    ``exclude``; a package listed in an ancestor's ``exclude`` is rare enough
-    that this does not parse globs for it.)
+    Cargo's own search (``[workspace]``, ``package.workspace``, an ancestor's
+    ``exclude``), as the ``cargo.*`` facts resolve it.
     """
-    package = package_dir(start)
-    if package is None:
+    from buildpolicy.facts.cargo_profiles import find_manifest, workspace_manifest
+    from buildpolicy.facts.context import FactUnknown
+
+    manifest = find_manifest(start)
+    if manifest is None:
         return None
-    manifest = _read_manifest(package / MANIFEST)
-    if "workspace" in manifest:
-        return package
-    explicit = manifest.get("package", {}).get("workspace") if isinstance(manifest.get("package"), dict) else None
-    if isinstance(explicit, str):
-        return (package / explicit).resolve()
-    for directory in package.parents:
-        candidate = directory / MANIFEST
-        if candidate.is_file() and "workspace" in _read_manifest(candidate):
-            return directory
-    return package
-
-
-def target_dir_arg(argv: Sequence[str]) -> tuple[str | None, tuple[int, ...]]:
-    """The ``--target-dir`` value of a cargo argv (before ``--``) and the indices it spans."""
-    for index, arg in enumerate(argv):
-        if arg == "--":
-            break
-        if arg == "--target-dir" and index + 1 < len(argv):
-            return argv[index + 1], (index, index + 1)
-        if arg.startswith("--target-dir="):
-            return arg.partition("=")[2], (index,)
-    return None, ()
+    try:
+        root, _ = workspace_manifest(manifest)
+    except FactUnknown:  # invalid TOML: cargo will say so; the nearest manifest will do
+        root = manifest
+    return Path(os.path.abspath(root.parent))
 
 
 def target_dir(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> Path:
-    """Where cargo puts its output: ``--target-dir``, ``CARGO_TARGET_DIR``,
-    ``CARGO_BUILD_TARGET_DIR``, else ``<workspace root>/target``.
+    """Where cargo puts its output, resolved as cargo does.
 
-    Relative values are relative to ``cwd``, as cargo takes them. A
-    ``build.target-dir`` in ``.cargo/config.toml`` is not read.
+    ``--target-dir``, else ``CARGO_TARGET_DIR``, else ``CARGO_BUILD_TARGET_DIR``
+    (relative to ``cwd``), else ``[build] target-dir`` of the cargo configuration
+    (relative to the directory holding ``.cargo/``), else ``<workspace root>/target``.
     """
+    from buildpolicy.doctor import cargo_config_files, read_cargo_config
+
+    cwd = Path(os.path.abspath(cwd))
     value, _ = target_dir_arg(argv)
     value = value or env.get("CARGO_TARGET_DIR") or env.get("CARGO_BUILD_TARGET_DIR")
     if value:
         return Path(os.path.normpath(cwd / value))
+    values, _notes = read_cargo_config(cargo_config_files(cwd, env))
+    configured = next((v for v in values if v.key == "build.target-dir"), None)
+    if configured is not None and isinstance(configured.value, str):
+        return Path(os.path.normpath(Path(configured.file).parent.parent / configured.value))
     manifest = manifest_path_arg(argv)
     start = (cwd / manifest).parent if manifest else cwd
     return (workspace_root(start) or start) / "target"
-
-
-def manifest_path_arg(argv: Sequence[str]) -> str | None:
-    """The ``--manifest-path`` value of a cargo argv (before ``--``), or None."""
-    for index, arg in enumerate(argv):
-        if arg == "--":
-            break
-        if arg == "--manifest-path" and index + 1 < len(argv):
-            return argv[index + 1]
-        if arg.startswith("--manifest-path="):
-            return arg.partition("=")[2]
-    return None

@@ -58,6 +58,24 @@ def test_exec_logs_one_line_per_run(cli, project, fake_cargo, base_env):
     assert build["duration_ms"] >= 0 and build["gate_wait_ms"] >= 0 and build["started_at"].endswith("Z")
     assert test["action"] == "test" and test["profile"] == "test" and test["exit_code"] == 101
     assert shell["action"] == "sh" and shell["exit_code"] == 128 + signal.SIGTERM and shell["target_dir"] is None
+    # The local build's flags are recorded for doctor's flags-changed check, under the same target dir.
+    from buildpolicy.doctor import last_build_flags
+
+    assert "-C debuginfo=1" in " ".join(last_build_flags(state(base_env), "selfdev", project / "target").values())
+
+
+def test_target_dir_is_resolved_like_cargo(cli, project, fake_cargo, base_env):
+    (project / ".cargo").mkdir()
+    (project / ".cargo" / "config.toml").write_text('[build]\ntarget-dir = "out"\n')
+    (project / "member").mkdir()
+    (project / "member" / "Cargo.toml").write_text('[package]\nname = "member"\nversion = "0.1.0"\n')
+    (project / "Cargo.toml").write_text((project / "Cargo.toml").read_text() + '\n[workspace]\nmembers = ["member"]\n')
+    assert cli("exec", "--", "cargo", "check", cwd=project / "member", env=fake_cargo).returncode == 0
+    assert cli("exec", "--", "cargo", "check", "--target-dir", "elsewhere", cwd=project / "member", env=fake_cargo).returncode == 0
+    (project / ".cargo" / "config.toml").unlink()
+    assert cli("exec", "--", "cargo", "check", cwd=project / "member", env=fake_cargo).returncode == 0
+    assert [e["target_dir"] for e in entries(base_env)] == [
+        str(project / "out"), str(project / "member" / "elsewhere"), str(project / "target")]
 
 
 def _entry(duration, code=0, profile="dev", action="build", jobs="adaptive:3 (cpus=8, mem_avail=6000MiB, budget=1792MiB/job)", **more):

@@ -107,7 +107,11 @@ def run(args, command_argv) -> int:
         gate = _gate_to_take(result, plan)
         if args.dry_run:
             if gate is not None:
-                _set_gate(result, "acquired", f"dry run, nothing taken: exec would take {gate.value} before deciding jobs")
+                from buildpolicy.gate import GateLock, is_locked
+
+                lock = GateLock(gate.value)
+                now = f"held now ({lock.describe_holder()})" if is_locked(lock.path) else "free now"
+                _set_gate(result, "acquired", f"dry run, nothing taken: exec would take {gate.value} ({now}) before deciding jobs")
             print_warnings(result.warnings, args.quiet)
             report = explain_json(result)
             report["argv"] = list(plan.argv)
@@ -120,6 +124,8 @@ def run(args, command_argv) -> int:
         if gate is not None:
             lock, waited, result, plan = _take_gate(gate, request, result, plan, cargo, command_argv, note, args)
         print_warnings(result.warnings, args.quiet)
+        target = _target_dir(plan, request)
+        _record_flags(result, plan, target)
         began = time.monotonic()
         try:
             if plan.execution.get("mode") == "remote":
@@ -132,8 +138,36 @@ def run(args, command_argv) -> int:
             if lock is not None:
                 lock.release()
         duration = time.monotonic() - began
-    _log(result, plan, started_at, duration, waited, status, request, args.quiet)
+    _log(result, plan, started_at, duration, waited, status, request, args.quiet, target)
     return status
+
+
+def _target_dir(plan, request) -> str | None:
+    """The local target directory of a cargo command (where a remote build's artifacts land)."""
+    if plan.execution.get("mode") == "remote":
+        return plan.execution.get("target_dir")
+    if not is_cargo(plan.argv):
+        return None
+    from buildpolicy.workspace import target_dir
+
+    return str(target_dir(plan.argv, plan.env, request.cwd))
+
+
+def _record_flags(result, plan, target: str | None) -> None:
+    """Record a local build's flags for ``doctor``'s ``flags-changed`` check (never fatal).
+
+    A remote build compiles into the host's target directory, not this one.
+    """
+    from buildpolicy.facts import parse_cargo_argv
+    from buildpolicy.gate import COMPILE_COMMANDS
+
+    if target is None or plan.execution.get("mode") == "remote":
+        return
+    if parse_cargo_argv(plan.argv).command not in COMPILE_COMMANDS:
+        return
+    from buildpolicy.doctor import record_build_flags
+
+    record_build_flags(result, target)
 
 
 def _take_gate(gate, request, result, plan, cargo, command_argv, note, args):
@@ -173,20 +207,17 @@ def _rustflags(result) -> tuple[str | None, str]:
     return None, ""
 
 
-def _log(result, plan, started_at, duration, waited, status, request, quiet) -> None:
+def _log(result, plan, started_at, duration, waited, status, request, quiet, target) -> None:
     """Append this run to the action log; a failure to log only warns."""
     from buildpolicy import actionlog
     from buildpolicy.facts import parse_cargo_argv
-    from buildpolicy.workspace import target_dir
 
     cargo = parse_cargo_argv(plan.argv)
     is_cargo_run = is_cargo(plan.argv)
     execution = dict(plan.execution)
     if execution.get("mode") == "remote":
-        target = execution.get("target_dir")
         execution = {"mode": "remote", "host": execution.get("host")}
     else:
-        target = str(target_dir(plan.argv, plan.env, request.cwd)) if is_cargo_run else None
         execution = {"mode": execution.get("mode", "local")}  # "none": refused, nothing ran
     var, flags = _rustflags(result)
     entry = {
@@ -218,7 +249,7 @@ def _log_refused(result, request, command_argv, started_at, exc) -> None:
 
     plan = ExecPlan(argv=tuple(result.cargo_args) or tuple(command_argv), env=result.exec_env(),
                     execution={"mode": "none"})
-    _log(result, plan, started_at, time.time() - started_at, 0.0, exc.exit_code, request, quiet=True)
+    _log(result, plan, started_at, time.time() - started_at, 0.0, exc.exit_code, request, True, None)
 
 
 def _iso(epoch: float) -> str:
