@@ -509,8 +509,8 @@ def test_profile_errors():
         f'{path}:4:11: extends: expected an array, got string \'pack:acme\'; write it as a list: ["pack:acme"]',
         f"{path}:7:11: feature_profiles.minimal: expected an array, got string '--no-default-features'; "
         'write it as a list: ["--no-default-features"]',
-        f"{path}:10:1: unknown key 'alias' in knobs.linker; did you mean 'aliases'? (allowed: aliases, type, "
-        "values, default, minimum, description)",
+        f"{path}:10:1: unknown key 'alias' in knobs.linker; did you mean 'aliases'? (allowed: aliases, value_aliases, "
+        "type, values, default, minimum, description)",
     ]
 
 
