@@ -68,12 +68,16 @@ def discover_entry_points(cache_dir: Path | None) -> list[tuple[str, str, str]]:
 
     found: dict[tuple[str, str], tuple[str, str, str]] = {}
     for dist in distributions():
+        # Read entry_points.txt first and the (slow to parse) METADATA only for
+        # the few distributions that have buildpolicy plugins.
+        mine = [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
+        if not mine:
+            continue
         dist_name = (dist.metadata["Name"] or "").lower()
-        for ep in dist.entry_points:
-            if ep.group == ENTRY_POINT_GROUP:
-                # The same distribution can be visible twice on sys.path (an
-                # editable install plus a source tree): keep the first.
-                found.setdefault((dist_name, ep.name), (ep.name, ep.value, dist_name))
+        for ep in mine:
+            # The same distribution can be visible twice on sys.path (an
+            # editable install plus a source tree): keep the first.
+            found.setdefault((dist_name, ep.name), (ep.name, ep.value, dist_name))
     result = sorted(found.values(), key=lambda item: (item[2] != BUILTIN_DIST, item[2], item[0]))
     if cache_file is not None:
         try:
