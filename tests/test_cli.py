@@ -118,6 +118,21 @@ def test_exec_runs_the_command_as_its_child_and_is_transparent(cli, project, fac
     assert missing.returncode == 127 and "not found" in missing.stderr
 
 
+def test_exec_replaces_itself_when_nothing_needs_it_to_wait(cli, project, home):
+    """With the action log off and no gate to hold (not a cargo build), exec becomes the command."""
+    env = dict(cli.env, BUILDPOLICY_ACTION_LOG="off")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "buildpolicy", "exec", "--", "sh", "-c", 'echo "$$"; exit 5'],
+        cwd=project, env=env, stdout=subprocess.PIPE, text=True,
+    )
+    out, _ = child.communicate(timeout=60)
+    assert int(out) == child.pid  # the same process: buildpolicy replaced itself
+    assert child.returncode == 5
+    missing = cli("exec", "--", "no-such-command-xyz", cwd=project, env={"BUILDPOLICY_ACTION_LOG": "off"})
+    assert missing.returncode == 127 and "not found" in missing.stderr
+    assert not (home / "state" / "buildpolicy" / "actions.jsonl").exists()
+
+
 def test_exec_dry_run_plan(cli, project, facts_file):
     (project / "buildpolicy.toml").write_text('[feature_profiles]\nminimal = ["--no-default-features"]\n')
     proc = cli("exec", "--dry-run", "--facts", str(facts_file), *SELFDEV, cwd=project, check=True)

@@ -14,9 +14,10 @@ The steps, in order:
    exits with its status, or 128+N when signal N killed it;
 5. log: one JSON line in the action log (``buildpolicy.actionlog``).
 
-exec used to replace itself with ``os.execvpe``; it waits now because only a
-process that outlives the command can log its exit status and hold the gate
-exactly as long as the command runs.
+exec waits for the command because only a process that outlives it can log its
+exit status and hold the gate exactly as long as it runs. With the knob
+``action_log = off`` and no gate held, exec replaces itself with the command
+(``os.execvpe``) instead.
 """
 
 from __future__ import annotations
@@ -126,6 +127,8 @@ def run(args, command_argv) -> int:
         print_warnings(result.warnings, args.quiet)
         target = _target_dir(plan, request)
         _record_flags(result, plan, target)
+        if lock is None and plan.execution.get("mode") != "remote" and _knob(result, "action_log") == "off":
+            return _replace_process(plan)
         began = time.monotonic()
         try:
             if plan.execution.get("mode") == "remote":
@@ -140,6 +143,28 @@ def run(args, command_argv) -> int:
         duration = time.monotonic() - began
     _log(result, plan, started_at, duration, waited, status, request, args.quiet, target)
     return status
+
+
+def _knob(result, name: str):
+    kv = result.knobs.get(name)
+    return None if kv is None else kv.value
+
+
+def _replace_process(plan) -> int:
+    """Become the command (``os.execvpe``): no log to write and no gate to hold."""
+    from buildpolicy import childproc
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvpe(plan.argv[0], list(plan.argv), dict(plan.env))
+    except FileNotFoundError:
+        print(f"buildpolicy: error: {plan.argv[0]}: command not found", file=sys.stderr)
+        return childproc.EXIT_NOT_FOUND
+    except OSError as exc:
+        print(f"buildpolicy: error: {plan.argv[0]}: {exc.strerror or exc}", file=sys.stderr)
+        return childproc.EXIT_CANNOT_RUN
+    return 0  # not reached: the process is the command now
 
 
 def _target_dir(plan, request) -> str | None:
