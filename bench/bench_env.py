@@ -50,6 +50,31 @@ PASS_ARGV = (PYTHON, "-c", "pass")
 ENV_ARGV = (PYTHON, "-m", "buildpolicy", "env")
 ENV_CARGO_ARGV = (*ENV_ARGV, "--", "cargo", "build", "--profile", "selfdev")
 CHECK_ARGV = (PYTHON, "-m", "buildpolicy", "check")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def use_interpreter(python: str) -> None:
+    """Measure with another interpreter: its own `python -c pass` is the baseline."""
+    global PYTHON, PASS_ARGV, ENV_ARGV, ENV_CARGO_ARGV, CHECK_ARGV
+    PYTHON = python
+    PASS_ARGV = (PYTHON, "-c", "pass")
+    ENV_ARGV = (PYTHON, "-m", "buildpolicy", "env")
+    ENV_CARGO_ARGV = (*ENV_ARGV, "--", "cargo", "build", "--profile", "selfdev")
+    CHECK_ARGV = (PYTHON, "-m", "buildpolicy", "check")
+
+
+def make_clean_venv(root: Path) -> str:
+    """A new virtualenv with `pip install .` of this checkout (not editable, no system packages).
+
+    A development environment's site-packages can make `python -c pass` itself slow
+    (an editable-install finder, `.pth` files of other packages), which flatters the
+    ratio; a clean install is what a user gets.
+    """
+    venv = root / "clean-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", str(REPO)], check=True)
+    return python
 
 # Inherited variables that change buildpolicy's decisions (or undo a previous `env`
 # through BUILDPOLICY_ENV_STATE); the sandbox drops them so every run decides the same.
@@ -566,6 +591,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print machine-readable results instead of the report")
     parser.add_argument("--check", action="store_true", help="exit 1 when a budget is missed")
     parser.add_argument("--importtime", action="store_true", help="also list the top-10 cumulative imports of `env`")
+    parser.add_argument("--python", help="measure with this interpreter (buildpolicy must be installed in it)")
+    parser.add_argument("--clean-venv", action="store_true",
+                        help="measure in a new virtualenv with `pip install .` (needs the package index)")
     args = parser.parse_args(argv)
     defaults = (3, 3, 1) if args.quick else (40, 15, 3)
     args.runs = args.runs or defaults[0]
@@ -590,6 +618,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="buildpolicy-bench-"))
     try:
+        if args.clean_venv:
+            use_interpreter(make_clean_venv(root))
+        elif args.python:
+            use_interpreter(args.python)
         sandbox = make_sandbox(root)
         rows, matched, imports = run_benchmarks(args, sandbox)
     except BenchError as error:
