@@ -117,7 +117,9 @@ def inherited_holder(environ: Mapping[str, str], path: Path) -> int | None:
     marked_path, pid = marker
     if os.path.realpath(marked_path) != os.path.realpath(path):
         return None
-    if pid not in _self_and_ancestors() or not is_locked(path):
+    # Our own marker (exec re-evaluating after taking the gate) needs no process
+    # walk; psutil is imported only for a nested exec.
+    if (pid != os.getpid() and pid not in _self_and_ancestors()) or not is_locked(path):
         return None
     return pid
 

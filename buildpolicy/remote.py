@@ -551,38 +551,21 @@ class Assessment:
     choice: Choice | None = None
 
 
-# One exec evaluates twice when it waits for the build gate (jobs are decided
-# after the wait); both passes must see the same host choice, and probing twice
-# would double the cost. `probe_session()` scopes that memo to one exec.
-_session: dict[Any, Choice] | None = None
 # decide() and wrap_exec() of the same run share their assessment.
 _assessed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-class probe_session:
-    """Context manager: inside it, identical host choices are probed once (one ``exec``)."""
-
-    def __enter__(self):
-        global _session
-        self._outer = _session
-        if _session is None:
-            _session = {}
-        return self
-
-    def __exit__(self, *exc):
-        global _session
-        _session = self._outer
-        return False
-
-
 def _choose(settings: Settings, environ: Mapping[str, str]) -> Choice:
-    if _session is None:
+    from buildpolicy.remote_session import current_session
+
+    session = current_session()
+    if session is None:
         return choose_host(settings, environ)
     # The gate marker differs between the two passes of one exec and means nothing to ssh.
     key = (settings, frozenset((k, v) for k, v in environ.items() if not k.startswith("BUILDPOLICY_")))
-    if key not in _session:
-        _session[key] = choose_host(settings, environ)
-    return _session[key]
+    if key not in session:
+        session[key] = choose_host(settings, environ)
+    return session[key]
 
 
 def assess(ctx) -> Assessment:

@@ -85,7 +85,7 @@ def _gate_to_take(result, plan):
 
 def run(args, command_argv) -> int:
     """Run the command (or print the plan with ``--dry-run``); return its exit status."""
-    from buildpolicy import remote
+    from buildpolicy.remote_session import probe_session
     from buildpolicy.report import explain_json
 
     if not command_argv:
@@ -98,7 +98,7 @@ def run(args, command_argv) -> int:
         if not args.quiet:
             print(f"buildpolicy: note: {message}", file=sys.stderr, flush=True)
 
-    with remote.probe_session():
+    with probe_session():
         try:
             result, plan = _plan(request, cargo, command_argv)
         except BuildpolicyError as exc:
@@ -132,6 +132,8 @@ def run(args, command_argv) -> int:
         began = time.monotonic()
         try:
             if plan.execution.get("mode") == "remote":
+                from buildpolicy import remote
+
                 status = remote.run_plan(plan.execution, plan.env, note)
             else:
                 from buildpolicy import childproc
