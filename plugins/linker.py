@@ -169,32 +169,17 @@ def _smoke_cache(ctx):
     return ProbeCache(Path(ctx.cache_dir) / "probes" / SMOKE_CACHE)
 
 
+def _linker_problem(stderr: str, returncode: int) -> str:
+    # A linker's own error comes before clang's generic last line: keep the first few.
+    lines = [line.strip() for line in stderr.splitlines() if line.strip() and "linker command failed" not in line]
+    return "; ".join(lines[:3]) or f"exit status {returncode}"
+
+
 def _run(argv: list[str], *, env, cwd: str, timeout: float) -> tuple[int | None, str, str]:
-    """Run ``argv``; return ``(returncode or None, stdout, what went wrong)``.
+    """Run ``argv``; return ``(returncode or None, stdout, what went wrong)`` (never hangs)."""
+    from buildpolicy.facts.subproc import run_text
 
-    Like ``buildpolicy.facts.subproc.run_text``, but a failure reports the useful
-    stderr lines (a linker's own error comes before clang's generic last line).
-    """
-    import subprocess
-
-    try:
-        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
-    except OSError as exc:
-        return None, "", f"cannot run {argv[0]}: {exc.strerror or exc}"
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, 9)  # its own session: a wrapper's children die too
-        except OSError:
-            pass
-        proc.communicate()
-        return None, "", f"{argv[0]} did not answer within {timeout:g}s"
-    if proc.returncode == 0:
-        return 0, out, ""
-    lines = [line.strip() for line in err.splitlines() if line.strip() and "linker command failed" not in line]
-    return proc.returncode, out, "; ".join(lines[:3]) or f"exit status {proc.returncode}"
+    return run_text(argv, env=env, cwd=cwd, timeout=timeout, summarize=_linker_problem)
 
 
 def smoke_test(clang: str, linker: str, fuse: str, *, environ, scratch_parent: Path,

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 TIMEOUT = 3.0
 
 
-def run_text(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | None = None,
-             timeout: float = TIMEOUT) -> tuple[int | None, str, str]:
+def last_line(stderr: str, returncode: int) -> str:
+    """The default failure summary: the last line of stderr."""
+    return (stderr.strip().splitlines() or [f"exit status {returncode}"])[-1]
+
+
+def run_text(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | str | None = None,
+             timeout: float = TIMEOUT,
+             summarize: Callable[[str, int], str] = last_line) -> tuple[int | None, str, str]:
     """Run ``argv`` and return ``(returncode, stdout, problem)``.
 
     ``returncode`` is None when the program could not run or timed out, and then
-    ``problem`` says why; otherwise ``problem`` is the last stderr line of a failure.
+    ``problem`` says why; otherwise ``problem`` is ``summarize(stderr, returncode)``
+    of a failure (by default its last stderr line) and empty on success.
     stdin is closed so nothing can wait for input.
     """
     import subprocess  # lazy: most runs never start a process
@@ -41,5 +48,5 @@ def run_text(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | None = 
         except subprocess.TimeoutExpired:
             pass
         return None, "", f"{argv[0]} did not answer within {timeout:g}s"
-    problem = "" if proc.returncode == 0 else (err.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+    problem = "" if proc.returncode == 0 else summarize(err, proc.returncode)
     return proc.returncode, out, problem
