@@ -18,7 +18,6 @@ as long as the command runs. To stay as transparent as ``exec``:
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

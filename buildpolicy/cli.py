@@ -11,8 +11,12 @@ import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 from buildpolicy.errors import EXIT_USAGE, BuildpolicyError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import argparse
 
 # Each command lives in buildpolicy/commands/<name>_cmd.py with HELP,
 # add_arguments(parser) and run(args, command_argv) -> int. One per line.
