@@ -25,6 +25,7 @@ from typing import Any
 
 from buildpolicy.errors import BuildpolicyError
 from buildpolicy.model import KnobSpec
+from buildpolicy.paths import atomic_write
 
 LAYERS = ("user", "site", "project")
 LAYER_FILE = "knobs.toml"
@@ -161,30 +162,10 @@ def _write_checked(path: Path, kind: str, text: str) -> None:
     except FileNotFoundError:
         mode = 0o644
     try:
-        _atomic_write(target, text.encode("utf-8"), mode)
+        atomic_write(target, text.encode("utf-8"), mode=mode, durable=True)
     except OSError as exc:
         hint = " (the site layer usually needs root)" if exc.errno in (1, 13) else ""
         raise BuildpolicyError(f"cannot write {target}: {exc.strerror or exc}{hint}") from None
-
-
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
-    """Write a temp file with ``mode`` beside ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)  # explicit: the umask must not narrow a shared site file
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def effective_knob(cwd: Path, environ, name: str):

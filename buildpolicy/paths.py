@@ -48,19 +48,25 @@ def find_profile(cwd: Path) -> Path | None:
     return None
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = False) -> None:
     """Write ``data`` to ``path`` atomically: a temp file in the same directory, then rename.
 
     Readers see the old or the new file, never half of one; concurrent writers
     each use their own temp name. (No tempfile module: it is slow to import.)
+    ``mode`` is set explicitly, so the umask cannot narrow a shared file;
+    ``durable`` also syncs the data to disk before the rename (user-edited files).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
             handle.write(data)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
