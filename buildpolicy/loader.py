@@ -305,6 +305,13 @@ def _stat_token(path: Path | str) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}"
 
 
+def _pickled_code() -> list[Path]:
+    """Source files of the classes a PolicySet pickles: editing one (a new checkout,
+    an upgrade that kept the version number) must not unpickle an old layout."""
+    here = Path(__file__).parent
+    return [here / f"{name}.py" for name in ("model", "loader", "expr", "knobs", "trust", "packs")]
+
+
 def _inputs(files: list[tuple[str, Path]], dirs: list[Path], extra: str, entry_point_packs: bool) -> tuple[tuple[str, str], ...]:
     """What a compiled PolicySet depends on: version, plugin facts, every file and listed directory.
 
@@ -318,6 +325,7 @@ def _inputs(files: list[tuple[str, Path]], dirs: list[Path], extra: str, entry_p
         ("format", _CACHE_FORMAT),
         ("extra", extra),
         *((("syspath", sys_path_state()),) if entry_point_packs else ()),
+        *((f"file:code:{path}", _stat_token(path)) for path in _pickled_code()),
         *((f"file:{layer}:{path}", _stat_token(path)) for layer, path in files),
         *((f"dir:{directory}", _stat_token(directory)) for directory in dirs),
     )
