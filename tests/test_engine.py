@@ -318,3 +318,20 @@ def test_knob_values_from_files_by_layer(project, base_env, home):
     write(home / "config" / "buildpolicy" / "k.toml", '[knobs]\nmib_per_job = "lots"\n')
     with pytest.raises(BuildpolicyError, match=r"k.toml:2"):
         run(project, base_env)
+
+
+def test_policy_cache_is_rebuilt_when_the_pickled_code_changes(project, base_env, monkeypatch, tmp_path):
+    from buildpolicy import loader
+
+    code = tmp_path / "model.py"
+    code.write_text("# v1\n")
+    monkeypatch.setattr(loader, "_pickled_code", lambda: [code])
+    compiles = []
+    real_compile = loader._compile
+    monkeypatch.setattr(loader, "_compile", lambda *a, **k: compiles.append(1) or real_compile(*a, **k))
+    run(project, base_env)
+    run(project, base_env)
+    assert len(compiles) == 1  # warm: from the cache
+    code.write_text("# v2, a changed class layout\n")
+    run(project, base_env)
+    assert len(compiles) == 2
