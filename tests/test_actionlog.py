@@ -166,3 +166,15 @@ def test_a_full_log_is_rotated_and_both_generations_are_read(tmp_path, monkeypat
     assert skipped == 0 and 0 < len(found) < 20
     assert [e["duration_ms"] for e in found] == sorted(e["duration_ms"] for e in found)  # oldest first
     assert found[-1]["duration_ms"] == 19.0
+
+
+def test_an_entry_after_a_torn_line_is_kept(tmp_path):
+    from buildpolicy import actionlog
+
+    path = actionlog.log_path(tmp_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b'{"started_at": "2026-11-25T')  # a line cut short, no newline
+    actionlog.append(tmp_path, {"argv": ["cargo", "build"], "exit_code": 0})
+    lines = path.read_bytes().splitlines()
+    assert lines[0] == b'{"started_at": "2026-11-25T'
+    assert json.loads(lines[1])["argv"] == ["cargo", "build"]
