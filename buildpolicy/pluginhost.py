@@ -60,8 +60,10 @@ def discover_entry_points(cache_dir: Path | None) -> list[tuple[str, str, str]]:
     if cache_file is not None:
         try:
             cached = json.loads(cache_file.read_text())
-            if cached.get("fingerprint") == fingerprint:
-                return [tuple(item) for item in cached["entry_points"]]
+            if isinstance(cached, dict) and cached.get("fingerprint") == fingerprint:
+                entries = [tuple(item) for item in cached["entry_points"]]
+                if all(len(item) == 3 and all(isinstance(part, str) for part in item) for item in entries):
+                    return entries
         except (OSError, ValueError, KeyError, TypeError):
             pass  # a corrupt cache is rebuilt
     from importlib.metadata import distributions

@@ -35,8 +35,18 @@ def test_builtins_register_through_entry_points_first(tmp_path):
     assert host.plugin_names()[:3] == [n for n, _, d in entry_points if d == "buildpolicy"][:3]
 
 
-def test_a_corrupt_entry_point_cache_is_rebuilt(tmp_path):
-    (tmp_path / "entry-points.json").write_text("{not json")
+@pytest.mark.parametrize("garbage", ["{not json", "null", "[1]", '"s"', '{"fingerprint": null, "entry_points": 5}'])
+def test_a_corrupt_entry_point_cache_is_rebuilt(tmp_path, garbage):
+    (tmp_path / "entry-points.json").write_text(garbage)
+    assert any(name == "jobs" for name, _, _ in discover_entry_points(tmp_path))
+
+
+def test_a_cache_with_the_right_fingerprint_but_bad_entries_is_rebuilt(tmp_path):
+    import json
+
+    from buildpolicy.pluginhost import _sys_path_fingerprint
+
+    (tmp_path / "entry-points.json").write_text(json.dumps({"fingerprint": _sys_path_fingerprint(), "entry_points": [[1, 2]]}))
     assert any(name == "jobs" for name, _, _ in discover_entry_points(tmp_path))
 
 
