@@ -488,12 +488,45 @@ def _compose_env(outcomes, decisions, facts, baseline, ctx, policy_set=None):
     return set_env, unset, provenance, overridden
 
 
+ENCODED_SEPARATOR = "\x1f"  # CARGO_ENCODED_RUSTFLAGS separates arguments with 0x1f
+
+
+def rustflags_variable(facts, baseline) -> tuple[str, str | None]:
+    """Which variable carries buildpolicy's rustflags, and why when it is not the usual one.
+
+    cargo takes its flags from the first source that has any:
+    CARGO_ENCODED_RUSTFLAGS, RUSTFLAGS, target-level flags
+    (``CARGO_TARGET_<TRIPLE>_RUSTFLAGS`` merged with ``[target.*] rustflags``),
+    then build-level flags (``CARGO_BUILD_RUSTFLAGS`` merged with ``[build]
+    rustflags``). Joining the source cargo will read keeps everybody's flags:
+    setting the target variable while only ``[build] rustflags`` exist would
+    silently drop the project's flags.
+    """
+    triple = facts.get("host.triple")
+    target_var = f"CARGO_TARGET_{triple.upper().replace('-', '_')}_RUSTFLAGS" if triple else None
+    for var in ("CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS"):
+        if var in baseline:
+            shadowed = target_var or "the target and build rustflags"
+            return var, f"{var} is set by the caller and would shadow {shadowed}; buildpolicy's rustflags are merged into {var} instead"
+    if target_var is None:
+        return "RUSTFLAGS", "host.triple is unknown: composed rustflags go to RUSTFLAGS"
+    levels = facts.get("cargo.config_rustflags") or []
+    target_level = target_var in baseline or any(level.startswith("target:") for level in levels)
+    if not target_level and ("CARGO_BUILD_RUSTFLAGS" in baseline or "build" in levels):
+        where = "CARGO_BUILD_RUSTFLAGS" if "CARGO_BUILD_RUSTFLAGS" in baseline else "[build] rustflags in the cargo config"
+        return "CARGO_BUILD_RUSTFLAGS", (
+            f"{where} would be ignored by cargo if {target_var} were set; "
+            "buildpolicy's rustflags join CARGO_BUILD_RUSTFLAGS instead (cargo merges it with [build] rustflags)"
+        )
+    return target_var, None
+
+
 def _compose_rustflags(outcomes, decisions, facts, baseline, set_env, provenance, ctx) -> None:
-    """Join rustflags fragments in one deterministic order into the right variable.
+    """Join rustflags fragments in one deterministic order into the variable cargo will read.
 
     Order: matched rules by layer then load order, then plugin decisions by
-    name. Identical fragments are kept once. The target-specific variable is
-    used unless the caller has RUSTFLAGS, which would shadow it.
+    name. Identical fragments are kept once. The caller's flags in that
+    variable come first.
     """
     fragments: list[tuple[str, ...]] = []
     sources: list[str] = []
@@ -508,20 +541,14 @@ def _compose_rustflags(outcomes, decisions, facts, baseline, set_env, provenance
             sources.append(f"plugin {decisions[name].source} ({name})")
     if not fragments:
         return
-    ours = " ".join(flag for fragment in fragments for flag in fragment)
-    triple = facts.get("host.triple")
-    target_var = f"CARGO_TARGET_{triple.upper().replace('-', '_')}_RUSTFLAGS" if triple else None
-    if "RUSTFLAGS" in baseline or target_var is None:
-        var = "RUSTFLAGS"
-        if target_var is None:
-            ctx.warn("host.triple is unknown: composed rustflags go to RUSTFLAGS")
-        else:
-            ctx.warn(
-                f"RUSTFLAGS is set by the caller and would shadow {target_var}; "
-                "buildpolicy's rustflags are merged into RUSTFLAGS instead"
-            )
+    ours = [flag for fragment in fragments for flag in fragment]
+    var, why = rustflags_variable(facts, baseline)
+    if why:
+        ctx.warn(why)
+    inherited = set_env.get(var, baseline.get(var, ""))
+    if var == "CARGO_ENCODED_RUSTFLAGS":
+        set_env[var] = ENCODED_SEPARATOR.join(([inherited] if inherited else []) + ours)
     else:
-        var = target_var
-    inherited = set_env.get(var, baseline.get(var, "")).strip()
-    set_env[var] = f"{inherited} {ours}".strip()
+        inherited = inherited.strip()
+        set_env[var] = " ".join(([inherited] if inherited else []) + ours)
     provenance[var] = Provenance("engine", "rustflags composed from " + ", ".join(sources) + (" after the caller's flags" if inherited else ""))

@@ -24,7 +24,7 @@ Statuses (stable, machine-readable):
   is ``auto`` (an explicit ``mold``/``lld`` knob beats the option).
 - ``inherited:<linker>`` — the caller already chose a linker: an inherited
   ``CARGO_TARGET_<TRIPLE>_LINKER`` (``<linker>`` is its value), or ``-fuse-ld=`` /
-  ``-C linker=`` in an inherited ``RUSTFLAGS``/``CARGO_TARGET_<TRIPLE>_RUSTFLAGS``
+  ``-C linker=`` in an inherited ``RUSTFLAGS``/``CARGO_ENCODED_RUSTFLAGS``/``CARGO_BUILD_RUSTFLAGS``/``CARGO_TARGET_<TRIPLE>_RUSTFLAGS``
   (``<linker>`` is what it names). Nothing is changed.
 
 The smoke test compiles and links a tiny C program with
@@ -98,9 +98,10 @@ def _inherited_linker(ctx, triple: str | None) -> tuple[str, str] | None:
         variable = f"CARGO_TARGET_{triple_env(triple)}_LINKER"
         if ctx.environ.get(variable):
             return ctx.environ[variable], variable
-    names = ["RUSTFLAGS"] + ([f"CARGO_TARGET_{triple_env(triple)}_RUSTFLAGS"] if triple else [])
+    names = ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS"]
+    names += [f"CARGO_TARGET_{triple_env(triple)}_RUSTFLAGS"] if triple else []
     for name in names:
-        flags = ctx.environ.get(name, "")
+        flags = ctx.environ.get(name, "").replace("\x1f", " ")  # CARGO_ENCODED_RUSTFLAGS separator
         # The last -fuse-ld wins in the C compiler, and -C linker= replaces cc itself.
         fuse = _FUSE_LD_RE.findall(flags)
         if fuse:

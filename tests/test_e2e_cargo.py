@@ -245,3 +245,25 @@ def test_feature_profile_changes_what_is_built(e2e):
     # Explicit feature arguments are left alone.
     explicit = e2e("exec", "--set", "features=loud", "--", "cargo", "run", "-q", "--no-default-features")
     assert explicit.stdout.strip() == QUIET
+
+
+@pytest.mark.parametrize("level", ["build", "target"])
+def test_the_projects_own_config_rustflags_survive_alongside_ours(e2e, level):
+    """cargo reads target-level rustflags if any, else [build] ones: ours must not hide the project's."""
+    require("clang", "the Debian package clang", e2e.environ["PATH"])
+    require("mold", "the Debian package mold", e2e.environ["PATH"])
+    (e2e.root / ".cargo").mkdir()
+    table = "build" if level == "build" else 'target.x86_64-unknown-linux-gnu'
+    (e2e.root / ".cargo" / "config.toml").write_text(f'[{table}]\nrustflags = ["--cfg", "project_flag"]\n')
+    lib = e2e.root / "src" / "lib.rs"
+    lib.write_text(lib.read_text() + '\n#[cfg(project_flag)]\npub const PROJECT_FLAG: bool = true;\n'
+                   '#[cfg(not(project_flag))]\npub const PROJECT_FLAG: bool = false;\n')
+    main = e2e.root / "src" / "main.rs"
+    main.write_text('fn main() {\n    println!("project_flag={}", bphello::PROJECT_FLAG);\n}\n')
+    plan = e2e.plan("--", "cargo", "build")
+    expected_var = "CARGO_BUILD_RUSTFLAGS" if level == "build" else "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS"
+    assert "-fuse-ld=mold" in plan["env"][expected_var]
+    e2e("exec", "--", "cargo", "build")
+    binary = e2e.target / "debug" / "bphello"
+    assert subprocess.run([binary], capture_output=True, text=True, timeout=30).stdout.strip() == "project_flag=true"
+    assert any(line.startswith("mold ") for line in elf_comment(binary))

@@ -142,3 +142,28 @@ def test_explain_says_rustflags_went_to_rustflags(cli, project, facts_file):
                              cwd=project, env={"RUSTFLAGS": "-g"}, check=True).stdout)
     assert as_json["env"]["RUSTFLAGS"] == f"-g {COMPOSED}"
     assert any("would shadow" in w for w in as_json["warnings"])
+
+
+TARGET_VAR = "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS"
+
+
+def test_caller_encoded_rustflags_get_ours_appended_with_the_unit_separator(project, base_env):
+    result = run(project, base_env, env={"CARGO_ENCODED_RUSTFLAGS": "--cfg\x1fmine"})
+    assert result.set_env["CARGO_ENCODED_RUSTFLAGS"] == "--cfg\x1fmine\x1f" + COMPOSED.replace(" ", "\x1f")
+    assert TARGET_VAR not in result.set_env
+    assert any("CARGO_ENCODED_RUSTFLAGS is set by the caller" in w for w in result.warnings)
+
+
+def test_build_level_flags_are_joined_not_hidden(project, base_env):
+    # Only [build] rustflags in the cargo config: the target variable would make cargo ignore them.
+    (project / ".cargo").mkdir()
+    (project / ".cargo" / "config.toml").write_text('[build]\nrustflags = ["--cfg", "project_flag"]\n')
+    result = run(project, base_env)
+    assert result.set_env["CARGO_BUILD_RUSTFLAGS"] == COMPOSED
+    assert TARGET_VAR not in result.set_env
+    caller = run(project, base_env, env={"CARGO_BUILD_RUSTFLAGS": "-Cdebuginfo=1"})
+    assert caller.set_env["CARGO_BUILD_RUSTFLAGS"] == "-Cdebuginfo=1 " + COMPOSED
+    # With target-level flags in the config as well, cargo reads the target level: so do we.
+    (project / ".cargo" / "config.toml").write_text(
+        '[build]\nrustflags = ["--cfg", "a"]\n[target.x86_64-unknown-linux-gnu]\nrustflags = ["--cfg", "b"]\n')
+    assert run(project, base_env).set_env[TARGET_VAR] == COMPOSED

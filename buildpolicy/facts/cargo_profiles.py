@@ -95,6 +95,15 @@ def _merge(profiles: dict, build: dict, data: dict) -> None:
             profiles.setdefault(name, {}).update({k: table[k] for k in _KEYS if k in table})
     if isinstance(data.get("build"), dict) and "incremental" in data["build"]:
         build["incremental"] = data["build"]["incremental"]
+    # Where cargo config sets rustflags: cargo uses target-level flags if any,
+    # else [build] ones, so a variable buildpolicy sets can shadow the latter.
+    if isinstance(data.get("build"), dict) and "rustflags" in data["build"]:
+        build["rustflags"] = True
+    for key, table in (data.get("target") or {}).items():
+        if isinstance(table, dict) and "rustflags" in table:
+            build.setdefault("target_rustflags", [])
+            if key not in build["target_rustflags"]:
+                build["target_rustflags"].append(key)
 
 
 def _stat_token(path) -> str:
@@ -218,3 +227,14 @@ def probe_incremental(s) -> bool:
         if isinstance(value, bool):
             return value
     return BUILTIN_INCREMENTAL[chain[-1]]
+
+
+def probe_config_rustflags(s) -> list:
+    """Where the cargo configuration sets rustflags: ``build``, ``target:<triple or cfg>``.
+
+    Read from the same config files as the profile facts (``--config`` arguments
+    included). Empty when none does.
+    """
+    _profiles, build = s.shared("cargo.profiles", lambda: load_profiles(s))
+    levels = [f"target:{key}" for key in build.get("target_rustflags", [])]
+    return (["build"] if build.get("rustflags") else []) + sorted(levels)

@@ -114,6 +114,8 @@ _STATIC = (
     _spec("cargo.incremental", "bool", "cargo_profiles", "probe_incremental",
           "the build is incremental (CARGO_INCREMENTAL, else the profile chain, else cargo's default)",
           from_invocation=True),
+    _spec("cargo.config_rustflags", "list", "cargo_profiles", "probe_config_rustflags",
+          "where .cargo/config.toml sets rustflags: build and/or target:<triple or cfg>", from_invocation=True),
     _spec("cargo.explicit_features", "bool", "cargo", "probe_explicit_features",
           "the cargo argv selects features itself (--features, -F, --all-features, --no-default-features)",
           from_invocation=True),
