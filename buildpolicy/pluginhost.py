@@ -9,6 +9,15 @@ replace built-ins on purpose):
 2. the same group in every other installed distribution (third-party);
 3. team-local modules named by ``plugin_paths`` in the profile file.
 
+Hooks are called one implementation at a time (``PluginHost``), so a plugin
+that raises or returns the wrong type is reported by name in
+``PluginHost.warnings`` and skipped: it cannot take the others down (DESIGN
+§8). A ``BuildpolicyError`` is the exception: a plugin raises it on purpose to
+refuse (exit 2 or 75), and it propagates. For the firstresult hooks
+(``buildpolicy_render_env``, ``buildpolicy_wrap_exec``) the order is pluggy's:
+the last registered plugin is asked first, so a third-party or team-local
+plugin gets the plan before the built-ins; the first non-None result wins.
+
 Scanning installed distributions for entry points is slow, so the list is
 cached, keyed by the modification times of the ``sys.path`` directories
 (installing or removing a package changes them).
@@ -121,28 +130,84 @@ class PluginHost:
         """Registered plugin names in registration order."""
         return [name for name, _ in self.pm.list_name_plugin()]
 
+    def _warn(self, plugin: str, message: str) -> None:
+        text = f"plugin {plugin!r} {message}"
+        if text not in self.warnings:
+            self.warnings.append(text)
+
+    def _call(self, impl, hook_name: str, kwargs: dict[str, Any]) -> tuple[bool, Any]:
+        """Call one implementation: ``(True, result)``, or ``(False, None)`` when it raised.
+
+        A ``BuildpolicyError`` is a deliberate refusal (an undeclared feature
+        profile: exit 2; no build host while one is required: exit 75) and is
+        re-raised; any other exception is reported by plugin name and skipped.
+        """
+        args = {name: kwargs[name] for name in impl.argnames}
+        try:
+            return True, impl.function(**args)
+        except BuildpolicyError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - isolate plugin failures
+            self._warn(impl.plugin_name, f"failed in {hook_name}: {type(exc).__name__}: {exc}")
+            return False, None
+
+    def _impls(self, hook_name: str) -> list[Any]:
+        """The plain implementations of a hook in registration order (wrappers are not supported)."""
+        hook = getattr(self.pm.hook, hook_name)
+        return [
+            impl for impl in hook.get_hookimpls()
+            if not (getattr(impl, "hookwrapper", False) or getattr(impl, "wrapper", False))
+        ]
+
     def _each(self, hook_name: str, **kwargs) -> Iterable[tuple[str, Any]]:
         """Call every implementation of a hook separately, in registration order.
 
         A plugin that raises is reported by name (in ``warnings``) and skipped,
         so one broken plugin cannot take the others down.
         """
-        hook = getattr(self.pm.hook, hook_name)
-        for impl in hook.get_hookimpls():  # registration order
-            args = {name: kwargs[name] for name in impl.argnames}
-            try:
-                yield impl.plugin_name, impl.function(**args)
-            except BuildpolicyError:
-                raise  # a user's mistake found by a plugin (e.g. an undeclared feature profile): exit 2
-            except Exception as exc:  # noqa: BLE001 - isolate plugin failures
-                self.warnings.append(f"plugin {impl.plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}")
+        for impl in self._impls(hook_name):  # registration order
+            ok, result = self._call(impl, hook_name, kwargs)
+            if ok:
+                yield impl.plugin_name, result
+
+    def _first(self, hook_name: str, accept: Any, expected: str, **kwargs) -> Any:
+        """firstresult, one implementation at a time: the first acceptable non-None result.
+
+        The order is pluggy's own for a firstresult hook: the *last* registered
+        plugin is asked first (``tryfirst``/``trylast`` respected), so a
+        third-party or team-local plugin is offered the call before the
+        built-ins. A plugin that raises, or returns something ``accept`` rejects
+        (described by ``expected``), is reported by name and the next one asked.
+        """
+        for impl in reversed(self._impls(hook_name)):
+            ok, result = self._call(impl, hook_name, kwargs)
+            if not ok or result is None:
+                continue
+            if not accept(result):
+                self._warn(impl.plugin_name, f"returned {type(result).__name__} from {hook_name}, not {expected}; ignored")
+                continue
+            return result
+        return None
 
     def knob_specs(self) -> list[KnobSpec]:
-        """Knobs declared by plugins; a knob declared twice is an error naming both plugins."""
+        """Knobs declared by plugins; a knob declared twice is an error naming both plugins.
+
+        A declaration that is not a list of ``KnobSpec`` (or a spec of an
+        unknown type) is reported by plugin name and skipped.
+        """
+        from buildpolicy.model import KNOB_TYPES
+
         seen: dict[str, KnobSpec] = {}
         errors = []
         for plugin, specs in self._each("buildpolicy_declare_knobs"):
-            for spec in specs or ():
+            for spec in self._items(plugin, "buildpolicy_declare_knobs", specs):
+                if not isinstance(spec, KnobSpec) or not isinstance(spec.name, str) or not spec.name:
+                    self._warn(plugin, f"declared {type(spec).__name__} {spec!r:.60}, not a KnobSpec; ignored")
+                    continue
+                if spec.type not in KNOB_TYPES:
+                    self._warn(plugin, f"declared knob {spec.name!r} of unknown type {spec.type!r} "
+                                       f"(allowed: {', '.join(KNOB_TYPES)}); ignored")
+                    continue
                 spec = spec if spec.declared_by else _with_owner(spec, f"plugin {plugin}")
                 if spec.name in seen:
                     errors.append(
@@ -155,11 +220,32 @@ class PluginHost:
         return list(seen.values())
 
     def fact_specs(self) -> list[Any]:
-        """Extra facts declared by plugins (``FactSpec`` objects)."""
+        """Extra facts declared by plugins (``FactSpec`` objects); anything else is reported and skipped."""
+        from buildpolicy.facts.registry import FactSpec
+
         specs = []
-        for _plugin, result in self._each("buildpolicy_declare_facts"):
-            specs.extend(result or ())
+        for plugin, result in self._each("buildpolicy_declare_facts"):
+            for spec in self._items(plugin, "buildpolicy_declare_facts", result):
+                if not isinstance(spec, FactSpec) or not isinstance(spec.name, str) or not spec.name:
+                    self._warn(plugin, f"declared {type(spec).__name__} {spec!r:.60}, not a FactSpec; ignored")
+                    continue
+                specs.append(spec)
         return specs
+
+    def _items(self, plugin: str, hook_name: str, result: Any) -> list[Any]:
+        """The items of a declaration hook's result; a non-list is reported and counts as none."""
+        if result is None:
+            return []
+        if isinstance(result, (str, bytes, dict)) or not isinstance(result, Iterable):
+            self._warn(plugin, f"returned {type(result).__name__} from {hook_name}, not a list; ignored")
+            return []
+        try:
+            return list(result)
+        except BuildpolicyError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a generator that raises half-way
+            self._warn(plugin, f"failed in {hook_name}: {type(exc).__name__}: {exc}")
+            return []
 
     def decide(self, ctx: Any) -> dict[str, Decision]:
         """Collect every plugin's decisions; a later plugin replaces an earlier one by name."""
@@ -180,12 +266,28 @@ class PluginHost:
         return decisions
 
     def render_env(self, **kwargs) -> str | None:
-        """Ask plugins to render an unknown env format (firstresult)."""
-        return self.pm.hook.buildpolicy_render_env(**kwargs)
+        """Ask plugins to render an unknown env format (firstresult, last registered first).
+
+        When no plugin renders it and one failed trying, that failure is the
+        error (naming the plugin) rather than a silent "unknown format".
+        """
+        before = len(self.warnings)
+        text = self._first("buildpolicy_render_env", lambda r: isinstance(r, str), "a str", **kwargs)
+        if text is None and len(self.warnings) > before:
+            raise BuildpolicyError(self.warnings[before:])
+        return text
 
     def wrap_exec(self, plan: Any, ctx: Any) -> Any:
-        """Offer the exec plan to plugins (firstresult); return the plan to run."""
-        return self.pm.hook.buildpolicy_wrap_exec(plan=plan, ctx=ctx) or plan
+        """Offer the exec plan to plugins (firstresult, last registered first); return the plan to run.
+
+        A plugin that raises (other than a deliberate ``BuildpolicyError``) or
+        returns something that is not an ``ExecPlan`` is reported in
+        ``warnings`` and the next plugin asked; with no taker the plan runs as it is.
+        """
+        from buildpolicy.context import ExecPlan
+
+        wrapped = self._first("buildpolicy_wrap_exec", lambda r: isinstance(r, ExecPlan), "an ExecPlan", plan=plan, ctx=ctx)
+        return wrapped or plan
 
 
 def _with_owner(spec: KnobSpec, plugin: str) -> KnobSpec:

@@ -57,6 +57,9 @@ def _plan(request, cargo: bool, command_argv):
     except BuildpolicyError as exc:
         exc.result = result  # the decisions that led to a refusal, for the action log
         raise
+    finally:
+        # A plugin that failed in wrap_exec is reported after evaluate returned: pass it on.
+        result.warnings.extend(w for w in result.plugins.warnings if w not in result.warnings)
     return result, plan
 
 
