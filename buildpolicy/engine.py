@@ -240,6 +240,7 @@ def evaluate(request: Request) -> Result:
     facts = FactStore(probe_ctx, request.fact_overrides, hermetic=request.hermetic, extra_specs=plugin_facts)
 
     outcomes, rule_decisions, policy_decisions = _evaluate_rules(policy_set.rules, knobs, facts)
+    _check_policy_decisions(policy_decisions, specs, policy_set.rules)
     ctx = DecideContext(
         facts=facts,
         knobs=knobs,
@@ -260,6 +261,10 @@ def evaluate(request: Request) -> Result:
             continue
         decisions[name] = decision
     warnings.extend(w for w in host.warnings if w not in warnings)
+    for name, (_value, rule_id) in sorted(policy_decisions.items()):
+        if name not in decisions:
+            ctx.warn(f"rule {rule_id} decides {name!r}, but no plugin makes a decision of that name "
+                     f"(decisions: {', '.join(sorted(decisions))})")
 
     set_env, unset, provenance, overridden = _compose_env(outcomes, decisions, facts, baseline, ctx, policy_set)
     _compose_rustflags(outcomes, decisions, facts, baseline, set_env, provenance, ctx)
@@ -376,13 +381,57 @@ def _evaluate_rules(rules, knobs, facts):
         outcomes.append(RuleOutcome(rule, matched, tuple(sorted(unknown)), note))
         if rule.knob:
             decisions[rule.knob] = _knob_rule_decision(rule, switch, matched, unknown, knobs, facts)
-        if matched:
-            for name, value in rule.decide:
-                previous = policy.get(name)
-                # Rules are visited highest layer first: keep the first one.
-                if previous is None:
-                    policy[name] = (value, rule.id)
-    return outcomes, decisions, policy
+    return outcomes, decisions, _policy_decisions(outcomes)
+
+
+def _check_policy_decisions(policy_decisions, specs, rules) -> None:
+    """A rule's ``decide`` value for a decision that has a knob of the same name
+    must be a value that knob allows (``sccache = "of"`` is a typo, not a choice)."""
+    from buildpolicy.knobs import coerce
+
+    by_id = {rule.id: rule for rule in rules}
+    errors = []
+    for name, (value, rule_id) in sorted(policy_decisions.items()):
+        spec = specs.get(name)
+        if spec is None:
+            continue
+        try:
+            coerce(spec, value, from_env=False)
+        except ValueError as exc:
+            rule = by_id[rule_id]
+            errors.append(f"{rule.file}:{rule.line}: rule {rule_id}: decide.{name} = {value!r} is not allowed; allowed: {exc}")
+    if errors:
+        raise BuildpolicyError(errors)
+
+
+def _policy_decisions(outcomes) -> dict[str, tuple[Any, str]]:
+    """The ``decide`` entries of matched rules: ``{decision: (value, rule id)}``.
+
+    Like env entries: the higher layer wins, then the higher priority; two rules
+    of the same layer and priority deciding one thing differently are an error
+    naming both.
+    """
+    chosen: dict[str, tuple[tuple[int, int], Any, Rule]] = {}
+    conflicts = []
+    for outcome in outcomes:
+        if not outcome.matched:
+            continue
+        rule = outcome.rule
+        rank = (LAYER_RANK[rule.layer], rule.priority)
+        for name, value in rule.decide:
+            previous = chosen.get(name)
+            if previous is None or rank > previous[0]:
+                chosen[name] = (rank, value, rule)
+            elif rank == previous[0] and value != previous[1]:
+                other = previous[2]
+                conflicts.append(
+                    f"decide.{name}: rule {other.id} ({other.file}:{other.line}) decides {previous[1]!r} but rule "
+                    f"{rule.id} ({rule.file}:{rule.line}) decides {value!r} in the same layer ({rule.layer}) with the "
+                    f"same priority ({rule.priority}); give one a higher `priority` or make their `when`s exclusive"
+                )
+    if conflicts:
+        raise BuildpolicyError(conflicts)
+    return {name: (value, rule.id) for name, (_rank, value, rule) in chosen.items()}
 
 
 def fact_summary(expr, facts) -> str:

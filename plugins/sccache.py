@@ -41,7 +41,13 @@ def buildpolicy_decide(ctx):
     policy = ctx.policy_decision("sccache")
     if policy is not None and str(policy[0]).lower() in ("off", "false"):
         return Decision("sccache", False, f"disabled-by-policy:{policy[1]}", f"rule {policy[1]} decides sccache = off")
+    forced_by = "knob sccache = on" if knob == "on" else None
+    if forced_by is None and knob == "auto" and policy is not None and str(policy[0]).lower() in ("on", "true"):
+        knob, forced_by = "on", f"rule {policy[1]} decides sccache = on"
     incremental = bool(ctx.fact("cargo.incremental"))
+    # cargo treats an empty RUSTC_WRAPPER as no wrapper: so does this decision,
+    # and it replaces the empty value rather than let it win as "inherited".
+    replace_empty = inherited == ""
     if inherited:
         if _is_sccache(inherited) and incremental and knob != "on":
             return Decision(
@@ -58,6 +64,9 @@ def buildpolicy_decide(ctx):
         )
     path = ctx.fact("tool.sccache")
     if path:
-        why = "knob sccache = on" if knob == "on" else "non-incremental build"
-        return Decision("sccache", path, "enabled", f"{why}: {WRAPPER}={path}", set_env={WRAPPER: path})
+        why = forced_by or "non-incremental build"
+        if replace_empty:
+            why += f"; the caller's empty {WRAPPER} (no wrapper) is replaced"
+        return Decision("sccache", path, "enabled", f"{why}: {WRAPPER}={path}", set_env={WRAPPER: path},
+                        force=replace_empty)
     return Decision("sccache", False, "not-found", "sccache is not on PATH")

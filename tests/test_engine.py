@@ -335,3 +335,45 @@ def test_policy_cache_is_rebuilt_when_the_pickled_code_changes(project, base_env
     code.write_text("# v2, a changed class layout\n")
     run(project, base_env)
     assert len(compiles) == 2
+
+
+def test_decide_follows_layer_precedence_and_same_layer_conflicts_fail(project, base_env, home):
+    release = ["cargo", "build", "--release"]
+    found = dict(LOW_MEMORY_LAPTOP, **{"tool.sccache": "/usr/bin/sccache"})
+    write(project / "policies" / "off.toml", '[[rule]]\nid = "proj-off"\ndecide = { sccache = "off" }\n')
+    assert run(project, base_env, facts=found, argv=release).decisions["sccache"].status == "disabled-by-policy:proj-off"
+    # A user-layer rule deciding otherwise wins over the project's.
+    write(home / "config" / "buildpolicy" / "on.toml", '[[rule]]\nid = "user-on"\ndecide = { sccache = "on" }\n')
+    result = run(project, base_env, facts=found, argv=release)
+    assert result.context.policy_decision("sccache") == ("on", "user-on")
+    assert result.decisions["sccache"].status == "enabled"
+    # Two rules of one layer and priority deciding differently: an error naming both.
+    write(project / "policies" / "on.toml", '[[rule]]\nid = "proj-on"\ndecide = { sccache = "on" }\n')
+    (home / "config" / "buildpolicy" / "on.toml").unlink()
+    with pytest.raises(BuildpolicyError) as info:
+        run(project, base_env, facts=found, argv=release)
+    assert "proj-off" in str(info.value) and "proj-on" in str(info.value)
+    write(project / "policies" / "on.toml", '[[rule]]\nid = "proj-on"\npriority = 1\ndecide = { sccache = "on" }\n')
+    assert run(project, base_env, facts=found, argv=release).context.policy_decision("sccache") == ("on", "proj-on")
+
+
+def test_decide_values_are_checked_against_the_knob_of_that_name(project, base_env):
+    write(project / "policies" / "typo.toml", '[[rule]]\nid = "typo"\ndecide = { sccache = "of", nosuch = "x" }\n')
+    with pytest.raises(BuildpolicyError, match=r"typo.toml:1: rule typo: decide.sccache = 'of'.*auto, on, off"):
+        run(project, base_env)
+    write(project / "policies" / "typo.toml", '[[rule]]\nid = "typo"\ndecide = { nosuch = "x" }\n')
+    assert any("decides 'nosuch', but no plugin" in w for w in run(project, base_env).warnings)
+
+
+def test_sccache_policy_on_and_an_empty_inherited_wrapper(project, base_env):
+    found = dict(LOW_MEMORY_LAPTOP, **{"tool.sccache": "/usr/bin/sccache", "memory.available": "20GiB"})
+    # An empty RUSTC_WRAPPER means "no wrapper" to cargo: `enabled` must really set it.
+    empty = run(project, base_env, facts=found, argv=["cargo", "build", "-r"], env={"RUSTC_WRAPPER": ""})
+    assert empty.decisions["sccache"].status == "enabled"
+    assert empty.set_env["RUSTC_WRAPPER"] == "/usr/bin/sccache"
+    # A rule deciding sccache = on acts like the knob: even on an incremental build.
+    write(project / "policies" / "on.toml", '[[rule]]\nid = "always-cache"\ndecide = { sccache = "on" }\n')
+    forced = run(project, base_env, facts=found, argv=SELFDEV)
+    assert forced.decisions["sccache"].status == "enabled"
+    assert "rule always-cache" in forced.decisions["sccache"].reason
+    assert run(project, base_env, facts=found, argv=SELFDEV, sets=["sccache=off"]).decisions["sccache"].status == "disabled-by-knob"
