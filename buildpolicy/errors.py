@@ -5,6 +5,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_PROBLEMS = 1  # check/test found problems
 EXIT_USAGE = 2  # usage, policy or knob error
+EXIT_IO_ERROR = 74  # sysexits EX_IOERR: stdout closed or full
 EXIT_REMOTE_UNAVAILABLE = 75
 
 

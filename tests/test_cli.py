@@ -248,3 +248,12 @@ def test_env_output_evaluated_by_real_shells_reproduces_values(cli, project, she
     got = subprocess.run(argv, capture_output=True, check=True, env={"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "HOME": str(tmp_path)}).stdout
     assert got.split(b"\0")[:-1] == [NASTY[n].encode() for n in names]
     assert not os.path.exists("/tmp/pwned")
+
+
+def test_env_to_a_full_or_closed_stdout_is_an_error_not_a_traceback(cli, project):
+    full = subprocess.run([sys.executable, "-m", "buildpolicy", "env"], cwd=project, env=cli.env,
+                          stdout=open("/dev/full", "wb"), stderr=subprocess.PIPE, text=True, timeout=60)
+    assert full.returncode == 74 and "No space left" in full.stderr and "Traceback" not in full.stderr
+    closed = subprocess.run(["bash", "-c", f'"{sys.executable}" -m buildpolicy env >&-'], cwd=project, env=cli.env,
+                            stderr=subprocess.PIPE, text=True, timeout=60)
+    assert closed.returncode == 74 and "closed" in closed.stderr and "Traceback" not in closed.stderr

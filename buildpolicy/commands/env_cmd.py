@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from buildpolicy.cli import add_common, make_request, print_warnings
+from buildpolicy.errors import EXIT_IO_ERROR, BuildpolicyError
 
 
 HELP = "print the environment for eval"
@@ -33,8 +34,28 @@ def run(args, command_argv) -> int:
         if text is None:
             render_env({}, [], shell=args.shell, fmt=args.format)  # raises the "allowed formats" error
     print_warnings(result.warnings, args.quiet)
-    # Bytes, so values holding undecodable bytes (surrogateescape) round-trip
-    # and no platform newline translation touches them.
-    sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
-    sys.stdout.flush()
+    write_stdout(text.encode("utf-8", "surrogateescape"))
     return 0
+
+
+def write_stdout(data: bytes) -> None:
+    """Write the environment as bytes, so values holding undecodable bytes
+    (surrogateescape) round-trip and no newline translation touches them.
+
+    A closed or full stdout is an error with exit 74 (EX_IOERR), not a traceback.
+    """
+    import errno
+    import os
+
+    if sys.stdout is None:
+        raise BuildpolicyError("standard output is closed: nowhere to print the environment", EXIT_IO_ERROR)
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        # Drop what is buffered, or the interpreter retries the write at exit.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until exit
+        reason = exc.strerror or errno.errorcode.get(exc.errno, str(exc))
+        raise BuildpolicyError(f"cannot write the environment to standard output: {reason}", EXIT_IO_ERROR) from None
