@@ -314,11 +314,21 @@ def evaluate(request: Request) -> Result:
 
 def _knob_specs(host, policy_set) -> dict[str, KnobSpec]:
     """Plugin knobs, team knobs and rule knobs, with the profile's aliases and value aliases applied."""
+    from buildpolicy.knobs import coerce
+
     specs = {spec.name: spec for spec in host.knob_specs()}
+    declared_by_plugins = set(specs)
     errors = []
     for decl in policy_set.knob_declarations:
         spec = specs.get(decl.name)
         where = f"{decl.provenance.file}:{decl.provenance.line}"
+        if spec is not None and decl.name in declared_by_plugins:
+            retyped = [key for key in ("type", "values", "minimum") if decl.get(key) is not None]
+            if retyped:
+                errors.append(f"{where}: [knobs.{decl.name}] cannot change {', '.join(retyped)}: knob {decl.name!r} is "
+                              f"declared by {spec.declared_by}; a profile may add aliases, value_aliases, a default "
+                              "and a description")
+                continue
         if spec is None:
             kind = decl.get("type")
             if kind is None:
@@ -351,9 +361,32 @@ def _knob_specs(host, policy_set) -> dict[str, KnobSpec]:
             from buildpolicy.knobs import rule_knob_spec
 
             specs[rule.knob] = rule_knob_spec(rule.knob, rule.id)
+    for decl in policy_set.knob_declarations:  # defaults are checked with the declarations
+        spec = specs.get(decl.name)
+        if spec is not None and decl.get("default") is not None:
+            try:
+                coerce(spec, decl.get("default"), from_env=False)
+            except ValueError as exc:
+                errors.append(f"{decl.provenance.file}:{decl.provenance.line}: knob {decl.name!r}: bad default "
+                              f"{decl.get('default')!r}; allowed: {exc}")
+    errors += _alias_collisions(specs)
     if errors:
         raise BuildpolicyError(errors)
     return specs
+
+
+def _alias_collisions(specs: dict[str, KnobSpec]) -> list[str]:
+    """An environment name may set one knob only: two knobs sharing an alias, or an
+    alias that is another knob's ``BUILDPOLICY_<KNOB>``, would make a value go astray."""
+    owner: dict[str, str] = {}
+    errors = []
+    for name in sorted(specs):
+        for var in specs[name].env_names:
+            if var in owner and owner[var] != name:
+                errors.append(f"environment variable {var} would set both knob {owner[var]!r} and knob {name!r}: "
+                              "give each knob its own aliases")
+            owner.setdefault(var, name)
+    return errors
 
 
 def _evaluate_rules(rules, knobs, facts):

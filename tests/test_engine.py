@@ -377,3 +377,19 @@ def test_sccache_policy_on_and_an_empty_inherited_wrapper(project, base_env):
     assert forced.decisions["sccache"].status == "enabled"
     assert "rule always-cache" in forced.decisions["sccache"].reason
     assert run(project, base_env, facts=found, argv=SELFDEV, sets=["sccache=off"]).decisions["sccache"].status == "disabled-by-knob"
+
+
+def test_knob_declaration_mistakes_are_reported_together(project, base_env):
+    write(project / "buildpolicy.toml",
+          '[knobs.sccache]\naliases = ["BUILDPOLICY_LINKER"]\n'
+          '[knobs.linker]\ntype = "int"\n'
+          '[knobs.team_mode]\ntype = "enum"\n'
+          '[knobs.team_count]\ntype = "int"\ndefault = "abc"\n'
+          '[knobs.team_size]\ntype = "size"\ndefault = "huge"\n')
+    with pytest.raises(BuildpolicyError) as info:
+        run(project, base_env)
+    text = str(info.value)
+    assert "BUILDPOLICY_LINKER would set both knob 'linker' and knob 'sccache'" in text
+    assert "[knobs.linker] cannot change type" in text
+    assert "enum knob 'team_mode' needs `values`" in text
+    assert "knob 'team_count': bad default 'abc'" in text and "knob 'team_size': bad default 'huge'" in text
