@@ -30,20 +30,19 @@ comparison, a ``bool`` fact, ``true``/``false`` or an ``any`` fact.
 
 Null semantics (a fact is ``null`` when it is unknown: the probe failed or is unsupported)
 ------------------------------------------------------------------------------------------
-Evaluation is three-valued: true, false and null.
+As DESIGN §3 says: a comparison involving null is false.
 
-* Any comparison (``== != < <= > >= in``, ``not in``) with a null operand is null, which
-  counts as false at the top.  So ``x != 'a'`` is *false* when ``x`` is unknown, just like
-  ``x == 'a'``: a rule never fires because of a fact nobody could measure.
+* Any comparison (``== != < <= > >= in``, ``not in``) with a null operand is false.  So
+  ``x != 'a'`` is *false* when ``x`` is unknown, just like ``x == 'a'``: a comparison
+  never holds about a fact nobody could measure.
 * The one exception is comparing with the literal ``null``: ``x == null`` is true exactly
-  when ``x`` is unknown and ``x != null`` exactly when it is known.  It never yields null,
-  so it is the way to write a rule about a fact being missing.
-* A fact used alone as a condition that is null is null (a value that is not a bool,
-  possible only for ``any`` facts, also counts as null).
-* ``not`` keeps null: ``not (x == 'a')`` is null, hence false, when ``x`` is unknown.
-* ``and``/``or`` follow Kleene logic: ``false and null`` is false, ``true or null`` is
-  true, otherwise a null operand makes the result null.
-* The top-level result is true only when the expression is definitely true.
+  when ``x`` is unknown and ``x != null`` exactly when it is known, so it is the way to
+  write a rule about a fact being missing.
+* A fact used alone as a condition that is null is false (a value that is not a bool,
+  possible only for ``any`` facts, also counts as false).
+* ``not``, ``and`` and ``or`` are plain two-valued logic over those results:
+  ``not (x == 'a')`` is *true* when ``x`` is unknown, because the comparison is false.
+  Write ``x != null and not (x == 'a')`` when an unknown ``x`` must not match.
 
 ``and``/``or`` evaluate left to right and stop once the result is decided (a false left
 side of ``and``, a true left side of ``or``), so putting a cheap fact first spares probing
@@ -343,7 +342,7 @@ class Fact(_Node):
 
 
 class Not(_Node):
-    """``not X``: null stays null (three-valued)."""
+    """``not X``: X that is null (a comparison with an unknown fact) counts as false, so ``not X`` is true."""
 
     __slots__ = ("operand",)
 
@@ -351,16 +350,11 @@ class Not(_Node):
         self.operand = operand
 
     def eval(self, lookup, unknown):
-        value = self.operand.eval(lookup, unknown)
-        if value is True:
-            return False
-        if value is False:
-            return True
-        return None
+        return self.operand.eval(lookup, unknown) is not True
 
 
 class And(_Node):
-    """Kleene ``and``, short-circuiting on a false left side."""
+    """``and``, short-circuiting on a false left side (null counts as false)."""
 
     __slots__ = ("left", "right")
 
@@ -369,19 +363,11 @@ class And(_Node):
         self.right = right
 
     def eval(self, lookup, unknown):
-        left = self.left.eval(lookup, unknown)
-        if left is False:
-            return False
-        right = self.right.eval(lookup, unknown)
-        if right is False:
-            return False
-        if left is True and right is True:
-            return True
-        return None
+        return self.left.eval(lookup, unknown) is True and self.right.eval(lookup, unknown) is True
 
 
 class Or(_Node):
-    """Kleene ``or``, short-circuiting on a true left side."""
+    """``or``, short-circuiting on a true left side (null counts as false)."""
 
     __slots__ = ("left", "right")
 
@@ -390,15 +376,7 @@ class Or(_Node):
         self.right = right
 
     def eval(self, lookup, unknown):
-        left = self.left.eval(lookup, unknown)
-        if left is True:
-            return True
-        right = self.right.eval(lookup, unknown)
-        if right is True:
-            return True
-        if left is False and right is False:
-            return False
-        return None
+        return self.left.eval(lookup, unknown) is True or self.right.eval(lookup, unknown) is True
 
 
 class IsNull(_Node):

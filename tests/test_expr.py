@@ -227,15 +227,19 @@ def test_bare_bool_fact_that_is_null_is_false():
     assert not truth("process.earlyoom", {"process.earlyoom": False})
 
 
-def test_not_keeps_null():
-    assert ev("not process.earlyoom", {}) == (False, frozenset({"process.earlyoom"}))
-    assert truth("not (os == 'macos')", {}) is False
-    assert truth("not (os != 'linux')", {}) is False
+def test_null_counts_as_false_under_not():
+    # DESIGN §3: a comparison involving null is false, so its negation is true.
+    assert ev("not process.earlyoom", {}) == (True, frozenset({"process.earlyoom"}))
+    assert truth("not (os == 'macos')", {}) is True
+    assert truth("not (os != 'linux')", {}) is True
     assert truth("not not process.earlyoom", {}) is False
+    # The way to keep an unknown fact from matching a negation.
+    assert truth("os != null and not (os == 'macos')", {}) is False
+    assert truth("os != null and not (os == 'macos')", {"os": "linux"}) is True
 
 
 @pytest.mark.parametrize("text, expected", [
-    # Kleene: false and null = false; true or null = true; otherwise null -> false.
+    # Two-valued logic over comparisons whose null operands made them false.
     ("false and process.earlyoom", False),
     ("process.earlyoom and false", False),
     ("true and process.earlyoom", False),
@@ -244,12 +248,12 @@ def test_not_keeps_null():
     ("process.earlyoom or true", True),
     ("false or process.earlyoom", False),
     ("process.earlyoom or false", False),
-    ("not (process.earlyoom and false)", True),    # null and false = false
-    ("not (process.earlyoom or true)", False),     # null or true = true
-    ("not (process.earlyoom and true)", False),    # null stays null under not
-    ("not (process.earlyoom or false)", False),
+    ("not (process.earlyoom and false)", True),
+    ("not (process.earlyoom or true)", False),
+    ("not (process.earlyoom and true)", True),
+    ("not (process.earlyoom or false)", True),
 ])
-def test_kleene_and_or(text, expected):
+def test_and_or_with_null(text, expected):
     assert truth(text, {}) is expected
 
 
@@ -288,12 +292,12 @@ def test_or_short_circuits_after_true():
     assert lookup.calls == ["os"]
 
 
-def test_and_does_not_short_circuit_on_null():
-    # null and false is false, so the right side must still be consulted.
+def test_and_short_circuits_on_null():
+    # A null left side is false: the right side of `and` is not looked up.
     expr = comp("process.earlyoom and os == 'linux'")
     lookup = RecordingLookup({"os": "linux"})
     assert expr.evaluate(lookup) == (False, frozenset({"process.earlyoom"}))
-    assert lookup.calls == ["process.earlyoom", "os"]
+    assert lookup.calls == ["process.earlyoom"]
 
 
 def test_comparison_with_null_left_skips_right():
