@@ -45,6 +45,13 @@ def find_profile(cwd: Path) -> Path | None:
         candidate = directory / PROFILE_FILE
         if candidate.is_file():
             return candidate
+        if os.path.lexists(candidate):
+            # A dangling symlink or a directory of that name: not silently skipped
+            # (walking on would apply some other project's policies).
+            from buildpolicy.errors import BuildpolicyError
+
+            what = "a directory" if candidate.is_dir() else "a broken symbolic link" if candidate.is_symlink() else "not a file"
+            raise BuildpolicyError(f"{candidate}: the profile file is {what}")
     return None
 
 

@@ -257,3 +257,11 @@ def test_env_to_a_full_or_closed_stdout_is_an_error_not_a_traceback(cli, project
     closed = subprocess.run(["bash", "-c", f'"{sys.executable}" -m buildpolicy env >&-'], cwd=project, env=cli.env,
                             stderr=subprocess.PIPE, text=True, timeout=60)
     assert closed.returncode == 74 and "closed" in closed.stderr and "Traceback" not in closed.stderr
+
+
+def test_a_broken_profile_file_is_an_error_not_skipped(cli, tmp_path):
+    project = tmp_path / "broken"
+    project.mkdir()
+    (project / "buildpolicy.toml").symlink_to(tmp_path / "missing.toml")
+    proc = cli("env", cwd=project)
+    assert proc.returncode == 2 and proc.stdout == "" and "broken symbolic link" in proc.stderr
