@@ -124,7 +124,115 @@ def project_policy_paths(profile: Path, data: dict) -> list[Path]:
     entries = data.get("policies")
     if entries is None:
         return [base / "policies"]
-    return [base / entry for entry in entries]
+    if not isinstance(entries, list):
+        return []  # the schema reports it
+    return [base / entry for entry in entries if isinstance(entry, str)]
+
+
+@attrs.frozen
+class _Skip:
+    """The parts of a schema-invalid document not to compile, as key-path prefixes.
+
+    A schema error at ``rule[2].env.X`` skips rule 2; one at
+    ``knobs.linker.aliases`` skips ``knobs.linker``; one at a top-level key
+    (``rule = 5``, ``default_profile = 1``) skips that key; an error about the
+    document as a whole skips everything.
+    """
+
+    prefixes: frozenset = frozenset()
+    everything: bool = False
+
+    def has(self, *path) -> bool:
+        """Whether ``path``, or a part holding it, is to be skipped."""
+        return self.everything or any(path[:end] in self.prefixes for end in range(1, len(path) + 1))
+
+
+_NOTHING = _Skip()
+
+
+def _invalid_parts(data: dict, kind: str) -> _Skip:
+    """The key-path prefixes of ``data`` that have schema errors (see ``_Skip``)."""
+    from buildpolicy.validate import _validator
+
+    prefixes = set()
+    for error in _validator(kind).iter_errors(data):
+        path = tuple(error.absolute_path)
+        if "propertyNames" in error.absolute_schema_path and isinstance(error.instance, str):
+            path += (error.instance,)  # a bad key is reported at the table holding it
+        if not path:
+            return _Skip(everything=True)
+        prefixes.add(path[:2])
+    return _Skip(frozenset(prefixes))
+
+
+def _decoded_to_raw(text: str, start: int) -> list[int] | None:
+    r"""Map the TOML string opening at ``text[start]`` back to its source.
+
+    Returns, for each character of the decoded value, its index in ``text``,
+    then the index of the closing quote (for faults at the end of the value).
+    Basic strings decode escapes (``\n``, ``\t``, ``\"``, ``\\``, ``\uXXXX``,
+    ``\UXXXXXXXX``: several source characters for one) and, when multi-line,
+    drop a line-ending backslash with the whitespace and newlines after it;
+    multi-line strings drop a newline right after the opening quotes and read
+    CRLF as one newline; literal strings are otherwise 1:1. None when
+    ``text[start]`` opens no string (a bare key, which is 1:1 too).
+    """
+    if text.startswith(('"""', "'''"), start):
+        delim, multiline = text[start : start + 3], True
+    elif text.startswith(('"', "'"), start):
+        delim, multiline = text[start], False
+    else:
+        return None
+    basic = delim[0] == '"'
+    n = len(text)
+    i = start + len(delim)
+    if multiline:
+        if text.startswith("\r\n", i):
+            i += 2
+        elif text.startswith("\n", i):
+            i += 1
+    raw: list[int] = []
+    while i < n:
+        if text.startswith(delim, i):
+            run = i
+            while run < n and text[run] == delim[0]:
+                run += 1
+            # Up to two quotes may end a multi-line value right before its closing quotes: a""""
+            extra = min(run - i - len(delim), 2) if multiline else 0
+            raw.extend(range(i, i + extra))
+            i += extra
+            break
+        if basic and text[i] == "\\":
+            nxt = text[i + 1 : i + 2]
+            if multiline and nxt in (" ", "\t", "\r", "\n"):
+                i += 1
+                while i < n and text[i] in " \t\r\n":
+                    i += 1
+                continue
+            raw.append(i)
+            i += {"u": 6, "U": 10, "x": 4}.get(nxt, 2)
+            continue
+        raw.append(i)
+        i += 2 if multiline and text.startswith("\r\n", i) else 1
+    raw.append(i)
+    return raw
+
+
+def _source_position(doc, keypath, value: bool, offset: int) -> tuple[int | None, int | None]:
+    """File line and column of character ``offset`` of the decoded string at ``keypath``
+    (its value, or with ``value=False`` its key)."""
+    pos = doc.value_pos(keypath) if value else doc.key_pos(keypath)
+    if not pos:
+        return None, None
+    text = doc.text
+    line, col = pos
+    start = 0
+    for _ in range(line - 1):
+        start = text.index("\n", start) + 1
+    start += col - 1
+    mapping = _decoded_to_raw(text, start)
+    index = start + max(offset, 0) if mapping is None else mapping[min(max(offset, 0), len(mapping) - 1)]
+    return text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1) + 1
 
 
 class _Compiler:
@@ -140,10 +248,18 @@ class _Compiler:
         self.knob_values: list[FileKnob] = []
         self.knob_declarations: list[KnobDeclaration] = []
         self.options: dict[str, dict[str, OptionValue]] = {}
+        self.invalid: dict[int, tuple[Any, _Skip]] = {}  # id(doc) -> (doc, its parts with schema errors)
         self.order = 0
 
     def parse(self, path: Path, kind: str):
-        """Parse and schema-validate ``path`` as ``kind``; None (with diagnostics recorded) when bad."""
+        """Parse and schema-validate ``path`` as ``kind``, recording every diagnostic.
+
+        Returns None when the file cannot be read or is not TOML. A document
+        with schema errors is still returned: ``skip_for(doc)`` names its parts
+        (a rule, a knob, a top-level key) that have errors, and ``add_file``
+        compiles only the others, so ``check`` reports the expression errors of
+        the valid rules together with the schema errors.
+        """
         from buildpolicy.tomlpos import TomlSyntaxError, parse_toml
         from buildpolicy.validate import validate_document
 
@@ -158,15 +274,32 @@ class _Compiler:
         problems = validate_document(doc, kind)
         if problems:
             self.diagnostics.extend(problems)
-            return None
+            self.invalid[id(doc)] = (doc, _invalid_parts(doc.data, kind))
         return doc
 
+    def skip_for(self, doc) -> _Skip:
+        """The parts of ``doc`` with schema errors (nothing for a valid document)."""
+        entry = self.invalid.get(id(doc))
+        return entry[1] if entry is not None and entry[0] is doc else _NOTHING
+
     def add_file(self, layer: str, doc, known_keys: tuple[str, ...]) -> None:
-        """Compile a validated file's rules, knob values and declarations, and plugin options."""
+        """Compile a file's rules, knob values and declarations, and plugin options.
+
+        Parts with schema errors (see ``parse``) are skipped: the run fails on
+        their diagnostics anyway, and their contents cannot be relied on.
+        """
         data = doc.data
-        for index, table in enumerate(data.get("rule", ())):
-            self._add_rule(layer, doc, index, table)
-        for name, value in data.get("knobs", {}).items():
+        skip = self.skip_for(doc)
+        if skip.everything:
+            return
+        rules = () if skip.has("rule") else data.get("rule", ())
+        for index, table in enumerate(rules):
+            if not skip.has("rule", index):
+                self._add_rule(layer, doc, index, table)
+        knobs = {} if skip.has("knobs") else data.get("knobs", {})
+        for name, value in knobs.items():
+            if skip.has("knobs", name):
+                continue
             line = (doc.key_pos(("knobs", name)) or (None, None))[0]
             provenance = Provenance(layer, f"[knobs] {name}", str(doc.path), line)
             if layer in UNTRUSTED_LAYERS and (not isinstance(value, dict) or "default" in value):
@@ -181,9 +314,11 @@ class _Compiler:
             else:
                 self.knob_values.append(FileKnob(name, value, provenance))
         for key, table in data.items():
-            if key in known_keys or not isinstance(table, dict):
+            if key in known_keys or not isinstance(table, dict) or skip.has(key):
                 continue
             for option, value in table.items():
+                if skip.has(key, option):
+                    continue
                 line = (doc.key_pos((key, option)) or (None, None))[0]
                 provenance = Provenance(layer, f"[{key}] {option}", str(doc.path), line)
                 self.options.setdefault(key, {})[option] = OptionValue(value, provenance)
@@ -192,17 +327,19 @@ class _Compiler:
         pos = doc.value_pos(keypath) if value else doc.key_pos(keypath)
         return pos if pos else (None, None)
 
-    def _string_start(self, doc, keypath) -> tuple[int | None, int | None]:
-        """Position of the first character inside a string value (after its quotes)."""
-        line, col = self._position(doc, keypath)
-        if line is None:
-            return line, col
-        try:
-            text = doc.text.splitlines()[line - 1]
-        except (AttributeError, IndexError):
-            return line, col + 1
-        opener = text[col - 1 : col + 2]
-        return (line, col + 3) if opener in ('"""', "'''") else (line, col + 1)
+    def _relocated(self, diagnostic: Diagnostic, text: str, doc, keypath, value: bool = True) -> Diagnostic:
+        """Move an expression or template diagnostic from inside ``text`` to the file.
+
+        ``diagnostic`` was made without a base position, so its line and column
+        give the fault's offset in the decoded string; ``_source_position`` maps
+        that offset back through quotes, escapes and line-ending backslashes to
+        the file's line and column. The detail (the text with a caret) is kept.
+        """
+        lines = text.split("\n")
+        rel_line, rel_col = diagnostic.line or 1, diagnostic.col or 1
+        offset = sum(len(part) + 1 for part in lines[: rel_line - 1]) + rel_col - 1
+        line, col = _source_position(doc, keypath, value, offset)
+        return Diagnostic(diagnostic.file, line, col, diagnostic.message, diagnostic.detail)
 
     def _add_rule(self, layer: str, doc, index: int, table: dict) -> None:
         from buildpolicy.expr import ExprError, compile_expr, interpolation_facts
@@ -213,13 +350,10 @@ class _Compiler:
         before = len(self.diagnostics)
         when = None
         if "when" in table:
-            line, col = self._string_start(doc, ("rule", index, "when"))
             try:
-                when = compile_expr(
-                    table["when"], fact_type=self.fact_type, file=path, line=line, col=col, known_facts=self.known_facts
-                )
+                when = compile_expr(table["when"], fact_type=self.fact_type, file=path, known_facts=self.known_facts)
             except ExprError as exc:
-                self.diagnostics.append(exc.diagnostic)
+                self.diagnostics.append(self._relocated(exc.diagnostic, table["when"], doc, ("rule", index, "when")))
         env = []
         for name, value in table.get("env", {}).items():
             key_line, key_col = self._position(doc, ("rule", index, "env", name), value=False)
@@ -228,12 +362,12 @@ class _Compiler:
                     Diagnostic(path, key_line, key_col, f"rule {rule_id!r}: {name!r} is not a valid environment variable name "
                                "(letters, digits and _, with ${fact} parts)")
                 )
-            for text, keypath, is_value in ((name, ("rule", index, "env", name), False), (value, ("rule", index, "env", name), True)):
-                line, col = self._string_start(doc, keypath) if is_value else (key_line, key_col)
+            for text, is_value in ((name, False), (value, True)):
                 try:
-                    interpolation_facts(text, fact_type=self.fact_type, file=path, line=line, col=col, known_facts=self.known_facts)
+                    interpolation_facts(text, fact_type=self.fact_type, file=path, known_facts=self.known_facts)
                 except ExprError as exc:
-                    self.diagnostics.append(exc.diagnostic)
+                    keypath = ("rule", index, "env", name)
+                    self.diagnostics.append(self._relocated(exc.diagnostic, text, doc, keypath, is_value))
             env.append(EnvTemplate(name, value, key_line))
             if layer in UNTRUSTED_LAYERS:
                 from buildpolicy.trust import env_finding, is_safe_name_template
@@ -465,19 +599,21 @@ def _compile(profile, ordered, fact_type, known_facts, packs=()) -> PolicySet:
         doc = compiler.parse(path, "profile" if is_profile else "policy")
         if doc is None:
             continue
-        if is_profile:
-            settings = doc.data
-            for index, entry in enumerate(doc.data.get("policies", ())):
-                if not (profile.parent / entry).exists():
+        skip = compiler.skip_for(doc)
+        if is_profile and not skip.everything:
+            settings = doc.data  # only used when the run has no diagnostics, i.e. when valid
+            for index, entry in enumerate(() if skip.has("policies") else doc.data.get("policies", ())):
+                if not skip.has("policies", index) and not (profile.parent / entry).exists():
                     line, col = doc.value_pos(("policies", index)) or (None, None)
                     compiler.diagnostics.append(Diagnostic(path, line, col, f"policy path {entry!r} does not exist"))
-            for pack in packs:
+            for pack in () if skip.has("extends") else packs:
                 if pack.problem:
                     line, col = doc.value_pos(("extends", pack.index)) or (None, None)
                     compiler.diagnostics.append(Diagnostic(path, line, col, pack.problem))
-            for index, entry in enumerate(doc.data.get("plugin_paths", ())):
-                line, col = doc.value_pos(("plugin_paths", index)) or (None, None)
-                compiler.findings.append(plugin_finding(entry, str(path), line, col))
+            for index, entry in enumerate(() if skip.has("plugin_paths") else doc.data.get("plugin_paths", ())):
+                if not skip.has("plugin_paths", index):
+                    line, col = doc.value_pos(("plugin_paths", index)) or (None, None)
+                    compiler.findings.append(plugin_finding(entry, str(path), line, col))
         compiler.add_file(layer, doc, PROFILE_KEYS if is_profile else POLICY_KEYS)
     rules, replaced = compiler.merged_rules()
     if compiler.diagnostics:
