@@ -176,3 +176,65 @@ def test_check_cli_shows_the_source_position_of_an_escaped_string(cli, tmp_path)
     proc = cli("check", cwd=root)
     assert proc.returncode == 1
     assert "esc.toml:3:28:" in proc.stderr
+
+
+# --- 3: `check DIR` ---
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    root = tmp_path / "proj"
+    (root / "team-policies").mkdir(parents=True)
+    (root / "Cargo.toml").write_text('[package]\nname = "demo"\nversion = "0.1.0"\n')
+    (root / "Cargo.lock").write_text("version = 3\n")
+    (root / "rust-toolchain.toml").write_text('[toolchain]\nchannel = "stable"\n')
+    (root / "buildpolicy.toml").write_text('policies = ["team-policies"]\n[feature_profiles]\nmini = ["--no-default-features"]\n')
+    (root / "team-policies" / "a.toml").write_text('[[rule]]\nid = "team-a"\nwhen = "ci"\nenv = { CARGO_TERM_COLOR = "never" }\n')
+    return root
+
+
+def test_check_dir_of_a_project_checks_that_project(cli, project, tmp_path):
+    proc = cli("check", str(project), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Cargo.toml" not in proc.stderr and "rust-toolchain" not in proc.stderr
+    inside = cli("check", cwd=project)
+    assert proc.stdout == inside.stdout  # exactly like `check` run inside it
+
+
+def test_check_dir_of_a_project_finds_errors_in_its_policy_paths(cli, project, tmp_path):
+    (project / "team-policies" / "b.toml").write_text('[[rule]]\nid = "b"\nwhen = "cpu.cont > 2"\n')
+    proc = cli("check", str(project), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "team-policies/b.toml:3:9" in proc.stderr and "cpu.count" in proc.stderr
+    assert "Cargo.toml" not in proc.stderr
+
+
+def test_check_dir_of_a_project_uses_its_extends(cli, project, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "s.toml").write_text('[[rule]]\nid = "s"\nwhen = "memory.availabel < 1"\n')
+    (project / "buildpolicy.toml").write_text(f'policies = ["team-policies"]\nextends = ["{shared}"]\n')
+    proc = cli("check", str(project), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "shared/s.toml:3:9" in proc.stderr
+
+
+def test_check_plain_dir_skips_non_policy_toml_files(cli, tmp_path):
+    crate = tmp_path / "loose"
+    crate.mkdir()
+    (crate / "rust-toolchain.toml").write_text('[toolchain]\nchannel = "stable"\n')
+    (crate / "rustfmt.toml").write_text("max_width = 100\n")
+    (crate / "mine.toml").write_text('[[rule]]\nid = "m"\nwhen = "ci"\n')
+    proc = cli("check", str(crate), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ok: 1 file(s), 1 rule(s)")
+
+
+def test_check_several_paths_reports_all_problems_together(cli, project, tmp_path):
+    (project / "team-policies" / "b.toml").write_text('[[rule]]\nid = "b"\nwhen = "cpu.cont > 2"\n')
+    loose = tmp_path / "loose.toml"
+    loose.write_text('[[rule]]\nid = "l"\nwhen = "os =="\n')
+    proc = cli("check", str(project), str(loose), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "b.toml:3:9" in proc.stderr and "loose.toml:3:" in proc.stderr
+    assert "2 problem(s)" in proc.stderr

@@ -1,4 +1,10 @@
-"""``buildpolicy check [PATH...]``: validate profile and policy files, all errors at once."""
+"""``buildpolicy check [PATH...]``: validate profile and policy files, all errors at once.
+
+Without a path, the project of the working directory is checked (every layer,
+as ``env`` would load it). With paths, see ``_check_paths``: a project
+directory is checked like that, a plain directory as a policy directory, a
+file on its own.
+"""
 
 from __future__ import annotations
 
@@ -35,26 +41,70 @@ def possible_conflicts(rules) -> list[str]:
     return warnings
 
 
-def _check_paths(paths: list[str]) -> tuple[int, list]:
-    """Validate the given files on their own (profile files by name, else policy files)."""
+# TOML files of the Rust toolchain and common cargo tools: never policy files,
+# even in a directory given to `check` (a crate root holds several of them).
+NOT_POLICY_FILES = frozenset({
+    "Cargo.toml", "rust-toolchain.toml", "rustfmt.toml", ".rustfmt.toml", "clippy.toml", ".clippy.toml",
+    "deny.toml", "Cross.toml", "taplo.toml", ".taplo.toml", "typos.toml", "_typos.toml", ".typos.toml",
+})
+PROFILE_NAME = "buildpolicy.toml"
+
+
+def is_project_dir(path: Path) -> bool:
+    """A directory ``check`` treats as a project: it holds the profile file or a ``Cargo.toml``."""
+    return (path / PROFILE_NAME).is_file() or (path / "Cargo.toml").is_file()
+
+
+def policy_files(directory: Path) -> list[Path]:
+    """The policy files of a plain directory: its ``*.toml`` in lexical order, minus tool files."""
+    return sorted(f for f in directory.glob("*.toml") if f.is_file() and f.name not in NOT_POLICY_FILES)
+
+
+def _check_paths(paths: list[str], request) -> tuple[int, list]:
+    """Check what the caller named; every problem of every path is raised together.
+
+    - a directory holding ``buildpolicy.toml`` (or a ``Cargo.toml``: a crate
+      of a project) is a project: it is checked exactly like ``check`` run
+      inside it (the profile found from there, its ``policies``, ``extends``
+      and plugins, and the site and user layers);
+    - any other directory is a policy directory: its ``*.toml`` files are
+      checked as policy files, except the Rust tools' own files
+      (``NOT_POLICY_FILES``: ``Cargo.toml``, ``rust-toolchain.toml``…);
+    - a file is checked on its own, whatever its name: as a profile when it is
+      named ``buildpolicy.toml``, else as a policy file.
+    """
+    import attrs
+
+    from buildpolicy.engine import evaluate
     from buildpolicy.facts import fact_type, known_fact_names
     from buildpolicy.loader import POLICY_KEYS, PROFILE_KEYS, _Compiler
 
     compiler = _Compiler(fact_type, known_fact_names())
+    problems: list = []
     count = 0
+    rules: list = []
     for raw in paths:
         path = Path(raw)
-        files = sorted(path.glob("*.toml")) if path.is_dir() else [path]
-        for file in files:
+        if path.is_dir() and is_project_dir(path):
+            try:
+                result = evaluate(attrs.evolve(request, cwd=path.resolve()))
+            except BuildpolicyError as exc:
+                problems.extend(exc.messages)
+                continue
+            count += len(result.policy_set.files)
+            rules.extend(result.policy_set.rules)
+            continue
+        for file in policy_files(path) if path.is_dir() else [path]:
             count += 1
-            kind = "profile" if file.name == "buildpolicy.toml" else "policy"
+            kind = "profile" if file.name == PROFILE_NAME else "policy"
             doc = compiler.parse(file, kind)
             if doc is not None:
                 compiler.add_file("project", doc, PROFILE_KEYS if kind == "profile" else POLICY_KEYS)
-    rules, _ = compiler.merged_rules()
-    if compiler.diagnostics:
-        raise BuildpolicyError(compiler.diagnostics, EXIT_PROBLEMS)
-    return count, list(rules)
+    merged, _ = compiler.merged_rules()
+    problems.extend(compiler.diagnostics)
+    if problems:
+        raise BuildpolicyError(problems, EXIT_PROBLEMS)
+    return count, rules + list(merged)
 
 
 HELP = "validate the profile and policy files; all errors at once"
@@ -63,7 +113,11 @@ HELP = "validate the profile and policy files; all errors at once"
 def add_arguments(parser) -> None:
     """This command's arguments."""
     add_common(parser)
-    parser.add_argument("paths", nargs="*", help="files to check (default: every layer's files)")
+    parser.add_argument(
+        "paths", nargs="*",
+        help="files or directories to check (default: this project); a directory with a buildpolicy.toml "
+        "or Cargo.toml is checked as a project, any other directory as a policy directory",
+    )
 
 
 
@@ -73,7 +127,7 @@ def run(args, command_argv) -> int:
 
     try:
         if args.paths:
-            count, rules = _check_paths(args.paths)
+            count, rules = _check_paths(args.paths, make_request(args, command_argv, "check"))
         else:
             result = evaluate(make_request(args, command_argv, "check"))
             count, rules = len(result.policy_set.files), list(result.policy_set.rules)
