@@ -176,3 +176,30 @@ def test_unwritable_site_file_is_a_clear_error(cli, project, tmp_path):
     assert proc.returncode == 2 and proc.stdout == ""
     assert f"{not_a_dir / 'knobs.toml'}: cannot read: Not a directory" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_set_refuses_a_value_that_would_break_every_run(cli, project, home):
+    # `features` is a string knob: any name passes the type check, but only the
+    # profile's [feature_profiles] names make a run that works.
+    profile = project / "buildpolicy.toml"
+    profile.write_text(PROFILE.replace("[knobs]\n", '[feature_profiles]\nminimal = ["--no-default-features"]\n\n[knobs]\n', 1))
+    before = profile.read_text()
+    proc = cli("set", "features", "nothere", "--layer", "project", cwd=project)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "not a declared feature profile" in proc.stderr and "minimal" in proc.stderr
+    assert "nothing was written" in proc.stderr and "--set" not in proc.stderr
+    assert profile.read_text() == before
+    assert cli("env", cwd=project).returncode == 0
+    user = cli("set", "features", "nothere", cwd=project)
+    assert user.returncode == 2 and not (home / "config" / "buildpolicy" / "knobs.toml").exists()
+    # A declared profile is written.
+    cli("set", "features", "minimal", "--layer", "project", cwd=project, check=True)
+    assert 'features = "minimal"' in profile.read_text()
+    assert cli("env", cwd=project).returncode == 0
+
+
+def test_set_does_not_blame_the_edit_for_a_problem_the_project_already_has(cli, project, home):
+    broken = {"BUILDPOLICY_SCCACHE": "sometimes"}  # every run here fails already, whatever `set` writes
+    proc = cli("set", "jobs", "4", "--layer", "project", cwd=project, env=broken)
+    assert proc.returncode == 0, proc.stderr
+    assert "jobs = 4" in (project / "buildpolicy.toml").read_text()

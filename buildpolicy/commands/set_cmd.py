@@ -1,4 +1,10 @@
-"""``buildpolicy set KNOB VALUE [--layer user|site|project]``: write a knob value into a layer file."""
+"""``buildpolicy set KNOB VALUE [--layer user|site|project]``: write a knob value into a layer file.
+
+The value is checked before anything is written: against the knob's type
+(``edit.toml_value``), then by evaluating a run in the working directory with
+it (``refuse_if_it_breaks_runs``), so a value such as an undeclared feature
+profile never reaches the file to break every later ``env`` and ``exec``.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +42,41 @@ def known_knob(prepared, name: str):
     return spec
 
 
+def refuse_if_it_breaks_runs(cwd: Path, environ, name: str, raw: str, path: Path, layer: str) -> None:
+    """Refuse (exit 2, nothing written) a value that passes the knob's type but fails a run here.
+
+    The type check cannot know everything a value must satisfy: ``features``
+    must name a ``[feature_profiles]`` entry of the profile file, a plugin may
+    refuse a combination of knobs. So the run is evaluated here with the new
+    value (as ``--set``, the highest layer, so it is the value in effect), the
+    way ``env`` would evaluate it. Only errors the new value introduces count:
+    one the project already has without it is not blamed on the edit.
+    """
+    from buildpolicy.engine import Request, evaluate
+
+    item = f"{name}={raw}"
+    try:
+        evaluate(Request(cwd=cwd, environ=environ, command="set", cli_sets=(item,)))
+        return
+    except BuildpolicyError as exc:
+        failures = exc.messages
+    try:
+        evaluate(Request(cwd=cwd, environ=environ, command="set"))
+        before: set[str] = set()
+    except BuildpolicyError as exc:
+        before = {str(m) for m in exc.messages}
+    new = [m for m in failures if str(m) not in before]
+    if not new:
+        return  # the project fails the same way without the new value
+    where = f"{layer} {path} [knobs] {name}"
+    shown = [m.replace(f"cli --set {item}", where).replace(f"--set {item}", where) if isinstance(m, str) else m for m in new]
+    raise BuildpolicyError([
+        f"knob {name} = {raw!r} would make every run here fail:",
+        *shown,
+        f"nothing was written to {path}",
+    ])
+
+
 def run(args, command_argv) -> int:
     """Validate the value against the knob, then edit the layer's file; exit 2 on any problem."""
     from buildpolicy.edit import effective_knob, layer_file, set_knob, toml_value
@@ -49,6 +90,7 @@ def run(args, command_argv) -> int:
     spec = known_knob(prepared, args.knob)
     value = toml_value(spec, args.value)  # before anything is written
     path = layer_file(args.layer, prepared.paths, find_profile(cwd))
+    refuse_if_it_breaks_runs(cwd, environ, spec.name, args.value, path, args.layer)
     created = set_knob(path, "profile" if args.layer == "project" else "policy", args.layer, spec.name, value)
     shown = ", ".join(value) if isinstance(value, list) else value
     sys.stdout.write(f"{spec.name} = {shown} in {path} ({args.layer} layer{', new file' if created else ''})\n")
