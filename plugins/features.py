@@ -8,11 +8,16 @@ Statuses:
 - ``default`` — the knob is not set (or empty): cargo's own feature selection.
 - ``<name>`` — the profile's arguments are inserted by ``exec`` into the cargo argv
   before any ``--`` (``Decision.cargo_args``; the engine does the insertion).
-  ``env`` cannot pass cargo arguments: the reason says so. A cargo command that
-  takes no feature arguments (``cargo clean``, ``cargo fmt``…) gets none.
+  Without a command (``env``, ``explain``) it is the profile ``exec`` would
+  apply; ``env`` cannot pass cargo arguments, and the reason says so.
 - ``ignored-explicit-cargo-args`` — the cargo argv already selects features
   (``--features``/``-F``/``--all-features``/``--no-default-features`` before ``--``):
   the caller's arguments are left alone.
+- ``not-applicable:<name>`` — profile ``<name>`` is selected but there is
+  nothing to insert it into: ``exec`` runs a command that is not cargo, or a
+  cargo command that takes no feature arguments (``cargo clean``, ``cargo fmt``,
+  ``cargo --version``…). Nothing is inserted, and the status does not claim
+  the profile was applied.
 
 An unknown name is an error (exit 2) listing the declared profiles.
 """
@@ -61,11 +66,15 @@ def buildpolicy_decide(ctx):
             f"knob features = {name} ({source}) is ignored: the cargo command line selects features itself",
         )
     if ctx.cargo_argv is None:
+        if ctx.command == "exec":  # exec passes no cargo argv for any other program
+            return Decision("features", None, f"not-applicable:{name}",
+                            f"feature profile {name} ({source}) not applied: the command is not cargo; nothing inserted")
         return Decision("features", list(args), name,
                         f"feature profile {name} ({source}): {shown}; only `buildpolicy exec` can pass cargo arguments")
     command = ctx.fact("cargo.command")
     if command not in FEATURE_COMMANDS:
-        return Decision("features", list(args), name,
-                        f"feature profile {name} ({source}): cargo {command or '(no subcommand)'} takes no feature arguments")
+        return Decision("features", None, f"not-applicable:{name}",
+                        f"feature profile {name} ({source}) not applied: cargo {command or '(no subcommand)'} "
+                        "takes no feature arguments; nothing inserted")
     return Decision("features", list(args), name, f"feature profile {name} ({source}): {shown} inserted before any `--`",
                     cargo_args=args)

@@ -29,8 +29,8 @@ def project(tmp_path) -> Path:
     return root
 
 
-def run(project, base_env, *, argv=("cargo", "build"), env=None, sets=()):
-    return evaluate(Request(cwd=project, environ=dict(base_env, **(env or {})), command="exec",
+def run(project, base_env, *, argv=("cargo", "build"), env=None, sets=(), command="exec"):
+    return evaluate(Request(cwd=project, environ=dict(base_env, **(env or {})), command=command,
                             cargo_argv=tuple(argv) if argv else None, cli_sets=tuple(sets),
                             fact_overrides=dict(LOW_MEMORY_LAPTOP), hermetic=True))
 
@@ -85,7 +85,7 @@ def test_unknown_profile_is_an_error_listing_the_declared_ones(project, base_env
 
 
 def test_without_cargo_argv_or_with_a_command_that_takes_no_features(project, base_env):
-    env_only = run(project, base_env, argv=None, sets=["features=minimal"])
+    env_only = run(project, base_env, argv=None, sets=["features=minimal"], command="env")
     assert env_only.decisions["features"].status == "minimal"
     assert "only `buildpolicy exec`" in env_only.decisions["features"].reason
     assert env_only.cargo_args == []
@@ -111,3 +111,31 @@ def test_cli_unknown_profile_exits_2_with_empty_stdout(cli, project):
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert "declared: full, minimal" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_command_that_takes_no_feature_args_reports_not_applicable(project, base_env):
+    for argv in (("cargo", "clean"), ("cargo", "fmt"), ("cargo", "--version")):
+        result = run(project, base_env, argv=argv, sets=["features=full"])
+        decision = result.decisions["features"]
+        assert decision.status == "not-applicable:full", argv
+        assert decision.value is None and "nothing inserted" in decision.reason
+        assert result.cargo_args == list(argv)
+
+
+def test_exec_of_a_program_that_is_not_cargo_reports_not_applicable(project, base_env):
+    result = run(project, base_env, argv=None, sets=["features=full"])  # exec passes no cargo argv for `ls`
+    assert result.decisions["features"].status == "not-applicable:full"
+    assert "not cargo" in result.decisions["features"].reason
+
+
+def test_exec_dry_run_of_non_cargo_and_cargo_clean_does_not_claim_the_profile(cli, project):
+    for command in (["ls", "-l"], ["cargo", "clean"]):
+        proc = cli("exec", "--dry-run", "--set", "features=full", "--", *command, cwd=project, check=True)
+        plan = json.loads(proc.stdout)
+        assert plan["argv"] == command
+        assert plan["decisions"]["features"]["status"] == "not-applicable:full"
+    # Selected and applied: the profile name, as before.
+    build = json.loads(cli("exec", "--dry-run", "--set", "features=full", "--", "cargo", "build",
+                           cwd=project, check=True).stdout)
+    assert build["decisions"]["features"]["status"] == "full"
+    assert build["argv"] == ["cargo", "build", "--features", "serde,cli"]
