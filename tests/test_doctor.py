@@ -67,12 +67,16 @@ def test_rustflags_shadowing_config_and_target_flags(cli, project, roomy):
     assert "[build] rustflags" in found["rustflags-shadowed"]["details"][0]
 
 
-def test_buildpolicys_own_target_rustflags_shadow_build_rustflags(cli, project, roomy):
+def test_buildpolicys_own_rustflags_join_build_rustflags_instead_of_shadowing_them(cli, project, roomy):
     write(project / "policies" / "flags.toml", '[[rule]]\nid = "fp"\nrustflags = ["-C", "force-frame-pointers=yes"]\n')
-    config = write(project / ".cargo" / "config.toml", '[build]\nrustflags = ["-C", "target-cpu=native"]\n')
-    problem = run_doctor(cli, project, roomy)["rustflags-shadowed"]
-    assert f"{TRIPLE_VAR}_RUSTFLAGS=" in problem["message"] and "rule fp" in problem["message"]
-    assert problem["details"] == [f'[build] rustflags = ["-C", "target-cpu=native"] in {config}:2']
+    write(project / ".cargo" / "config.toml", '[build]\nrustflags = ["-C", "target-cpu=native"]\n')
+    assert "rustflags-shadowed" not in run_doctor(cli, project, roomy)
+    env = json.loads(cli("env", "--format", "json", "--facts", str(roomy), cwd=project, check=True).stdout)["set"]
+    assert env["CARGO_BUILD_RUSTFLAGS"].startswith("-C force-frame-pointers=yes")
+    assert f"{TRIPLE_VAR}_RUSTFLAGS" not in env
+    # The caller's own target variable still hides [build] rustflags: that trap is reported.
+    problem = run_doctor(cli, project, roomy, {f"{TRIPLE_VAR}_RUSTFLAGS": "-Cdebuginfo=1"})["rustflags-shadowed"]
+    assert f"{TRIPLE_VAR}_RUSTFLAGS=" in problem["message"]
 
 
 def test_sccache_with_incremental_builds(cli, project, roomy, tmp_path):
