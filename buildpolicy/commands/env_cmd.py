@@ -33,6 +33,8 @@ def run(args, command_argv) -> int:
         text = result.plugins.render_env(set_env=result.set_env, unset=result.unset, shell=args.shell, fmt=args.format)
         if text is None:
             render_env({}, [], shell=args.shell, fmt=args.format)  # raises the "allowed formats" error
+        # A plugin that failed to render before another one did is reported too.
+        result.warnings.extend(w for w in result.plugins.warnings if w not in result.warnings)
     print_warnings(result.warnings, args.quiet)
     write_stdout(text.encode("utf-8", "surrogateescape"))
     return 0
