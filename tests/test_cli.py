@@ -265,3 +265,19 @@ def test_a_broken_profile_file_is_an_error_not_skipped(cli, tmp_path):
     (project / "buildpolicy.toml").symlink_to(tmp_path / "missing.toml")
     proc = cli("env", cwd=project)
     assert proc.returncode == 2 and proc.stdout == "" and "broken symbolic link" in proc.stderr
+
+
+def test_env_reports_a_render_plugin_that_failed_before_another_rendered(cli, project):
+    tools = project / "tools"
+    tools.mkdir()
+    (tools / "aa_good.py").write_text(
+        "from buildpolicy import hookimpl\n@hookimpl\ndef buildpolicy_render_env(set_env, unset, shell, fmt):\n"
+        "    return f'{len(set_env)} variables\\n' if fmt == 'count' else None\n")
+    (tools / "zz_boom.py").write_text(
+        "from buildpolicy import hookimpl\n@hookimpl\ndef buildpolicy_render_env(set_env, unset, shell, fmt):\n"
+        "    raise RuntimeError('render went wrong')\n")
+    (project / "buildpolicy.toml").write_text('plugin_paths = ["tools/aa_good.py", "tools/zz_boom.py"]\n')
+    cli("allow", cwd=project, check=True)
+    proc = cli("env", "--format", "count", cwd=project, check=True)
+    assert proc.stdout.endswith(" variables\n")
+    assert "'zz_boom'" in proc.stderr and "render went wrong" in proc.stderr
