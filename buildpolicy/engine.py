@@ -393,7 +393,6 @@ def _evaluate_rules(rules, knobs, facts):
     """Match every enabled rule; return outcomes, knob-rule decisions, and `decide` entries."""
     outcomes: list[RuleOutcome] = []
     decisions: dict[str, Decision] = {}
-    policy: dict[str, tuple[Any, str]] = {}
     for rule in sorted(rules, key=lambda r: (LAYER_RANK[r.layer], -r.priority, r.order)):
         if not rule.enabled:
             outcomes.append(RuleOutcome(rule, False, note="disabled (enabled = false)"))
