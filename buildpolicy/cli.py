@@ -149,10 +149,39 @@ def fast_env_args(own: list[str]) -> SimpleNamespace | None:
     return args
 
 
+_COMMON_VALUED = ("--profile", "--facts", "--set")
+_COMMON_FLAGS = ("-q", "--quiet")
+
+
+def common_flags_after_command(own: list[str]) -> list[str]:
+    """Let the common flags stand before the command too: ``buildpolicy -q exec -- …``.
+
+    Leading common flags (with their values) move behind the command word;
+    anything else before it is left for argparse to report.
+    """
+    moved: list[str] = []
+    index = 0
+    while index < len(own) and own[index] not in COMMANDS:
+        word = own[index]
+        name = word.partition("=")[0]
+        if word in _COMMON_FLAGS or (name in _COMMON_VALUED and "=" in word):
+            moved.append(word)
+            index += 1
+        elif word in _COMMON_VALUED and index + 1 < len(own):
+            moved += own[index:index + 2]
+            index += 2
+        else:
+            return own
+    if not moved or index >= len(own):
+        return own
+    return [own[index], *moved, *own[index + 1:]]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     own, command_argv = split_argv(argv)
+    own = common_flags_after_command(own)
     try:
         args = fast_env_args(own)
         if args is None:

@@ -34,3 +34,22 @@ def test_cli_still_reports_argparse_errors(cli, tmp_path):
     proc = cli("env", "--bogus", cwd=tmp_path)
     assert proc.returncode == 2 and proc.stdout == "" and "--bogus" in proc.stderr
     assert cli("env", "--help", cwd=tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize("own, expected", [
+    (["-q", "exec"], ["exec", "-q"]),
+    (["--profile", "selfdev", "env", "--shell", "fish"], ["env", "--profile", "selfdev", "--shell", "fish"]),
+    (["--set=jobs=2", "--facts", "f.json", "explain", "jobs"], ["explain", "--set=jobs=2", "--facts", "f.json", "jobs"]),
+    (["env", "-q"], ["env", "-q"]),
+    (["--bogus", "env"], ["--bogus", "env"]),  # argparse reports it
+    (["-q"], ["-q"]),
+])
+def test_common_flags_may_precede_the_command(own, expected):
+    from buildpolicy.cli import common_flags_after_command
+
+    assert common_flags_after_command(own) == expected
+
+
+def test_cli_accepts_common_flags_before_the_command(cli, tmp_path):
+    proc = cli("-q", "--set", "jobs=3", "exec", "--", "sh", "-c", 'printf %s "$CARGO_BUILD_JOBS"', cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout == "3"
