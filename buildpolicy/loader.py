@@ -452,7 +452,7 @@ def _inputs(files: list[tuple[str, Path]], dirs: list[Path], extra: str, entry_p
     With ``pack:`` entries in ``extends``, also the state of ``sys.path``
     (installing or removing a pack distribution changes it).
     """
-    from buildpolicy.packs import sys_path_state
+    from buildpolicy.paths import sys_path_state
 
     return (
         ("version", __version__),
@@ -475,7 +475,7 @@ def _unchanged(inputs: tuple[tuple[str, str], ...], extra: str) -> bool:
         elif key == "extra":
             current = extra
         elif key == "syspath":
-            from buildpolicy.packs import sys_path_state
+            from buildpolicy.paths import sys_path_state
 
             current = sys_path_state()
         elif key.startswith("file:"):

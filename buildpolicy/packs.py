@@ -28,7 +28,6 @@ of ``sys.path``, which changes when a distribution is installed or removed).
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import attrs
@@ -155,24 +154,3 @@ def pack_location(value: str) -> Path:
         base = Path(getattr(module, "__file__", None) or ".").parent
         path = base / path
     return path
-
-
-def sys_path_state() -> str:
-    """A cheap fingerprint of ``sys.path``: each entry with its mtime.
-
-    Installing or removing a distribution changes its site directory's mtime,
-    so a ``pack:`` entry is resolved again then.
-    """
-    # sys.path[0] is left out: it is the script's directory or the working
-    # directory (`python -m`), where distributions are not installed, and it
-    # differs between `buildpolicy` and `python -m buildpolicy`, which would
-    # otherwise evict each other's compiled policies.
-    parts = []
-    for entry in sys.path[1:]:
-        if entry in ("", "."):
-            continue
-        try:
-            parts.append(f"{entry}={os.stat(entry).st_mtime_ns}")
-        except OSError:
-            parts.append(f"{entry}=-")
-    return "\n".join(parts)

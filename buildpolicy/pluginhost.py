@@ -28,7 +28,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -39,23 +38,10 @@ import pluggy
 from buildpolicy import PROJECT_NAME, hookspecs
 from buildpolicy.errors import BuildpolicyError
 from buildpolicy.model import Decision, KnobSpec
-from buildpolicy.paths import atomic_write
+from buildpolicy.paths import atomic_write, sys_path_state
 
 ENTRY_POINT_GROUP = "buildpolicy"
 BUILTIN_DIST = "buildpolicy"
-
-
-def _sys_path_fingerprint() -> str:
-    parts = []
-    # sys.path[0] is the script's directory, or the working directory under
-    # `python -m`: it holds no installed distributions, and keying on it would
-    # rebuild the cache whenever the user changes project.
-    for entry in sys.path[1:]:
-        try:
-            parts.append(f"{entry}:{os.stat(entry or '.').st_mtime_ns}")
-        except OSError:
-            parts.append(f"{entry}:-")
-    return "\n".join(parts)  # compared exactly: a few hundred bytes
 
 
 def discover_entry_points(cache_dir: Path | None) -> list[tuple[str, str, str]]:
@@ -64,7 +50,7 @@ def discover_entry_points(cache_dir: Path | None) -> list[tuple[str, str, str]]:
     Built-in (buildpolicy's own) entry points come first. Uses the cache in
     ``cache_dir`` when the ``sys.path`` fingerprint matches.
     """
-    fingerprint = _sys_path_fingerprint()
+    fingerprint = sys_path_state()
     cache_file = cache_dir / "entry-points.json" if cache_dir else None
     if cache_file is not None:
         try:
