@@ -61,3 +61,11 @@ class BuildpolicyError(Exception):
     @property
     def diagnostics(self) -> list[Diagnostic]:
         return [m for m in self.messages if isinstance(m, Diagnostic)]
+
+
+def closest(word: str, choices) -> str | None:
+    """The one known name closest to a misspelt ``word``, for "did you mean …?" hints, or None."""
+    import difflib  # only on error paths
+
+    matches = difflib.get_close_matches(word, [str(choice) for choice in choices], n=1, cutoff=0.6)
+    return matches[0] if matches else None

@@ -63,7 +63,7 @@ import operator
 import re
 from typing import Any, Callable, Iterable
 
-from .errors import BuildpolicyError, Diagnostic
+from .errors import BuildpolicyError, Diagnostic, closest
 from .sizes import parse_size
 
 __all__ = [
@@ -148,10 +148,9 @@ def _unknown_fact_message(name: str, known_facts: Iterable[str]) -> str:
         word = {"none": "null"}.get(lowered, lowered)
         return f"{message} (did you mean {word!r}?)"
     # One suggestion only: a list of near names reads as noise next to the caret.
-    import difflib  # only on the error path
-    matches = difflib.get_close_matches(name, list(known_facts), n=1, cutoff=0.6)
-    if matches:
-        message += f" (did you mean {matches[0]!r}?)"
+    match = closest(name, known_facts)
+    if match:
+        message += f" (did you mean {match!r}?)"
     return message
 
 

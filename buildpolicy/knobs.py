@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from buildpolicy.errors import BuildpolicyError
+from buildpolicy.errors import BuildpolicyError, closest
 from buildpolicy.model import LAYER_RANK, KnobSpec, KnobValue, Provenance
 from buildpolicy.sizes import parse_size
 
@@ -199,7 +199,5 @@ def resolve_knobs(
 
 
 def _suggest(name: str, known) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(known))})"
+    close = closest(name, known)
+    return f" (did you mean {close!r}?)" if close else f" (known: {', '.join(sorted(known))})"

@@ -49,7 +49,7 @@ from typing import Any
 
 import attrs
 
-from buildpolicy.errors import BuildpolicyError, Diagnostic
+from buildpolicy.errors import BuildpolicyError, Diagnostic, closest
 
 CASES_DIR = ("policies", "tests")
 
@@ -280,8 +280,6 @@ class CaseFile:
         self._check(prepared)
 
     def _check(self, prepared) -> None:
-        import difflib
-
         from buildpolicy.facts import make_registry
         from buildpolicy.knobs import coerce
         from buildpolicy.tomlpos import parse_toml
@@ -294,8 +292,8 @@ class CaseFile:
                 keypath = ("case", case.index, "facts", name)
                 kind = registry.fact_type(name)
                 if kind is None:
-                    close = difflib.get_close_matches(name, registry.known_fact_names(), n=1, cutoff=0.6)
-                    hint = f"; did you mean '{close[0]}'?" if close else ""
+                    close = closest(name, registry.known_fact_names())
+                    hint = f"; did you mean '{close}'?" if close else ""
                     problems.append(Diagnostic(self.path, *(doc.key_pos(keypath) or (None, None)),
                                                f"case {case.name!r}: unknown fact '{name}'{hint}"))
                     continue
@@ -310,8 +308,8 @@ class CaseFile:
                 keypath = ("case", case.index, "knobs", name)
                 spec = prepared.knob_specs.get(name)
                 if spec is None:
-                    close = difflib.get_close_matches(name, list(prepared.knob_specs), n=1)
-                    hint = f"; did you mean '{close[0]}'?" if close else f" (known: {', '.join(sorted(prepared.knob_specs))})"
+                    close = closest(name, prepared.knob_specs)
+                    hint = f"; did you mean '{close}'?" if close else f" (known: {', '.join(sorted(prepared.knob_specs))})"
                     problems.append(Diagnostic(self.path, *(doc.key_pos(keypath) or (None, None)),
                                                f"case {case.name!r}: unknown knob '{name}'{hint}"))
                     continue

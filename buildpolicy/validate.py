@@ -11,12 +11,11 @@ TOML type names, a suggestion for a misspelt key. ``str(error)`` is never shown
 from __future__ import annotations
 
 import datetime
-import difflib
 import json
 import re
 import threading
 
-from buildpolicy.errors import Diagnostic
+from buildpolicy.errors import Diagnostic, closest
 from buildpolicy.tomlpos import TomlDocument
 
 __all__ = ["KINDS", "validate_document", "validate_data", "toml_path"]
@@ -166,8 +165,8 @@ def _join_alternatives(items: list[str]) -> str:
 
 
 def _suggest(word: str, choices) -> str:
-    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    close = closest(word, choices)
+    return f"; did you mean '{close}'?" if close else ""
 
 
 def _container_name(keypath: tuple, data) -> str:

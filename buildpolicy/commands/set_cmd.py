@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from buildpolicy.errors import BuildpolicyError
+from buildpolicy.errors import BuildpolicyError, closest
 
 HELP = "set a knob in a layer file (checked against the knob first; comments kept)"
 
@@ -33,11 +33,9 @@ def known_knob(prepared, name: str):
     """The declaration of knob ``name``; a BuildpolicyError with a suggestion when there is none."""
     spec = prepared.knob_specs.get(name)
     if spec is None:
-        import difflib
-
         known = sorted(prepared.knob_specs)
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"known knobs: {', '.join(known)}"
+        close = closest(name, known)
+        hint = f"did you mean {close!r}?" if close else f"known knobs: {', '.join(known)}"
         raise BuildpolicyError(f"unknown knob {name!r} ({hint})")
     return spec
 

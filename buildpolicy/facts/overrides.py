@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from buildpolicy.errors import BuildpolicyError, Diagnostic
+from buildpolicy.errors import BuildpolicyError, Diagnostic, closest
 from buildpolicy.facts.coerce import coerce_fact
 from buildpolicy.facts.registry import FactRegistry, FactSpec, make_registry
 
@@ -85,7 +85,5 @@ def load_facts_file(path: str | Path, extra_specs: Mapping[str, FactSpec] | Iter
 
 
 def _with_suggestion(name: str, registry: FactRegistry) -> str:
-    import difflib  # only on the error path
-
-    close = difflib.get_close_matches(name, registry.known_fact_names(), n=1, cutoff=0.6)
-    return f"{name} (did you mean {close[0]}?)" if close else name
+    close = closest(name, registry.known_fact_names())
+    return f"{name} (did you mean {close}?)" if close else name
