@@ -54,7 +54,7 @@ def toml_value(spec: KnobSpec, raw: str) -> Any:
     from buildpolicy.knobs import coerce
 
     try:
-        value = coerce(spec, raw, from_env=True)
+        value = coerce(spec, raw)
     except ValueError as exc:
         raise BuildpolicyError(f"knob {spec.name!r}: bad value {raw!r}; allowed: {exc}") from None
     if spec.type in ("size", "seconds"):

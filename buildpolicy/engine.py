@@ -365,7 +365,7 @@ def _knob_specs(host, policy_set) -> dict[str, KnobSpec]:
         spec = specs.get(decl.name)
         if spec is not None and decl.get("default") is not None:
             try:
-                coerce(spec, decl.get("default"), from_env=False)
+                coerce(spec, decl.get("default"))
             except ValueError as exc:
                 errors.append(f"{decl.provenance.file}:{decl.provenance.line}: knob {decl.name!r}: bad default "
                               f"{decl.get('default')!r}; allowed: {exc}")
@@ -428,7 +428,7 @@ def _check_policy_decisions(policy_decisions, specs, rules) -> None:
         if spec is None:
             continue
         try:
-            coerce(spec, value, from_env=False)
+            coerce(spec, value)
         except ValueError as exc:
             rule = by_id[rule_id]
             errors.append(f"{rule.file}:{rule.line}: rule {rule_id}: decide.{name} = {value!r} is not allowed; allowed: {exc}")

@@ -13,7 +13,7 @@ probe the machine themselves.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from buildpolicy import hookspec
 
@@ -81,8 +81,3 @@ def buildpolicy_wrap_exec(plan: ExecPlan, ctx: DecideContext) -> ExecPlan | None
 def hook_names() -> list[str]:
     """Names of every hook specified here (a test checks each is documented)."""
     return [name for name, value in globals().items() if name.startswith("buildpolicy_") and callable(value)]
-
-
-def describe(name: str) -> Any:
-    """Return the docstring of hook ``name``."""
-    return globals()[name].__doc__

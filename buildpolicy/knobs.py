@@ -35,7 +35,7 @@ def rule_knob_spec(name: str, rule_id: str) -> KnobSpec:
     )
 
 
-def coerce(spec: KnobSpec, raw: Any, *, from_env: bool) -> Any:
+def coerce(spec: KnobSpec, raw: Any) -> Any:
     """Convert ``raw`` to the knob's type; raise ValueError saying what is allowed.
 
     Values from environment variables are strings: a list knob's value is
@@ -148,21 +148,19 @@ def resolve_knobs(
     except for knobs declared ``on_invalid="warn"``, which warn and fall back.
     """
     specs = {spec.name: spec for spec in specs}
-    candidates: dict[str, list[tuple[int, Any, Provenance, bool]]] = {name: [] for name in specs}
+    candidates: dict[str, list[tuple[int, Any, Provenance]]] = {name: [] for name in specs}
     errors: list[str] = []
 
     for item in file_values:
         if item.name not in specs:
             errors.append(f"{item.provenance.file}:{item.provenance.line}: unknown knob {item.name!r}{_suggest(item.name, specs)}")
             continue
-        candidates[item.name].append((LAYER_RANK[item.provenance.layer], item.value, item.provenance, False))
+        candidates[item.name].append((LAYER_RANK[item.provenance.layer], item.value, item.provenance))
 
     for spec in specs.values():
         for var in spec.env_names:
             if var in environ:
-                candidates[spec.name].append(
-                    (LAYER_RANK["env"], environ[var], Provenance("env", f"${var}"), True)
-                )
+                candidates[spec.name].append((LAYER_RANK["env"], environ[var], Provenance("env", f"${var}")))
                 break  # BUILDPOLICY_<KNOB> beats the aliases
 
     for item in cli_sets:
@@ -174,15 +172,15 @@ def resolve_knobs(
         if name not in specs:
             errors.append(f"--set {item!r}: unknown knob {name!r}{_suggest(name, specs)}")
             continue
-        candidates[name].append((LAYER_RANK["cli"], raw, Provenance("cli", f"--set {item}"), True))
+        candidates[name].append((LAYER_RANK["cli"], raw, Provenance("cli", f"--set {item}")))
 
     result: dict[str, KnobValue] = {}
     for name, spec in specs.items():
         chosen = KnobValue(spec.default, Provenance("default", f"default (declared by {spec.declared_by or 'buildpolicy'})"))
         # Highest layer first; a value that fails falls back only for warn-knobs.
-        for _rank, raw, provenance, from_env in sorted(candidates[name], key=lambda c: c[0], reverse=True):
+        for _rank, raw, provenance in sorted(candidates[name], key=lambda c: c[0], reverse=True):
             try:
-                chosen = KnobValue(coerce(spec, raw, from_env=from_env), provenance)
+                chosen = KnobValue(coerce(spec, raw), provenance)
                 break
             except ValueError as exc:
                 where = provenance.file and f"{provenance.file}:{provenance.line}" or provenance.source

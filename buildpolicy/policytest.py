@@ -314,7 +314,7 @@ class CaseFile:
                                                f"case {case.name!r}: unknown knob '{name}'{hint}"))
                     continue
                 try:
-                    coerce(spec, _knob_text(value), from_env=True)
+                    coerce(spec, _knob_text(value))
                 except ValueError as exc:
                     problems.append(Diagnostic(self.path, *(doc.value_pos(keypath) or (None, None)),
                                                f"case {case.name!r}: knob {name!r}: bad value {value!r}; allowed: {exc}"))
