@@ -7,28 +7,42 @@ imported on first access as well.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from buildpolicy.facts.coerce import FACT_TYPES, coerce_fact, coerce_value
-from buildpolicy.facts.context import FactUnknown, ProbeContext, default_cache_dir
-from buildpolicy.facts.registry import (
-    LISTED_TOOLS,
-    FactRegistry,
-    FactSpec,
-    fact_type,
-    known_fact_names,
-    make_registry,
-    spec_for,
-)
-from buildpolicy.facts.store import HERMETIC_REASON, FactStore, ProbeSession
+TYPE_CHECKING = False  # not `from typing import`: typing alone costs milliseconds
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from buildpolicy.facts.cache import ProbeCache
     from buildpolicy.facts.cargo import CargoArgs, parse_cargo_argv
+    from buildpolicy.facts.coerce import FACT_TYPES, coerce_fact, coerce_value
+    from buildpolicy.facts.context import ProbeContext, default_cache_dir
     from buildpolicy.facts.overrides import load_facts_file
+    from buildpolicy.facts.registry import (
+        LISTED_TOOLS,
+        FactRegistry,
+        FactSpec,
+        fact_type,
+        known_fact_names,
+        make_registry,
+        spec_for,
+    )
     from buildpolicy.facts.rust import toolchain_runs
+    from buildpolicy.facts.store import HERMETIC_REASON, FactStore, ProbeSession
+    from buildpolicy.facts.unknown import FactUnknown
 
+# Everything is imported on first access: importing one probe module (the warm
+# `env` replay does) runs this package's __init__, which must not pull in the
+# typed registry and attrs.
 _LAZY = {
+    "FACT_TYPES": "coerce",
+    "coerce_fact": "coerce",
+    "coerce_value": "coerce",
+    "ProbeContext": "context",
+    "default_cache_dir": "context",
+    "FactUnknown": "unknown",
+    **dict.fromkeys(
+        ("LISTED_TOOLS", "FactRegistry", "FactSpec", "fact_type", "known_fact_names", "make_registry", "spec_for"),
+        "registry",
+    ),
+    **dict.fromkeys(("HERMETIC_REASON", "FactStore", "ProbeSession"), "store"),
     "CargoArgs": "cargo",
     "parse_cargo_argv": "cargo",
     "load_facts_file": "overrides",

@@ -7,12 +7,11 @@ A corrupt or unreadable file is ignored and rebuilt; a failed write is not fatal
 
 from __future__ import annotations
 
+Any = object  # annotations only; `typing` costs milliseconds on the replay path
+
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-from buildpolicy.paths import atomic_write
 
 CACHE_FILE = "probes.json"
 VERSION = 1
@@ -72,6 +71,8 @@ class ProbeCache:
             del entries[next(iter(entries))]
         data = json.dumps({"version": VERSION, "entries": entries}, indent=0).encode()
         try:
+            from buildpolicy.paths import atomic_write  # writes are rare; paths imports attrs
+
             atomic_write(self.path, data)
         except OSError:
             pass  # a read-only cache dir costs speed, never correctness

@@ -9,9 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-import attrs
-
-from buildpolicy.facts.context import FactUnknown
+from buildpolicy.facts.unknown import FactUnknown
 
 ALIASES = {"b": "build", "c": "check", "t": "test", "r": "run", "d": "doc", "rm": "remove"}
 
@@ -22,7 +20,6 @@ _DEFAULT_PROFILES = {"test": "test", "bench": "bench", "install": "release"}
 _FEATURE_FLAGS = {"--features", "-F", "--all-features", "--no-default-features"}
 
 
-@attrs.frozen
 class CargoArgs:
     """What a cargo argv says about the build.
 
@@ -33,13 +30,32 @@ class CargoArgs:
     are ``--config`` values and ``manifest_path`` a ``--manifest-path``.
     """
 
-    command: str | None
-    profile: str | None
-    toolchain_override: str | None = None
-    explicit_features: bool = False
-    separator_index: int | None = None
-    config_args: tuple[str, ...] = ()
-    manifest_path: str | None = None
+    # A plain immutable record, not attrs: cargo_profiles imports this module on the
+    # warm `env` replay path, which must not pay for importing attrs.
+    __slots__ = ("command", "profile", "toolchain_override", "explicit_features", "separator_index",
+                 "config_args", "manifest_path")
+
+    def __init__(self, command: str | None, profile: str | None, toolchain_override: str | None = None,
+                 explicit_features: bool = False, separator_index: int | None = None,
+                 config_args: tuple[str, ...] = (), manifest_path: str | None = None):
+        for name, value in zip(self.__slots__, (command, profile, toolchain_override, explicit_features,
+                                                separator_index, tuple(config_args), manifest_path)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"CargoArgs is immutable: cannot set {name}")
+
+    def _fields(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other):
+        return self._fields() == other._fields() if isinstance(other, CargoArgs) else NotImplemented
+
+    def __hash__(self):
+        return hash(self._fields())
+
+    def __repr__(self):
+        return "CargoArgs(" + ", ".join(f"{n}={v!r}" for n, v in zip(self.__slots__, self._fields())) + ")"
 
 
 def is_cargo(program: str) -> bool:

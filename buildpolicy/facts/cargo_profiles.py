@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from buildpolicy.facts.cargo import cargo_args, profile_env_name
-from buildpolicy.facts.context import FactUnknown
+from buildpolicy.facts.unknown import FactUnknown
 
 # Cargo's built-in profiles: roots (no parent) and the parents of test/bench.
 BUILTIN_PARENTS = {"dev": None, "release": None, "test": "dev", "bench": "release"}

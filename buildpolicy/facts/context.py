@@ -10,9 +10,9 @@ from types import MappingProxyType
 
 import attrs
 
+from buildpolicy.facts.unknown import FactUnknown
 
-class FactUnknown(Exception):
-    """Raised inside a probe: the fact is unknown (null), and ``str(exc)`` says why."""
+__all__ = ["FactUnknown", "ProbeContext", "default_cache_dir"]
 
 
 def _snapshot(environ: Mapping[str, str]) -> Mapping[str, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from buildpolicy.facts.context import FactUnknown
+from buildpolicy.facts.unknown import FactUnknown
 
 FALSE_VALUES = ("", "0", "false", "no", "off")
 

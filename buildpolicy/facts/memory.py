@@ -6,7 +6,7 @@ other systems ask psutil, imported only there.
 
 from __future__ import annotations
 
-from buildpolicy.facts.context import FactUnknown
+from buildpolicy.facts.unknown import FactUnknown
 
 _MEMINFO_KEYS = ("MemTotal", "MemAvailable", "SwapTotal", "SwapFree")
 

@@ -10,7 +10,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from buildpolicy.facts.context import FactUnknown
+from buildpolicy.facts.unknown import FactUnknown
 
 EARLYOOM = "earlyoom"
 OOMD = "systemd-oomd"

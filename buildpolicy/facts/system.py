@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from buildpolicy.facts.context import FactUnknown
+from buildpolicy.facts.unknown import FactUnknown
 
 _ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "i386": "x86", "i686": "x86"}
 

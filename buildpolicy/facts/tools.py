@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from buildpolicy.facts.context import FactUnknown
+from buildpolicy.facts.unknown import FactUnknown
 
 
 def which(name: str, ctx) -> str | None:
