@@ -42,10 +42,41 @@ class DecideContext:
         self.cache_dir = cache_dir
         self.state_dir = state_dir
         self._warnings = warnings
+        # For the warm `env` replay (buildpolicy.memo): files plugins depend on, and
+        # why a run may not be replayed.
+        self.replay_files: list[str] = []
+        self.replay_blockers: list[str] = []
 
     def fact(self, name: str) -> Any:
         """The value of fact ``name`` (None when unknown)."""
         return self.facts.get(name)
+
+    def depends_on(self, name: str, op: str, constant: Any) -> None:
+        """State that this plugin's decision depends on fact ``name`` only through
+        ``name <op> constant`` (op: ``<``, ``<=``, ``>``, ``>=``, ``==``, ``!=``, ``in``),
+        instead of on its exact value; call once per comparison.
+
+        Reading a fact with ``fact()`` makes the decision depend on its exact value,
+        which is always safe. A plugin whose decision changes only when a fact
+        crosses thresholds says which ones, so a warm ``env`` at the next prompt can
+        be replayed while free memory drifts (``buildpolicy.memo``).
+        """
+        from buildpolicy.exprops import OPS
+
+        value = self.facts.peek(name)
+        outcome = None if value is None or constant is None else OPS[op](value, constant)
+        self.facts.relax(name, op, constant, outcome)
+
+    def depends_on_file(self, path: str | Path) -> None:
+        """State that this plugin's decision depends on the file (or directory listing)
+        at ``path``, beyond facts, knobs and the environment: a warm ``env`` is replayed
+        only while its size and mtime stay the same."""
+        self.replay_files.append(str(path))
+
+    def not_replayable(self, reason: str) -> None:
+        """State that this run's decision depends on something a warm ``env`` could not
+        re-check (a network probe, the time): the next run decides from scratch."""
+        self.replay_blockers.append(reason)
 
     def knob(self, name: str) -> Any:
         """The effective value of knob ``name``."""

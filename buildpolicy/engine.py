@@ -103,6 +103,7 @@ class Result:
     paths: Paths
     plugins: Any
     context: DecideContext
+    replay: dict[str, Any] | None = None  # what a warm `env` may replay (buildpolicy.memo)
 
     def exec_env(self) -> dict[str, str]:
         """The full environment for a child process."""
@@ -149,6 +150,9 @@ class Prepared:
     knob_specs: dict[str, KnobSpec]
     file_knobs: tuple[Any, ...]  # knob values from files that this run may use
     warnings: list[str]
+    # Every file and directory read or listed, with its stat token when taken
+    # before reading (None: stat when recording), for buildpolicy.memo.
+    input_files: list[tuple[str, str | None]]
 
 
 def prepare(request: Request) -> Prepared:
@@ -166,6 +170,7 @@ def prepare(request: Request) -> Prepared:
     baseline, touched = restore_baseline(request.environ)
     paths = request.paths or Paths.from_environ(baseline)
     profile_path = find_profile(request.cwd)
+    input_files = _profile_walk(request.cwd, profile_path)
 
     # Plugins first: they may declare facts that rules use. Team-local plugin
     # paths come from the profile file, read through the policy cache below,
@@ -185,6 +190,7 @@ def prepare(request: Request) -> Prepared:
         known_facts=[*known_fact_names(), *plugin_facts],
         cache_dir=paths.cache_dir,
         extra_key=",".join(sorted(f"{n}:{s.type}" for n, s in plugin_facts.items())),
+        inputs_out=input_files,
     )
     # Trust (DESIGN §9): only when project or pack files hold something beyond
     # build variables, and then only stats unless a file changed.
@@ -195,6 +201,8 @@ def prepare(request: Request) -> Prepared:
         from buildpolicy import trust
 
         verdict = trust.check(policy_set, paths.state_dir)
+        if policy_set.profile_path:
+            input_files.append((str(trust.record_path(paths.state_dir, policy_set.profile_path)), None))
         if not verdict.trusted:
             if mode == "enforce":
                 raise trust.refusal(policy_set, verdict)
@@ -214,7 +222,23 @@ def prepare(request: Request) -> Prepared:
         plugin_facts = {spec.name: spec for spec in host.fact_specs()}
     warnings.extend(host.load_errors)
     specs = _knob_specs(host, policy_set)
-    return Prepared(baseline, touched, paths, policy_set, host, plugin_facts, specs, tuple(file_knobs), warnings)
+    return Prepared(baseline, touched, paths, policy_set, host, plugin_facts, specs, tuple(file_knobs), warnings,
+                    input_files)
+
+
+def _profile_walk(cwd: Path, profile: Path | None) -> list[tuple[str, None]]:
+    """The profile files ``find_profile`` looked for: one created in a directory
+    it passed would change which profile applies. (Not the directories' mtimes:
+    /tmp's or a home directory's change all the time.)"""
+    from buildpolicy.paths import PROFILE_FILE
+
+    current = cwd.resolve()
+    walked = []
+    for directory in (current, *current.parents):
+        walked.append((str(directory / PROFILE_FILE), None))
+        if profile is not None and directory == profile.parent:
+            break
+    return walked
 
 
 def evaluate(request: Request) -> Result:
@@ -290,7 +314,12 @@ def evaluate(request: Request) -> Result:
         position = cargo_args.index("--") if "--" in cargo_args else len(cargo_args)
         cargo_args[position:position] = insert
 
-    profile = facts.get("cargo.profile") or request.profile_flag or policy_set.default_profile
+    profile = facts.peek("cargo.profile") or request.profile_flag or policy_set.default_profile
+    replay = None
+    if request.command == "env":
+        from buildpolicy import replay_record
+
+        replay = replay_record.build(request, prepared, facts, probe_ctx, ctx)
     return Result(
         profile=profile,
         set_env=dict(sorted(set_env.items())),
@@ -309,6 +338,7 @@ def evaluate(request: Request) -> Result:
         paths=paths,
         plugins=host,
         context=ctx,
+        replay=replay,
     )
 
 
@@ -406,7 +436,11 @@ def _evaluate_rules(rules, knobs, facts):
         elif rule.when is None:
             matched, note = True, "no `when`: always applies"
         else:
-            matched, unknown = rule.when.evaluate(facts.get)
+            # The rule's dependencies: the comparisons it made, not exact values, so
+            # a warm `env` replay survives free memory drifting (buildpolicy.memo).
+            facts.consumer = f"rule {rule.id}"
+            matched, unknown = rule.when.evaluate(facts.peek, exact=facts.get, condition=facts.condition)
+            facts.consumer = "engine"
             note = ("`when` is true" if matched else "`when` is false") + f" with {fact_summary(rule.when, facts)}"
             if unknown:
                 note += f"; unknown: {', '.join(sorted(unknown))}"

@@ -59,11 +59,11 @@ evaluated at every shell prompt.
 from __future__ import annotations
 
 import functools
-import operator
 import re
 from typing import Any, Callable, Iterable
 
 from .errors import BuildpolicyError, Diagnostic, closest
+from .exprops import OPS as _OPS  # shared with the warm replay (buildpolicy.memo)
 from .sizes import parse_size
 
 __all__ = [
@@ -286,9 +286,20 @@ def _scan_string(text: str, start: int) -> _Tok:
 # Evaluation nodes
 # --------------------------------------------------------------------------------------
 #
-# Every node has ``eval(lookup, unknown)`` returning its value; condition nodes return
-# True, False or None (null).  ``unknown`` is a set collecting facts that were consulted
-# and were null.  Nodes are plain __slots__ classes so they pickle (protocol >= 2).
+# Every node has ``eval(lookup, trace)`` returning its value; condition nodes return
+# True, False or None (null).  ``trace.unknown`` is a set collecting facts that were
+# consulted and were null; ``trace.exact``/``trace.condition``, when set, learn how the
+# result depends on each fact (see ``Expr.evaluate``).  Nodes are plain __slots__
+# classes so they pickle (protocol >= 2).
+
+
+class _Trace:
+    __slots__ = ("unknown", "exact", "condition")
+
+    def __init__(self, exact, condition):
+        self.unknown: set[str] = set()
+        self.exact = exact
+        self.condition = condition
 
 
 class _Node:
@@ -314,7 +325,7 @@ class Literal(_Node):
     def __init__(self, value):
         self.value = value
 
-    def eval(self, lookup, unknown):
+    def eval(self, lookup, trace):
         return self.value
 
 
@@ -327,10 +338,16 @@ class Fact(_Node):
         self.name = name
         self.is_size = is_size
 
-    def eval(self, lookup, unknown):
+    def eval(self, lookup, trace):
+        if trace.exact is not None:
+            trace.exact(self.name)
+        return self.read(lookup, trace)
+
+    def read(self, lookup, trace):
+        """The fact's value, without telling ``trace`` how it is used."""
         value = lookup(self.name)
         if value is None:
-            unknown.add(self.name)
+            trace.unknown.add(self.name)
         elif self.is_size and value.__class__ is str:
             # A --facts file may spell sizes as text; convert rather than fail to compare.
             try:
@@ -348,8 +365,8 @@ class Not(_Node):
     def __init__(self, operand):
         self.operand = operand
 
-    def eval(self, lookup, unknown):
-        return self.operand.eval(lookup, unknown) is not True
+    def eval(self, lookup, trace):
+        return self.operand.eval(lookup, trace) is not True
 
 
 class And(_Node):
@@ -361,8 +378,8 @@ class And(_Node):
         self.left = left
         self.right = right
 
-    def eval(self, lookup, unknown):
-        return self.left.eval(lookup, unknown) is True and self.right.eval(lookup, unknown) is True
+    def eval(self, lookup, trace):
+        return self.left.eval(lookup, trace) is True and self.right.eval(lookup, trace) is True
 
 
 class Or(_Node):
@@ -374,8 +391,8 @@ class Or(_Node):
         self.left = left
         self.right = right
 
-    def eval(self, lookup, unknown):
-        return self.left.eval(lookup, unknown) is True or self.right.eval(lookup, unknown) is True
+    def eval(self, lookup, trace):
+        return self.left.eval(lookup, trace) is True or self.right.eval(lookup, trace) is True
 
 
 class IsNull(_Node):
@@ -387,63 +404,8 @@ class IsNull(_Node):
         self.operand = operand
         self.negate = negate
 
-    def eval(self, lookup, unknown):
-        return (self.operand.eval(lookup, unknown) is None) is not self.negate
-
-
-def _as_tuple(value):
-    return tuple(value) if value.__class__ is list else value
-
-
-def _op_eq(left, right):
-    # Python says True == 1; the language keeps bools apart from numbers.
-    if (left.__class__ is bool) is not (right.__class__ is bool):
-        return False
-    return _as_tuple(left) == _as_tuple(right)
-
-
-def _op_ne(left, right):
-    return not _op_eq(left, right)
-
-
-def _ordering(compare):
-    # Nodes store the operator's spelling and look these up in _OPS at evaluation time, so
-    # no function object ends up inside a pickled policy.
-    def op(left, right):
-        if left.__class__ is bool or right.__class__ is bool:
-            return None
-        try:
-            return compare(left, right)
-        except TypeError:  # only reachable with `any` facts of mismatched kinds
-            return None
-    return op
-
-
-_op_lt = _ordering(operator.lt)
-_op_le = _ordering(operator.le)
-_op_gt = _ordering(operator.gt)
-_op_ge = _ordering(operator.ge)
-
-
-def _op_in(left, right):
-    if isinstance(right, (tuple, list, frozenset, set)):
-        if isinstance(left, (bool, int, float)):
-            return any(_op_eq(left, item) for item in right)
-        return left in right
-    if isinstance(right, str):
-        return left in right if isinstance(left, str) else None
-    return None
-
-
-def _op_not_in(left, right):
-    result = _op_in(left, right)
-    return None if result is None else not result
-
-
-_OPS = {
-    "==": _op_eq, "!=": _op_ne, "<": _op_lt, "<=": _op_le, ">": _op_gt, ">=": _op_ge,
-    "in": _op_in, "not in": _op_not_in,
-}
+    def eval(self, lookup, trace):
+        return (self.operand.eval(lookup, trace) is None) is not self.negate
 
 
 class Compare(_Node):
@@ -456,11 +418,18 @@ class Compare(_Node):
         self.left = left
         self.right = right
 
-    def eval(self, lookup, unknown):
-        left = self.left.eval(lookup, unknown)
+    def eval(self, lookup, trace):
+        if trace.condition is not None and self.left.__class__ is Fact and self.right.__class__ is Literal:
+            # `fact <op> constant`: the result depends on the fact only through this
+            # comparison, so the trace learns the comparison, not the exact value.
+            left = self.left.read(lookup, trace)
+            result = None if left is None or self.right.value is None else _OPS[self.op](left, self.right.value)
+            trace.condition(self.left.name, self.op, self.right.value, result)
+            return result
+        left = self.left.eval(lookup, trace)
         if left is None:
             return None  # decided: don't probe the right side
-        right = self.right.eval(lookup, unknown)
+        right = self.right.eval(lookup, trace)
         if right is None:
             return None
         return _OPS[self.op](left, right)
@@ -768,17 +737,24 @@ class Expr:
     def __setstate__(self, state):
         self.text, self.facts_used, self._root = state
 
-    def evaluate(self, lookup: Callable[[str], Any]) -> tuple[bool, frozenset[str]]:
+    def evaluate(self, lookup: Callable[[str], Any], *, exact: Callable[[str], None] | None = None,
+                 condition: Callable[[str, str, Any, Any], None] | None = None) -> tuple[bool, frozenset[str]]:
         """Evaluate against ``lookup(name) -> value or None``.
 
         Returns ``(matched, unknown)``: ``matched`` is True only when the expression is
         definitely true (null counts as false, see the module docstring); ``unknown`` are
         the facts that were consulted and were null.  Facts after a decided ``and``/``or``
         are not looked up.
+
+        With ``condition`` (and ``exact``) given, the evaluation reports what its result
+        depends on: ``condition(fact, op, constant, outcome)`` for each ``fact <op>
+        constant`` comparison evaluated, ``exact(fact)`` for a fact used any other way.
+        While every reported comparison keeps its outcome and every exact fact its value,
+        the result cannot change (the warm ``env`` replay relies on this).
         """
-        unknown: set[str] = set()
-        result = self._root.eval(lookup, unknown)
-        return result is True, frozenset(unknown)
+        trace = _Trace(exact, condition)
+        result = self._root.eval(lookup, trace)
+        return result is True, frozenset(trace.unknown)
 
     def __repr__(self) -> str:
         return f"Expr({self.text!r})"

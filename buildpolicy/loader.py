@@ -465,6 +465,17 @@ def _inputs(files: list[tuple[str, Path]], dirs: list[Path], extra: str, entry_p
     )
 
 
+def _input_paths(inputs: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+    """``(path, stat token)`` of the files and directories among recorded inputs."""
+    paths = []
+    for key, token in inputs:
+        if key.startswith("file:"):
+            paths.append((key.split(":", 2)[-1], token))
+        elif key.startswith("dir:"):
+            paths.append((key[4:], token))
+    return paths
+
+
 def _unchanged(inputs: tuple[tuple[str, str], ...], extra: str) -> bool:
     """Whether every recorded input still has the recorded state (a warm run only stats files)."""
     for key, token in inputs:
@@ -513,14 +524,21 @@ def load_policies(
     known_facts: Iterable[str],
     cache_dir: Path | None,
     extra_key: str = "",
+    inputs_out: list[tuple[str, str | None]] | None = None,
 ) -> PolicySet:
     """Load every layer's files into a ``PolicySet`` (from the cache when nothing changed).
 
     The warm path unpickles the cached set and stats the files and directories
     it was built from; only when one changed are the files read and compiled.
     Raises BuildpolicyError with every diagnostic found when any file is bad.
+    ``inputs_out``, when given, receives ``(path, stat token)`` of every file and
+    directory the set depends on (for the warm ``env`` replay, ``buildpolicy.memo``).
     """
     import pickle
+
+    def report(inputs) -> None:
+        if inputs_out is not None:
+            inputs_out.extend(_input_paths(inputs))
 
     key = "\0".join(str(p) for p in (profile, builtin_dir, site_dir, user_dir))  # what the set was compiled for
     cache_file = _cache_file(cache_dir, profile, builtin_dir, site_dir, user_dir) if cache_dir is not None else None
@@ -534,6 +552,7 @@ def load_policies(
                 and ("format", _CACHE_FORMAT) in inputs  # a pickle of an older PolicySet lacks fields
                 and _unchanged(inputs, extra_key)
             ):
+                report(inputs)
                 return policy_set
         except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt
             pass
@@ -542,6 +561,7 @@ def load_policies(
     # Stat before reading: an edit during compile invalidates.
     inputs = _inputs(ordered, dirs, extra_key, any(p.from_entry_point for p in packs))
     policy_set = _compile(profile, ordered, fact_type, known_facts, packs)
+    report(inputs)
     if cache_file is not None:
         try:
             atomic_write(cache_file, pickle.dumps((key, inputs, policy_set), protocol=pickle.HIGHEST_PROTOCOL))

@@ -145,13 +145,16 @@ class PluginHost:
             if not (getattr(impl, "hookwrapper", False) or getattr(impl, "wrapper", False))
         ]
 
-    def _each(self, hook_name: str, **kwargs) -> Iterable[tuple[str, Any]]:
+    def _each(self, hook_name: str, before=None, **kwargs) -> Iterable[tuple[str, Any]]:
         """Call every implementation of a hook separately, in registration order.
 
         A plugin that raises is reported by name (in ``warnings``) and skipped,
-        so one broken plugin cannot take the others down.
+        so one broken plugin cannot take the others down. ``before(plugin_name)``
+        runs before each call.
         """
         for impl in self._impls(hook_name):  # registration order
+            if before is not None:
+                before(impl.plugin_name)
             ok, result = self._call(impl, hook_name, kwargs)
             if ok:
                 yield impl.plugin_name, result
@@ -236,7 +239,14 @@ class PluginHost:
     def decide(self, ctx: Any) -> dict[str, Decision]:
         """Collect every plugin's decisions; a later plugin replaces an earlier one by name."""
         decisions: dict[str, Decision] = {}
-        for plugin, result in self._each("buildpolicy_decide", ctx=ctx):
+        facts = getattr(ctx, "facts", None)
+
+        def consumer(plugin: str) -> None:
+            # Facts a plugin reads are its dependencies (buildpolicy.memo).
+            if hasattr(facts, "consumer"):
+                facts.consumer = f"plugin {plugin}"
+
+        for plugin, result in self._each("buildpolicy_decide", before=consumer, ctx=ctx):
             if result is None:
                 continue
             for decision in result if isinstance(result, (list, tuple)) else [result]:
@@ -249,7 +259,28 @@ class PluginHost:
                         f"is replaced by plugin {plugin!r}"
                     )
                 decisions[decision.name] = _attributed(decision, plugin)
+        if hasattr(facts, "consumer"):
+            facts.consumer = "engine"
         return decisions
+
+    def not_replayable(self) -> list[str]:
+        """Plugins deciding things that do not declare ``BUILDPOLICY_REPLAYABLE = True``
+        (see ``buildpolicy.memo``): a warm ``env`` cannot re-check what they read."""
+        return [
+            f"plugin {impl.plugin_name} is not declared replayable"
+            for impl in self._impls("buildpolicy_decide")
+            if getattr(impl.plugin, "BUILDPOLICY_REPLAYABLE", False) is not True
+        ]
+
+    def code_files(self) -> list[str]:
+        """Source files of the registered plugins (a change invalidates a replay)."""
+        files = []
+        for _name, plugin in self.pm.list_name_plugin():
+            module = plugin if isinstance(plugin, type(sys)) else sys.modules.get(getattr(plugin, "__module__", ""))
+            path = getattr(module, "__file__", None)
+            if path:
+                files.append(path)
+        return files
 
     def render_env(self, **kwargs) -> str | None:
         """Ask plugins to render an unknown env format (firstresult, last registered first).

@@ -28,6 +28,10 @@ from buildpolicy import hookimpl
 from buildpolicy.errors import BuildpolicyError
 from buildpolicy.model import Decision, KnobSpec
 
+# Decisions depend only on what is read through the DecideContext (and the
+# conditions and files declared there): a warm `env` may be replayed (buildpolicy.memo).
+BUILDPOLICY_REPLAYABLE = True
+
 # cargo subcommands that accept --features/--no-default-features.
 FEATURE_COMMANDS = frozenset({
     "build", "check", "test", "bench", "run", "doc", "clippy", "rustc", "rustdoc", "fix", "install", "package",

@@ -44,6 +44,10 @@ from __future__ import annotations
 from buildpolicy import hookimpl
 from buildpolicy.model import Decision, KnobSpec
 
+# Decisions depend only on what is read through the DecideContext (and the
+# conditions and files declared there): a warm `env` may be replayed (buildpolicy.memo).
+BUILDPOLICY_REPLAYABLE = True
+
 SHARED_TARGET_PROFILES = ("dev", "test")
 MAX_DEFAULT_THREADS = 4
 
@@ -198,6 +202,9 @@ def buildpolicy_decide(ctx):
     if ctx.fact("rust.toolchains") is None or not ctx.fact("tool.rustup"):
         missing = "no rustup toolchain directory" if ctx.fact("rust.toolchains") is None else "rustup is not on PATH"
         return Decision("frontend", None, "skipped-no-rustup", f"{missing}: a nightly cannot be selected with RUSTUP_TOOLCHAIN")
+    # From here rustup's toolchain files and a cached rustc run decide: a warm
+    # `env` cannot re-check those cheaply, so it runs in full.
+    ctx.not_replayable("the front-end decision reads rustup's toolchain selection")
     probe_ctx = ctx.facts.ctx
     given = _given(ctx, "rust.toolchains")
     skip, toolchain, origin, set_toolchain = _choose_toolchain(ctx, knob, probe_ctx, given)

@@ -9,6 +9,10 @@ from __future__ import annotations
 from buildpolicy import hookimpl
 from buildpolicy.model import Decision, KnobSpec
 
+# Decisions depend only on what is read through the DecideContext (and the
+# conditions and files declared there): a warm `env` may be replayed (buildpolicy.memo).
+BUILDPOLICY_REPLAYABLE = True
+
 
 @hookimpl
 def buildpolicy_declare_knobs():

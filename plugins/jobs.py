@@ -5,6 +5,10 @@ from __future__ import annotations
 from buildpolicy import hookimpl
 from buildpolicy.model import Decision, KnobSpec
 
+# Decisions depend only on what is read through the DecideContext (and the
+# conditions and files declared there): a warm `env` may be replayed (buildpolicy.memo).
+BUILDPOLICY_REPLAYABLE = True
+
 MIB = 1 << 20
 VARIABLE = "CARGO_BUILD_JOBS"
 
@@ -38,6 +42,21 @@ def _positive_int(text: str) -> int | None:
     return value if value > 0 else None
 
 
+def _declare_thresholds(ctx, by_memory: int, cpus: int | None, per_job: int) -> None:
+    """The job count changes only when memory.available crosses a multiple of the
+    per-job budget that matters: say which, so a warm `env` survives free memory
+    drifting between prompts (buildpolicy.memo)."""
+    if not hasattr(ctx, "depends_on"):
+        return
+    if cpus and by_memory >= cpus:  # limited by CPUs while memory allows them all
+        ctx.depends_on("memory.available", ">=", cpus * per_job)
+    elif by_memory <= 1:  # one job for anything below two budgets
+        ctx.depends_on("memory.available", "<", 2 * per_job)
+    else:
+        ctx.depends_on("memory.available", ">=", by_memory * per_job)
+        ctx.depends_on("memory.available", "<", (by_memory + 1) * per_job)
+
+
 @hookimpl
 def buildpolicy_decide(ctx):
     """Decide ``CARGO_BUILD_JOBS``: knob override, inherited override, adaptive, or cargo's default."""
@@ -66,6 +85,7 @@ def buildpolicy_decide(ctx):
     cpus = ctx.fact("cpu.count")
     by_memory = available // (budget * MIB)
     jobs = max(1, min(by_memory, cpus) if cpus else by_memory)
+    _declare_thresholds(ctx, by_memory, cpus, budget * MIB)
     mem_mib = available // MIB
     status = f"adaptive:{jobs} (cpus={cpus if cpus else 'unknown'}, mem_avail={mem_mib}MiB, budget={budget}MiB/job)"
     limit = "memory" if not cpus or by_memory < cpus else "CPUs"

@@ -46,6 +46,10 @@ from pathlib import Path
 from buildpolicy import hookimpl
 from buildpolicy.model import Decision, KnobSpec
 
+# Decisions depend only on what is read through the DecideContext (and the
+# conditions and files declared there): a warm `env` may be replayed (buildpolicy.memo).
+BUILDPOLICY_REPLAYABLE = True
+
 DEFAULT_SKIP_PROFILES = ("release-lto",)
 # Fast linkers in order of preference: (knob value, tool fact, name clang looks up).
 FAST_LINKERS = (("mold", "mold", "ld.mold"), ("lld", "ld.lld", "ld.lld"))
@@ -151,6 +155,8 @@ def _clang_finds(ctx, clang: str, lookup: str, linker: str) -> bool:
         # Another machine's paths: they cannot be looked at here; trust the facts.
         return bool(found)
     beside = os.path.join(os.path.dirname(os.path.realpath(clang)), lookup)
+    if hasattr(ctx, "depends_on_file"):
+        ctx.depends_on_file(os.path.dirname(beside))  # an ld.<name> appearing beside clang
     if os.path.isfile(beside):
         return _same_file(beside, linker)
     return bool(found) and _same_file(found, linker)
@@ -241,12 +247,26 @@ def cached_smoke_test(ctx, clang: str, linker: str, fuse: str) -> tuple[bool, st
     if isinstance(cached, list) and len(cached) == 3:
         ok, message, when = cached
         if ok or (isinstance(when, (int, float)) and now - when < FAILURE_TTL):
+            _depend_on_smoke_test(ctx, bool(ok), clang, linker, cache)
             return bool(ok), f"{message} (cached smoke test)"
     ok, message = smoke_test(clang, linker, fuse, environ=ctx.environ, scratch_parent=Path(ctx.cache_dir) / "tmp")
     if ok is None:
         return False, f"smoke test timed out: {message}"  # not cached: a busy machine is asked again
     cache.put(key, [ok, message, now])
+    _depend_on_smoke_test(ctx, ok, clang, linker, cache)
     return ok, message
+
+
+def _depend_on_smoke_test(ctx, ok: bool, clang: str, linker: str, cache) -> None:
+    """A passed smoke test holds while the two binaries and the cache stay the same;
+    a failed one is retried after FAILURE_TTL, which a warm replay cannot see."""
+    if not hasattr(ctx, "depends_on_file"):
+        return
+    if ok:
+        for path in (clang, linker, cache.path):
+            ctx.depends_on_file(path)
+    else:
+        ctx.not_replayable("a failed linker smoke test is retried after a while")
 
 
 def _try_fast(ctx, name: str, tool: str, lookup: str, clang: str | None) -> tuple[tuple | None, str]:

@@ -10,6 +10,10 @@ from __future__ import annotations
 from buildpolicy import hookimpl
 from buildpolicy.model import Decision, KnobSpec
 
+# Decisions depend only on what is read through the DecideContext (and the
+# conditions and files declared there): a warm `env` may be replayed (buildpolicy.memo).
+BUILDPOLICY_REPLAYABLE = True
+
 
 def _check(name):
     # Knob checks run during knob resolution: import the module only when a value is given.
@@ -58,6 +62,7 @@ def buildpolicy_decide(ctx):
         return Decision("remote", None, "disabled", f"knob remote = off ({ctx.knob_source('remote')})")
     from buildpolicy import remote
 
+    ctx.not_replayable("remote builds probe their hosts")
     return remote.decision(ctx)
 
 

@@ -11,6 +11,10 @@ import os
 from buildpolicy import hookimpl
 from buildpolicy.model import Decision, KnobSpec
 
+# Decisions depend only on what is read through the DecideContext (and the
+# conditions and files declared there): a warm `env` may be replayed (buildpolicy.memo).
+BUILDPOLICY_REPLAYABLE = True
+
 WRAPPER = "RUSTC_WRAPPER"
 _TRUE = {"1", "true", "yes", "on"}
 

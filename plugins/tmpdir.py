@@ -9,6 +9,10 @@ from __future__ import annotations
 from buildpolicy import hookimpl
 from buildpolicy.model import Decision
 
+# Decisions depend only on what is read through the DecideContext (and the
+# conditions and files declared there): a warm `env` may be replayed (buildpolicy.memo).
+BUILDPOLICY_REPLAYABLE = True
+
 
 @hookimpl
 def buildpolicy_decide(ctx):
@@ -22,7 +26,9 @@ def buildpolicy_decide(ctx):
         try:
             scratch.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            ctx.not_replayable(f"{scratch} cannot be created")
             return Decision("tmpdir", None, "system-default", f"/tmp is memory-backed but {scratch} cannot be created: {exc}")
+        ctx.depends_on_file(scratch)  # a warm replay re-checks that it still exists
         return Decision(
             "tmpdir", str(scratch), "disk-scratch",
             f"/tmp is memory-backed (tmpfs/ramfs): temporary files go to {scratch}",

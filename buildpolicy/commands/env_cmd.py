@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from buildpolicy.cli import add_common, make_request, print_warnings
+from buildpolicy.cli import add_common, make_request, warnings_text
 from buildpolicy.errors import EXIT_IO_ERROR, BuildpolicyError
 
 
@@ -35,8 +35,18 @@ def run(args, command_argv) -> int:
             render_env({}, [], shell=args.shell, fmt=args.format)  # raises the "allowed formats" error
         # A plugin that failed to render before another one did is reported too.
         result.warnings.extend(w for w in result.plugins.warnings if w not in result.warnings)
-    print_warnings(result.warnings, args.quiet)
-    write_stdout(text.encode("utf-8", "surrogateescape"))
+    stderr = warnings_text(result.warnings, args.quiet)
+    if stderr:
+        sys.stderr.write(stderr)
+        sys.stderr.flush()
+    data = text.encode("utf-8", "surrogateescape")
+    write_stdout(data)
+    if result.replay is not None and args.format in FORMATS:
+        import os
+
+        from buildpolicy import memo
+
+        memo.save(args.raw_argv, os.getcwd(), os.environ, {**result.replay, "stdout": data, "stderr": stderr})
     return 0
 
 

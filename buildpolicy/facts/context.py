@@ -10,6 +10,7 @@ from types import MappingProxyType
 
 import attrs
 
+from buildpolicy.facts.ctxbase import ContextMethods
 from buildpolicy.facts.unknown import FactUnknown
 
 __all__ = ["FactUnknown", "ProbeContext", "default_cache_dir"]
@@ -30,7 +31,7 @@ def _optional_path(path) -> Path | None:
 
 
 @attrs.frozen(kw_only=True)
-class ProbeContext:
+class ProbeContext(ContextMethods):
     """Everything probes need to know about one invocation.
 
     ``environ`` is the caller's environment; probes never read ``os.environ``.
@@ -59,26 +60,6 @@ class ProbeContext:
         fields = {"cwd": Path.cwd(), "environ": environ, "cache_dir": default_cache_dir(environ)}
         fields.update(overrides)
         return cls(**fields)
-
-    @property
-    def sys_platform(self) -> str:
-        """``sys.platform``, or the override given for tests."""
-        return self.platform or sys.platform
-
-    @property
-    def is_linux(self) -> bool:
-        """True when probing a Linux machine (``/proc`` and ``/sys`` are readable)."""
-        return self.sys_platform.startswith("linux")
-
-    def host_path(self, absolute: str) -> Path:
-        """Map an absolute machine path (``/proc/meminfo``) under ``root``."""
-        return self.root / absolute.lstrip("/")
-
-    def home(self) -> Path | None:
-        """The caller's home directory from ``HOME``, or None when unset."""
-        home = self.environ.get("HOME") or self.environ.get("USERPROFILE")
-        return Path(home) if home else None
-
 
 def default_cache_dir(environ: Mapping[str, str]) -> Path:
     """``$XDG_CACHE_HOME/buildpolicy`` (default ``~/.cache/buildpolicy``) for ``environ``."""

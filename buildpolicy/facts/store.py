@@ -31,7 +31,8 @@ class ProbeSession:
 
     def fact(self, name: str) -> Any:
         """The value of another fact (None when unknown)."""
-        return self.store.get(name)
+        # Not a dependency of the consumer asking: only the fact being probed is.
+        return self.store._value(name)
 
     def shared(self, key: str, compute: Callable[[], Any]) -> Any:
         """``compute()`` once per store; a FactUnknown it raises is re-raised every time."""
@@ -77,6 +78,11 @@ class FactStore:
         self._shared: dict[str, tuple[bool, Any]] = {}
         self._probing: set[str] = set()
         self._cache = None
+        # What the run's output depends on, per consumer ("engine", "rule <id>",
+        # "plugin <name>"): fact -> None (its exact value) or a list of
+        # (op, constant, outcome) comparisons. See dependencies().
+        self.consumer = "engine"
+        self._deps: dict[tuple[str, str], list | None] = {}
 
     def _coerce_overrides(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
         unknown = sorted(name for name in overrides if self.registry.fact_type(name) is None)
@@ -85,7 +91,65 @@ class FactStore:
         return {name: coerce_fact(name, self.registry.fact_type(name), value) for name, value in overrides.items()}
 
     def get(self, name: str) -> Any:
-        """The value of fact ``name`` (None when unknown); KeyError for an unknown fact name."""
+        """The value of fact ``name`` (None when unknown); KeyError for an unknown fact name.
+
+        The current consumer now depends on the exact value.
+        """
+        value = self._value(name)
+        self._deps[(self.consumer, name)] = None
+        return value
+
+    def peek(self, name: str) -> Any:
+        """The value of fact ``name`` for explanations only: no dependency is recorded."""
+        return self._value(name)
+
+    def condition(self, name: str, op: str, constant: Any, outcome: Any) -> None:
+        """The current consumer depends on fact ``name`` only through ``name <op> constant``
+        (which evaluated to ``outcome``), unless it already depends on the exact value."""
+        key = (self.consumer, name)
+        if key not in self._deps:
+            self._deps[key] = [(op, constant, outcome)]
+        elif self._deps[key] is not None:
+            self._deps[key].append((op, constant, outcome))
+
+    def relax(self, name: str, op: str, constant: Any, outcome: Any) -> None:
+        """Like ``condition``, but replaces the current consumer's exact dependency on
+        ``name`` (a plugin read the value, then states what its decision depends on)."""
+        key = (self.consumer, name)
+        if self._deps.get(key) is None:
+            self._deps[key] = []
+        self._deps[key].append((op, constant, outcome))
+
+    def dependencies(self) -> dict[str, list | None]:
+        """Fact -> None (the run depends on its exact value) or the comparisons it depends on.
+
+        Merged over consumers: one exact dependency makes the fact exact.
+        """
+        merged: dict[str, list | None] = {}
+        for (_consumer, name), conditions in self._deps.items():
+            if conditions is None or merged.get(name, ()) is None:
+                merged[name] = None
+            else:
+                merged.setdefault(name, []).extend(conditions)
+        return merged
+
+    def memo_blocker(self) -> str | None:
+        """Why this run's facts cannot be re-checked by the warm replay, or None."""
+        if self._overrides:
+            return "facts are overridden"
+        if self.hermetic:
+            return "hermetic run"
+        for name in self._values:
+            if not isinstance(self.registry.spec_for(name).probe, BuiltinProbe):
+                return f"fact {name} has a plugin probe"
+        return None
+
+    def probe_table(self) -> dict[str, tuple[str, str]]:
+        """Fact -> (probe module, function) for every fact probed this run."""
+        return {name: (self.registry.spec_for(name).probe.module, self.registry.spec_for(name).probe.function)
+                for name in self._values}
+
+    def _value(self, name: str) -> Any:
         if name in self._values:
             return self._values[name]
         spec = self.registry.spec_for(name)
@@ -148,13 +212,13 @@ class FactStore:
 
     def unknown_reason(self, name: str) -> str | None:
         """Why fact ``name`` is null, or None when it has a value (probes it if needed)."""
-        if self.get(name) is not None:
+        if self._value(name) is not None:
             return None
         return self._reasons.get(name, "unknown")
 
     def source(self, name: str) -> str:
         """Where fact ``name`` came from: ``probe``, ``cache``, ``override`` or ``hermetic``."""
-        self.get(name)
+        self._value(name)
         return self._sources[name]
 
     def probed(self) -> dict[str, Any]:
@@ -164,4 +228,4 @@ class FactStore:
     def probe_all(self, names: Iterable[str] | None = None) -> dict[str, Any]:
         """Probe ``names`` (default: every static fact, listed tools included) and return them."""
         names = self.registry.known_fact_names() if names is None else list(names)
-        return {name: self.get(name) for name in names}
+        return {name: self._value(name) for name in names}

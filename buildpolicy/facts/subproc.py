@@ -7,6 +7,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 TIMEOUT = 3.0
+# Set by the warm `env` replay (buildpolicy.memo): a probe that would start a
+# process there gives up replaying instead, so the full run decides.
+REPLAYING = False
 
 
 def last_line(stderr: str, returncode: int) -> str:
@@ -24,6 +27,10 @@ def run_text(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | str | N
     of a failure (by default its last stderr line) and empty on success.
     stdin is closed so nothing can wait for input.
     """
+    if REPLAYING:
+        from buildpolicy.memo import NotReplayable
+
+        raise NotReplayable(f"a probe would run {argv[0]}")
     import subprocess  # lazy: most runs never start a process
 
     posix = os.name == "posix"

@@ -1,0 +1,320 @@
+"""The warm ``env`` replay: reuse a previous run's output while nothing it depended on changed.
+
+``buildpolicy env`` runs at every shell prompt, and most prompts ask the same question
+as the one before. A full run records what its output depended on; the next identical
+invocation re-checks exactly that, and prints the recorded output when all of it holds:
+
+- the invocation itself: the arguments, the working directory and the whole environment
+  (except ``_`` and ``OLDPWD``, which every shell changes between prompts and no
+  decision reads);
+- every file and directory the run read or listed, by size and mtime: the policy files
+  of all layers, the directories walked to find them, the trust record, the code of
+  buildpolicy and of every plugin, and the ``sys.path`` directories (installing or
+  removing a plugin distribution changes them);
+- every fact the output depended on, probed again with the same probe functions: the
+  exact value, or, where a rule or plugin only compared it with a constant
+  (``memory.available < 8GiB``), the outcome of each such comparison. So free memory
+  may drift between prompts without invalidating anything, and crossing a threshold a
+  rule or plugin cares about does.
+
+A run is recorded only when every plugin that decides something declares itself
+replayable (``BUILDPOLICY_REPLAYABLE = True`` at module level: its decisions depend on
+nothing but what it reads through its ``DecideContext``, the conditions it declares,
+and the files it names with ``ctx.depends_on_file``) and none opted out for this run
+(``ctx.not_replayable(why)``, e.g. remote builds, which probe hosts). Facts overridden
+with ``--facts``, plugin-declared facts, custom output formats and a probe that would
+have to start a process all make the run not replayable. Anything unexpected while
+replaying means "not replayed": the full run then decides, and records again.
+
+This module is the hot path of the warm case: standard library only, no attrs, no
+pluggy, no policy loading. ``BUILDPOLICY_REPLAY=off`` turns it off.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import sys
+
+FORMAT = 1
+MEMO_DIR = "replay"
+MAX_RECORDS = 64  # distinct invocations (directory × environment × arguments) kept
+ENV_SWITCH = "BUILDPOLICY_REPLAY"
+# Changed by every shell between prompts; nothing buildpolicy decides reads them.
+VOLATILE_VARIABLES = frozenset({"_", "OLDPWD"})
+
+
+class NotReplayable(BaseException):
+    """Raised inside a replayed probe that would start a process: give up replaying.
+
+    A BaseException so that no probe's ``except Exception`` turns it into a null fact.
+    """
+
+
+def invocation_key(argv: list[str], cwd: str, environ) -> tuple:
+    """What identifies an invocation: arguments, working directory, environment."""
+    return (
+        tuple(argv),
+        cwd,
+        tuple(sorted((k, v) for k, v in environ.items() if k not in VOLATILE_VARIABLES)),
+    )
+
+
+def cache_dir(environ) -> str:
+    """``$XDG_CACHE_HOME/buildpolicy`` (default ``~/.cache/buildpolicy``), as ``Paths`` resolves it."""
+    xdg = environ.get("XDG_CACHE_HOME")
+    if xdg and os.path.isabs(xdg):
+        return os.path.join(xdg, "buildpolicy")
+    home = environ.get("HOME") or os.path.expanduser("~")
+    return os.path.join(home, ".cache", "buildpolicy")
+
+
+def record_path(key: tuple, environ) -> str:
+    """The file holding the record of ``key``'s invocation."""
+    import zlib
+
+    digest = zlib.crc32(repr(key).encode("utf-8", "surrogateescape"))
+    return os.path.join(cache_dir(environ), MEMO_DIR, f"{digest:08x}.marshal")
+
+
+def stat_token(path: str) -> str:
+    """Size and mtime of a file or directory (``missing`` when absent); a directory's
+    mtime changes when entries are added, removed or renamed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def sys_path_state() -> str:
+    """A cheap fingerprint of the installed distributions: each ``sys.path`` entry with its mtime.
+
+    Installing or removing a distribution changes its site directory's mtime.
+    ``sys.path[0]`` is left out: it is the script's directory or the working
+    directory (``python -m``), where distributions are not installed.
+    """
+    parts = []
+    for entry in sys.path[1:]:
+        if entry in ("", "."):
+            continue
+        try:
+            parts.append(f"{entry}={os.stat(entry).st_mtime_ns}")
+        except OSError:
+            parts.append(f"{entry}=-")
+    return "\n".join(parts)
+
+
+def enabled(environ) -> bool:
+    """Whether replaying (and recording) is on: ``BUILDPOLICY_REPLAY`` is not off/0/false/no."""
+    return environ.get(ENV_SWITCH, "").strip().lower() not in ("off", "0", "false", "no")
+
+
+# --------------------------------------------------------------------------------------
+# Replaying (the warm path)
+# --------------------------------------------------------------------------------------
+
+
+def try_replay(argv: list[str]) -> int | None:
+    """Print the recorded output of this ``env`` invocation if it still holds; return the
+    exit status, or None when the full run must decide (no record, or something changed)."""
+    environ = os.environ
+    if not enabled(environ):
+        return None
+    try:
+        key = invocation_key(argv, os.getcwd(), environ)
+        with open(record_path(key, environ), "rb") as handle:
+            record = marshal.load(handle)
+        if not (isinstance(record, dict) and record.get("format") == FORMAT and record.get("key") == key):
+            return None
+        if not still_valid(record):
+            return None
+    except (OSError, ValueError, EOFError, TypeError, KeyError, NotReplayable):
+        return None
+    if record["stderr"]:
+        sys.stderr.write(record["stderr"])
+        sys.stderr.flush()
+    try:
+        sys.stdout.buffer.write(record["stdout"])
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except (OSError, AttributeError):
+        return None  # the full run reports the write error properly (exit 74)
+    return 0
+
+
+def still_valid(record: dict) -> bool:
+    """Whether every recorded input still holds: files, installed distributions, facts."""
+    for path, token in record["files"]:
+        if stat_token(path) != token:
+            return False
+    if record["syspath"] != sys_path_state():
+        return False
+    return facts_hold(record)
+
+
+def facts_hold(record: dict) -> bool:
+    """Probe again every fact the output depended on; compare values or comparison outcomes."""
+    from buildpolicy.exprops import OPS
+
+    probes = _Replay(record)
+    for name, value, conditions in record["deps"]:
+        current = probes.value(name)
+        if conditions is None:
+            if not _same(current, value):
+                return False
+            continue
+        for op, constant, outcome in conditions:
+            result = None if current is None or constant is None else OPS[op](current, constant)
+            if result != outcome or type(result) is not type(outcome):
+                return False
+    return True
+
+
+def _same(a, b) -> bool:
+    # True == 1 in Python; a fact that turned from a bool into an int has changed.
+    return type(a) is type(b) and a == b
+
+
+class _ReplayContext:
+    """The fields of ``ProbeContext`` that probes read, rebuilt from a record without attrs."""
+
+    def __init__(self, fields: dict):
+        from pathlib import Path
+
+        self.cwd = Path(fields["cwd"])
+        self.environ = fields["environ"]
+        self.cargo_argv = fields["cargo_argv"]
+        self.profile_flag = fields["profile_flag"]
+        self.default_profile = fields["default_profile"]
+        self.project_root = None if fields["project_root"] is None else Path(fields["project_root"])
+        self.cache_dir = Path(fields["cache_dir"])
+        self.root = Path(fields["root"])
+        self.platform = fields["platform"]
+
+
+def _replay_context_class():
+    from buildpolicy.facts.ctxbase import ContextMethods
+
+    return type("ReplayContext", (_ReplayContext, ContextMethods), {})
+
+
+class _Replay:
+    """A minimal fact store: the recorded probe functions, run again, memoized."""
+
+    def __init__(self, record: dict):
+        from buildpolicy.facts import subproc
+
+        subproc.REPLAYING = True  # this process only replays, or exits to run in full
+        self.probes = record["probes"]
+        self.ctx = _replay_context_class()(record["context"])
+        self.values: dict = {}
+        self.shared_values: dict = {}
+        self.probing: set = set()
+        self.cache = None
+
+    def value(self, name: str):
+        if name in self.values:
+            return self.values[name]
+        if name not in self.probes or name in self.probing:
+            raise NotReplayable(f"fact {name} was not probed by the recorded run")
+        import importlib
+
+        from buildpolicy.facts.coerce import matches_type
+        from buildpolicy.facts.unknown import FactUnknown
+
+        module, function, fact_type = self.probes[name]
+        self.probing.add(name)
+        try:
+            value = getattr(importlib.import_module(f"buildpolicy.facts.{module}"), function)(_Session(self, name))
+        except FactUnknown:
+            value = None
+        except Exception:  # noqa: BLE001 - the full run would record "probe failed"; let it
+            raise NotReplayable(f"probe of {name} failed") from None
+        finally:
+            self.probing.discard(name)
+        if value is not None and not matches_type(fact_type, value):
+            value = None
+        self.values[name] = value
+        return value
+
+
+class _Session:
+    """What a built-in probe function receives (the ``ProbeSession`` interface)."""
+
+    __slots__ = ("replay", "ctx", "name")
+
+    def __init__(self, replay: _Replay, name: str):
+        self.replay = replay
+        self.ctx = replay.ctx
+        self.name = name
+
+    def fact(self, name: str):
+        """The value of another fact."""
+        return self.replay.value(name)
+
+    def shared(self, key: str, compute):
+        """``compute()`` once per replay; a FactUnknown it raises is re-raised every time."""
+        from buildpolicy.facts.unknown import FactUnknown
+
+        shared = self.replay.shared_values
+        if key not in shared:
+            try:
+                shared[key] = (True, compute())
+            except FactUnknown as exc:
+                shared[key] = (False, str(exc))
+        ok, value = shared[key]
+        if not ok:
+            raise FactUnknown(value)
+        return value
+
+    @property
+    def cache(self):
+        """The on-disk probe cache."""
+        if self.replay.cache is None:
+            from buildpolicy.facts.cache import ProbeCache
+
+            self.replay.cache = ProbeCache.for_context(self.ctx)
+        return self.replay.cache
+
+    def note_cached(self) -> None:
+        """Where a value came from does not matter to the replay."""
+
+
+# --------------------------------------------------------------------------------------
+# Recording (the full path)
+# --------------------------------------------------------------------------------------
+
+
+def save(argv: list[str], cwd: str, environ, record: dict) -> None:
+    """Write ``record`` for this invocation (atomically); errors only cost speed."""
+    if not enabled(environ):
+        return
+    key = invocation_key(argv, cwd, environ)
+    path = record_path(key, environ)
+    record = {"format": FORMAT, "key": key, **record}
+    try:
+        data = marshal.dumps(record)
+    except ValueError:
+        return  # a value marshal cannot hold: just not recorded
+    from buildpolicy.paths import atomic_write
+
+    try:
+        atomic_write(path, data)
+        _prune(os.path.dirname(path))
+    except OSError:
+        pass
+
+
+def _prune(directory: str) -> None:
+    """Keep the newest MAX_RECORDS records."""
+    try:
+        entries = [entry for entry in os.scandir(directory) if entry.name.endswith(".marshal")]
+        if len(entries) <= MAX_RECORDS:
+            return
+        entries.sort(key=lambda entry: entry.stat().st_mtime_ns)
+        for entry in entries[: len(entries) - MAX_RECORDS]:
+            os.unlink(entry.path)
+    except OSError:
+        pass
