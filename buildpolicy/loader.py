@@ -29,6 +29,7 @@ from buildpolicy.errors import BuildpolicyError, Diagnostic
 from buildpolicy.knobs import FileKnob
 from buildpolicy.model import LAYER_RANK, EnvTemplate, Provenance, Rule
 from buildpolicy.packs import Pack
+from buildpolicy.memo import stat_token
 from buildpolicy.paths import atomic_write
 from buildpolicy.trust import UNTRUSTED_LAYERS, Finding
 
@@ -430,15 +431,6 @@ class _Compiler:
         return tuple(by_id.values()), tuple(replaced)
 
 
-def _stat_token(path: Path | str) -> str:
-    """Size and mtime of a file or directory; a directory's mtime changes when entries come or go."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return "missing"
-    return f"{st.st_size}:{st.st_mtime_ns}"
-
-
 def _pickled_code() -> list[Path]:
     """Source files of the classes a PolicySet pickles: editing one (a new checkout,
     an upgrade that kept the version number) must not unpickle an old layout."""
@@ -452,16 +444,16 @@ def _inputs(files: list[tuple[str, Path]], dirs: list[Path], extra: str, entry_p
     With ``pack:`` entries in ``extends``, also the state of ``sys.path``
     (installing or removing a pack distribution changes it).
     """
-    from buildpolicy.paths import sys_path_state
+    from buildpolicy.memo import sys_path_state
 
     return (
         ("version", __version__),
         ("format", _CACHE_FORMAT),
         ("extra", extra),
         *((("syspath", sys_path_state()),) if entry_point_packs else ()),
-        *((f"file:code:{path}", _stat_token(path)) for path in _pickled_code()),
-        *((f"file:{layer}:{path}", _stat_token(path)) for layer, path in files),
-        *((f"dir:{directory}", _stat_token(directory)) for directory in dirs),
+        *((f"file:code:{path}", stat_token(path)) for path in _pickled_code()),
+        *((f"file:{layer}:{path}", stat_token(path)) for layer, path in files),
+        *((f"dir:{directory}", stat_token(directory)) for directory in dirs),
     )
 
 
@@ -486,13 +478,13 @@ def _unchanged(inputs: tuple[tuple[str, str], ...], extra: str) -> bool:
         elif key == "extra":
             current = extra
         elif key == "syspath":
-            from buildpolicy.paths import sys_path_state
+            from buildpolicy.memo import sys_path_state
 
             current = sys_path_state()
         elif key.startswith("file:"):
-            current = _stat_token(key.split(":", 2)[-1])
+            current = stat_token(key.split(":", 2)[-1])
         elif key.startswith("dir:"):
-            current = _stat_token(key[4:])
+            current = stat_token(key[4:])
         else:
             return False
         if current != token:

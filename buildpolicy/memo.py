@@ -77,14 +77,18 @@ def record_path(key: tuple, environ) -> str:
     return os.path.join(cache_dir(environ), MEMO_DIR, f"{digest:08x}.marshal")
 
 
-def stat_token(path: str) -> str:
-    """Size and mtime of a file or directory (``missing`` when absent); a directory's
-    mtime changes when entries are added, removed or renamed."""
+def stat_token(path) -> str:
+    """Inode, size, mtime and ctime of a file or directory (``missing`` when absent).
+
+    A file replaced by another (a rename, an upgrade) gets a new inode; an edit
+    changes mtime and ctime, and ctime cannot be set back even by a copy that
+    preserves mtimes. A directory's times change when entries come or go.
+    """
     try:
         st = os.stat(path)
     except OSError:
         return "missing"
-    return f"{st.st_size}:{st.st_mtime_ns}"
+    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
 
 def sys_path_state() -> str:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
+
+from buildpolicy.memo import sys_path_state  # noqa: F401 - one fingerprint for every cache keyed on it
 
 PROFILE_FILE = "buildpolicy.toml"
 
@@ -82,24 +83,3 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = 
         except OSError:
             pass
         raise
-
-
-def sys_path_state() -> str:
-    """A cheap fingerprint of the installed distributions: each ``sys.path`` entry with its mtime.
-
-    Installing or removing a distribution changes its site directory's mtime,
-    so caches keyed on this (entry points, ``pack:`` resolution) are rebuilt then.
-    """
-    # sys.path[0] is left out: it is the script's directory or the working
-    # directory (`python -m`), where distributions are not installed, and it
-    # differs between `buildpolicy` and `python -m buildpolicy` and between
-    # projects, which would otherwise evict each other's caches.
-    parts = []
-    for entry in sys.path[1:]:
-        if entry in ("", "."):
-            continue
-        try:
-            parts.append(f"{entry}={os.stat(entry).st_mtime_ns}")
-        except OSError:
-            parts.append(f"{entry}=-")
-    return "\n".join(parts)

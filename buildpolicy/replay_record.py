@@ -18,16 +18,32 @@ def _own_code() -> list[str]:
     )
 
 
+def blockers(request, prepared, facts, ctx) -> list[str]:
+    """Why a warm ``env`` could not replay this run (empty: it can)."""
+    reasons = []
+    if request.fact_overrides or request.hermetic:
+        reasons.append("facts are given (--facts or a policy test)")
+    if request.extra_plugins or request.paths is not None:
+        reasons.append("test plugins or directories are in use")
+    reasons += prepared.host.not_replayable()
+    reasons += ctx.replay_blockers
+    if prepared.host.load_errors or prepared.host.warnings:
+        reasons.append("a plugin failed to load or raised")
+    blocker = facts.memo_blocker()
+    if blocker:
+        reasons.append(blocker)
+    return reasons
+
+
 def build(request, prepared, facts, probe_ctx, ctx) -> dict[str, Any] | None:
     """What the output of this run depends on, or None when a warm run could not re-check it.
 
     Not replayable: runs with given facts or test plugins, plugin-declared facts,
-    plugins that do not declare themselves replayable, and plugins that opted out
-    for this run (``ctx.not_replayable``).
+    plugins that do not declare themselves replayable, plugins that opted out for
+    this run (``ctx.not_replayable``), and plugins that failed to load or raised
+    (whatever made them fail is not recorded).
     """
-    if request.fact_overrides or request.hermetic or request.extra_plugins or request.paths is not None:
-        return None
-    if prepared.host.not_replayable() or ctx.replay_blockers or facts.memo_blocker():
+    if blockers(request, prepared, facts, ctx):
         return None
     files: dict[str, str | None] = {}
     for path, token in prepared.input_files:

@@ -48,6 +48,7 @@ from pathlib import Path
 import attrs
 
 from buildpolicy.errors import BuildpolicyError, Diagnostic
+from buildpolicy.memo import stat_token
 
 # Layers whose files need trust for anything beyond build variables.
 UNTRUSTED_LAYERS = ("project", "pack")
@@ -129,14 +130,6 @@ def knob_finding(knob: str, file: str, line, col) -> Finding:
 # --------------------------------------------------------------------------- records
 
 
-def _stat_token(path: str) -> str:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return "missing"
-    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
-
-
 def _file_digest(path: str) -> str:
     import hashlib
 
@@ -190,7 +183,7 @@ def _write_record(path: Path, profile: str, overall: str, each: dict[str, str]) 
         "version": RECORD_VERSION,
         "profile": profile,
         "sha256": overall,
-        "files": {p: {"sha256": d, "stat": _stat_token(p)} for p, d in each.items()},
+        "files": {p: {"sha256": d, "stat": stat_token(p)} for p, d in each.items()},
         "allowed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     atomic_write(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
@@ -221,7 +214,7 @@ def check(policy_set, state_dir: Path) -> Verdict:
     files = sorted(set(policy_set.trust_files))
     recorded = record["files"]
     if list(sorted(recorded)) == files and all(
-        isinstance(recorded[f], dict) and recorded[f].get("stat") == _stat_token(f) for f in files
+        isinstance(recorded[f], dict) and recorded[f].get("stat") == stat_token(f) for f in files
     ):
         return Verdict(True)
     overall, each = digest(files)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from buildpolicy.facts.cargo import cargo_args, profile_env_name
 from buildpolicy.facts.unknown import FactUnknown
+from buildpolicy.memo import stat_token
 
 # Cargo's built-in profiles: roots (no parent) and the parents of test/bench.
 BUILTIN_PARENTS = {"dev": None, "release": None, "test": "dev", "bench": "release"}
@@ -106,14 +107,6 @@ def _merge(profiles: dict, build: dict, data: dict) -> None:
                 build["target_rustflags"].append(key)
 
 
-def _stat_token(path) -> str:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return "missing"
-    return f"{st.st_size}:{st.st_mtime_ns}"
-
-
 def load_profiles(s) -> tuple[dict[str, dict], dict]:
     """``({profile: {inherits, incremental}}, {incremental: …} of [build])``, merged like cargo.
 
@@ -129,7 +122,7 @@ def load_profiles(s) -> tuple[dict[str, dict], dict]:
     config_files = _config_files(ctx)
     key = json.dumps(["cargo-profiles", str(start), str(manifest), [str(p) for p in config_files], list(args.config_args)])
     cached = s.cache.get(key)
-    if cached and all(_stat_token(path) == token for path, token in cached["files"]):
+    if cached and all(stat_token(path) == token for path, token in cached["files"]):
         s.note_cached()
         return cached["profiles"], cached["build"]
 
@@ -144,7 +137,7 @@ def load_profiles(s) -> tuple[dict[str, dict], dict]:
     for text in args.config_args:
         _merge(profiles, build, _config_arg(start, text))
     try:
-        s.cache.put(key, {"files": [[p, _stat_token(p)] for p in read], "profiles": profiles, "build": build})
+        s.cache.put(key, {"files": [[p, stat_token(p)] for p in read], "profiles": profiles, "build": build})
     except (TypeError, ValueError):
         pass  # a value JSON cannot hold (a TOML datetime): just not cached
     return profiles, build
