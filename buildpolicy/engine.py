@@ -104,6 +104,7 @@ class Result:
     plugins: Any
     context: DecideContext
     replay: dict[str, Any] | None = None  # what a warm `env` may replay (buildpolicy.memo)
+    replay_blockers: list[str] = attrs.Factory(list)  # why a warm `env` could not replay this
 
     def exec_env(self) -> dict[str, str]:
         """The full environment for a child process."""
@@ -315,11 +316,12 @@ def evaluate(request: Request) -> Result:
         cargo_args[position:position] = insert
 
     profile = facts.peek("cargo.profile") or request.profile_flag or policy_set.default_profile
-    replay = None
-    if request.command == "env":
-        from buildpolicy import replay_record
+    from buildpolicy import replay_record
 
-        replay = replay_record.build(request, prepared, facts, probe_ctx, ctx)
+    replay_blockers = replay_record.blockers(request, prepared, facts, ctx)
+    replay = None
+    if request.command == "env" and not replay_blockers:
+        replay = replay_record.build(prepared, facts, probe_ctx, ctx)
     return Result(
         profile=profile,
         set_env=dict(sorted(set_env.items())),
@@ -339,6 +341,7 @@ def evaluate(request: Request) -> Result:
         plugins=host,
         context=ctx,
         replay=replay,
+        replay_blockers=replay_blockers,
     )
 
 

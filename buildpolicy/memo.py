@@ -159,21 +159,29 @@ def still_valid(record: dict) -> bool:
 
 
 def facts_hold(record: dict) -> bool:
-    """Probe again every fact the output depended on; compare values or comparison outcomes."""
+    """Probe again every fact the output depended on; compare values or comparison outcomes.
+
+    Raises NotReplayable when a probe would have to start a process.
+    """
     from buildpolicy.exprops import OPS
+    from buildpolicy.facts import subproc
 
     probes = _Replay(record)
-    for name, value, conditions in record["deps"]:
-        current = probes.value(name)
-        if conditions is None:
-            if not _same(current, value):
-                return False
-            continue
-        for op, constant, outcome in conditions:
-            result = None if current is None or constant is None else OPS[op](current, constant)
-            if result != outcome or type(result) is not type(outcome):
-                return False
-    return True
+    subproc.REPLAYING = True
+    try:
+        for name, value, conditions in record["deps"]:
+            current = probes.value(name)
+            if conditions is None:
+                if not _same(current, value):
+                    return False
+                continue
+            for op, constant, outcome in conditions:
+                result = None if current is None or constant is None else OPS[op](current, constant)
+                if not _same(result, outcome):
+                    return False
+        return True
+    finally:
+        subproc.REPLAYING = False
 
 
 def _same(a, b) -> bool:
@@ -208,9 +216,6 @@ class _Replay:
     """A minimal fact store: the recorded probe functions, run again, memoized."""
 
     def __init__(self, record: dict):
-        from buildpolicy.facts import subproc
-
-        subproc.REPLAYING = True  # this process only replays, or exits to run in full
         self.probes = record["probes"]
         self.ctx = _replay_context_class()(record["context"])
         self.values: dict = {}

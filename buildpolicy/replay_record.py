@@ -19,7 +19,13 @@ def _own_code() -> list[str]:
 
 
 def blockers(request, prepared, facts, ctx) -> list[str]:
-    """Why a warm ``env`` could not replay this run (empty: it can)."""
+    """Why a warm ``env`` could not replay this run (empty: it can).
+
+    Not replayable: runs with given facts or test plugins, plugin-declared facts,
+    plugins that do not declare themselves replayable, plugins that opted out for
+    this run (``ctx.not_replayable``), and plugins that failed to load or raised
+    (whatever made them fail is not recorded).
+    """
     reasons = []
     if request.fact_overrides or request.hermetic:
         reasons.append("facts are given (--facts or a policy test)")
@@ -35,16 +41,8 @@ def blockers(request, prepared, facts, ctx) -> list[str]:
     return reasons
 
 
-def build(request, prepared, facts, probe_ctx, ctx) -> dict[str, Any] | None:
-    """What the output of this run depends on, or None when a warm run could not re-check it.
-
-    Not replayable: runs with given facts or test plugins, plugin-declared facts,
-    plugins that do not declare themselves replayable, plugins that opted out for
-    this run (``ctx.not_replayable``), and plugins that failed to load or raised
-    (whatever made them fail is not recorded).
-    """
-    if blockers(request, prepared, facts, ctx):
-        return None
+def build(prepared, facts, probe_ctx, ctx) -> dict[str, Any]:
+    """What the output of this run depends on (call only when ``blockers`` found none)."""
     files: dict[str, str | None] = {}
     for path, token in prepared.input_files:
         files.setdefault(path, token)

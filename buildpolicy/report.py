@@ -32,7 +32,31 @@ def explain_json(result) -> dict[str, Any]:
         ],
         "unknown_facts": result.unknown_facts(),
         "warnings": list(result.warnings),
+        "replay": {"replayable": not result.replay_blockers, "blockers": list(result.replay_blockers)},
     }
+
+
+def replay_lines(result) -> list[str]:
+    """The "Warm replay" section: whether a warm ``env`` replays this result, and while what holds."""
+    from buildpolicy.facts import fact_type
+
+    if result.replay_blockers:
+        return [f"  not replayed, every `env` evaluates in full: {why}" for why in result.replay_blockers]
+    lines = ["  a warm `env` with the same arguments and environment prints this result again without",
+             "  evaluating, while the files it read are unchanged and these facts hold:"]
+    rows = []
+    for name, conditions in sorted(result.facts.dependencies().items()):
+        kind = fact_type(name)
+        if conditions is None:
+            rows.append((name, f"= {format_fact(result.facts.peek(name), kind)}"))
+            continue
+
+        def shown(constant) -> str:
+            return format_size(constant) if kind == "size" and isinstance(constant, int) else format_fact(constant)
+
+        unique = dict.fromkeys((op, shown(c), "unknown" if o is None else format_fact(o)) for op, c, o in conditions)
+        rows.append((name, "; ".join(f"{op} {c} is {o}" for op, c, o in unique)))
+    return lines + _table(rows, indent="    ")
 
 
 def _jsonable(value: Any) -> Any:
@@ -148,6 +172,7 @@ def explain_text(result, name: str | None = None) -> str:
     if name is None:
         layers = "\n".join(f"  {layer:<8} {path}" for layer, path in result.policy_set.files)
         sections.append("Files read\n" + (layers or "  (none)"))
+        sections.append("Warm replay\n" + "\n".join(replay_lines(result)))
     elif len(sections) == 1:
         return ""
     return "\n\n".join(sections) + "\n"

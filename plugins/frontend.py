@@ -142,7 +142,10 @@ def _choose_toolchain(ctx, knob: str, probe_ctx, given: bool) -> tuple[Decision 
     if knob == "auto":
         from buildpolicy.facts.rust import rustup_home, toolchain_selection
 
-        how, pinned, detail = toolchain_selection(probe_ctx, None if given else rustup_home(probe_ctx))
+        looked_at: list = []
+        how, pinned, detail = toolchain_selection(probe_ctx, None if given else rustup_home(probe_ctx), looked_at)
+        for path in looked_at:  # rust-toolchain files and rustup's settings (buildpolicy.memo)
+            ctx.depends_on_file(path)
         if how in ("file", "override") and pinned:
             where = detail.splitlines()[0] if detail else "rustup override"
             if not _is_nightly_name(pinned):
@@ -167,7 +170,13 @@ def _check_runs(ctx, toolchain: str, probe_ctx, given: bool) -> tuple[bool, str]
         return False, f"{toolchain} is not among the given rust.toolchains"
     from buildpolicy.facts.rust import toolchain_runs
 
-    ok, message = toolchain_runs(probe_ctx, toolchain)
+    looked_at: list = []
+    ok, message = toolchain_runs(probe_ctx, toolchain, looked_at=looked_at)
+    if ok:  # holds while the toolchain's rustc and the cached answer stay (buildpolicy.memo)
+        for path in looked_at:
+            ctx.depends_on_file(path)
+    else:  # a failure (a timeout is not even cached) is asked again next time
+        ctx.not_replayable(f"toolchain {toolchain} did not run: {message}")
     if ok and "-nightly" not in message and "-dev" not in message:
         return False, f"{message}: not a nightly or dev rustc, which -Z flags need"
     return ok, message
@@ -202,9 +211,6 @@ def buildpolicy_decide(ctx):
     if ctx.fact("rust.toolchains") is None or not ctx.fact("tool.rustup"):
         missing = "no rustup toolchain directory" if ctx.fact("rust.toolchains") is None else "rustup is not on PATH"
         return Decision("frontend", None, "skipped-no-rustup", f"{missing}: a nightly cannot be selected with RUSTUP_TOOLCHAIN")
-    # From here rustup's toolchain files and a cached rustc run decide: a warm
-    # `env` cannot re-check those cheaply, so it runs in full.
-    ctx.not_replayable("the front-end decision reads rustup's toolchain selection")
     probe_ctx = ctx.facts.ctx
     given = _given(ctx, "rust.toolchains")
     skip, toolchain, origin, set_toolchain = _choose_toolchain(ctx, knob, probe_ctx, given)

@@ -96,13 +96,17 @@ def _settings(home: Path) -> dict:
         return {}
 
 
-def toolchain_selection(ctx: ProbeContext, home: Path | None) -> tuple[str, str | None, str]:
+def toolchain_selection(ctx: ProbeContext, home: Path | None,
+                        looked_at: list[Path] | None = None) -> tuple[str, str | None, str]:
     """How rustup would choose the toolchain here: ``(how, toolchain, detail)``.
 
     ``how`` is ``argv`` (cargo ``+tc``), ``env`` (RUSTUP_TOOLCHAIN), ``override``
     (``rustup override set``), ``file`` (rust-toolchain[.toml], ``detail`` is its
     content) or ``default``; the toolchain is None when nothing selects one.
+    ``looked_at``, when given, receives every file read or looked for (the answer
+    holds while none of them changes, appears or disappears).
     """
+    looked_at = [] if looked_at is None else looked_at
     from buildpolicy.facts.cargo import parse_cargo_argv
 
     override = parse_cargo_argv(ctx.cargo_argv).toolchain_override
@@ -110,6 +114,8 @@ def toolchain_selection(ctx: ProbeContext, home: Path | None) -> tuple[str, str 
         return "argv", override, ""
     if ctx.environ.get("RUSTUP_TOOLCHAIN"):
         return "env", ctx.environ["RUSTUP_TOOLCHAIN"], ""
+    if home:
+        looked_at.append(home / "settings.toml")
     settings = _settings(home) if home else {}
     overrides = settings.get("overrides") or {}
     cwd = Path(os.path.abspath(ctx.cwd))
@@ -119,6 +125,7 @@ def toolchain_selection(ctx: ProbeContext, home: Path | None) -> tuple[str, str 
         # rustup prefers the legacy name when both files exist.
         for name in ("rust-toolchain", "rust-toolchain.toml"):
             path = directory / name
+            looked_at.append(path)
             try:
                 text = path.read_text(encoding="utf-8", errors="replace")
             except OSError:
@@ -128,13 +135,19 @@ def toolchain_selection(ctx: ProbeContext, home: Path | None) -> tuple[str, str 
     return "default", (str(default) if default else None), ""
 
 
-def toolchain_rustc(home: Path | None, toolchain: str | None, host: str | None) -> Path | None:
-    """The rustc binary of installed toolchain ``toolchain`` (``stable`` → ``stable-<host>``), or None."""
+def toolchain_rustc(home: Path | None, toolchain: str | None, host: str | None,
+                    looked_at: list[Path] | None = None) -> Path | None:
+    """The rustc binary of installed toolchain ``toolchain`` (``stable`` → ``stable-<host>``), or None.
+
+    ``looked_at``, when given, receives every path looked for.
+    """
     if not home or not toolchain:
         return None
     names = [toolchain] + ([f"{toolchain}-{host}"] if host else [])
     for name in names:
         rustc = home / "toolchains" / name / "bin" / f"rustc{_EXE}"
+        if looked_at is not None:
+            looked_at.append(rustc)
         if rustc.is_file():
             return rustc
     return None
@@ -175,13 +188,15 @@ def probe_rust_version(s) -> str:
     return match.group(1)
 
 
-def toolchain_runs(ctx: ProbeContext, name: str, cache: ProbeCache | None = None) -> tuple[bool, str]:
+def toolchain_runs(ctx: ProbeContext, name: str, cache: ProbeCache | None = None,
+                   looked_at: list[Path] | None = None) -> tuple[bool, str]:
     """Whether installed toolchain ``name``'s rustc runs: ``(ok, rustc --version line or why not)``.
 
     ``name`` is a toolchain directory name, or a channel (``nightly``) completed
     with this machine's host triple.
     Checked once per rustc binary (path, size, mtime_ns) and remembered in the probe
     cache; a timeout is not remembered, so a slow machine is asked again next time.
+    ``looked_at``, when given, receives the binaries looked for and the cache file.
     """
     from buildpolicy.facts.system import machine_triple
 
@@ -190,11 +205,13 @@ def toolchain_runs(ctx: ProbeContext, name: str, cache: ProbeCache | None = None
         return False, "rustup is not installed (no RUSTUP_HOME or HOME)"
     if not name or "/" in name or "\\" in name or name.startswith("."):
         return False, f"{name!r} is not a toolchain name"
-    rustc = toolchain_rustc(home, name, machine_triple(ctx))
+    rustc = toolchain_rustc(home, name, machine_triple(ctx), looked_at)
     identity = rustc and binary_identity(rustc)
     if not identity:
         return False, f"toolchain {name} is not installed (no {home / 'toolchains' / name / 'bin' / 'rustc'})"
     cache = cache or ProbeCache.for_context(ctx)
+    if looked_at is not None:
+        looked_at.append(cache.path)
     key = cache_key("toolchain-runs", identity)
     cached = cache.get(key)
     if isinstance(cached, list) and len(cached) == 2:

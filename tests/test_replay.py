@@ -1,0 +1,344 @@
+"""The warm `env` replay (buildpolicy.memo): same output as a full run, and a full run
+whenever anything the output depended on changed.
+
+Whether a run was replayed is read from ``python -X importtime``: a full run imports
+pluggy (it registers the plugins), a replay never does.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from buildpolicy import memo
+from buildpolicy.expr import compile_expr
+
+GiB = 1 << 30
+MiB = 1 << 20
+
+
+def run_env(base_env, cwd: Path, *args: str, env: dict | None = None) -> tuple[subprocess.CompletedProcess, bool]:
+    """``buildpolicy env ARGS`` as a user runs it; returns the process and whether it was replayed."""
+    full_env = {**base_env, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "buildpolicy", "env", *args],
+        cwd=cwd, env=full_env, capture_output=True, timeout=60,
+    )
+    lines = proc.stderr.decode().splitlines(keepends=True)
+    imports = [line for line in lines if line.startswith("import time:")]
+    proc.stderr = "".join(line for line in lines if not line.startswith("import time:"))
+    assert proc.returncode == 0, proc.stderr
+    replayed = not any(line.rstrip().endswith(" pluggy") for line in imports)
+    return proc, replayed
+
+
+def records(home: Path) -> list[Path]:
+    return sorted((home / "cache" / "buildpolicy" / memo.MEMO_DIR).glob("*.marshal"))
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    project = tmp_path / "project"
+    project.mkdir()
+    return project
+
+
+def test_a_repeated_env_is_replayed_byte_for_byte(base_env, project, home):
+    first, replayed_first = run_env(base_env, project)
+    second, replayed_second = run_env(base_env, project)
+    third, replayed_third = run_env(base_env, project)
+    assert (replayed_first, replayed_second, replayed_third) == (False, True, True)
+    assert first.stdout == second.stdout == third.stdout
+    assert first.stderr == second.stderr == third.stderr
+    assert b"CARGO_BUILD_JOBS=" in first.stdout
+    assert len(records(home)) == 1
+
+
+def test_warnings_are_replayed_too(base_env, project):
+    env = {"CARGO_BUILD_JOBS": "many"}  # the jobs plugin warns and replaces it
+    first, _ = run_env(base_env, project, env=env)
+    second, replayed = run_env(base_env, project, env=env)
+    assert replayed
+    assert "ignoring inherited CARGO_BUILD_JOBS='many'" in first.stderr
+    assert second.stderr == first.stderr and second.stdout == first.stdout
+
+
+def test_replay_off_always_runs_in_full_and_records_nothing(base_env, project, home):
+    env = {memo.ENV_SWITCH: "off"}
+    assert run_env(base_env, project, env=env)[1] is False
+    assert run_env(base_env, project, env=env)[1] is False
+    assert records(home) == []
+
+
+def test_another_environment_is_another_invocation(base_env, project):
+    run_env(base_env, project)
+    assert run_env(base_env, project)[1]
+    proc, replayed = run_env(base_env, project, env={"BUILDPOLICY_JOBS": "1"})
+    assert not replayed
+    assert b"export CARGO_BUILD_JOBS='1'" in proc.stdout
+    # Variables every shell changes between prompts are not part of the invocation.
+    assert run_env(base_env, project, env={"OLDPWD": "/elsewhere", "_": "/usr/bin/buildpolicy"})[1]
+
+
+def test_other_arguments_are_another_invocation(base_env, project):
+    run_env(base_env, project)
+    proc, replayed = run_env(base_env, project, "--format", "json")
+    assert not replayed and proc.stdout.startswith(b"{")
+    assert run_env(base_env, project, "--format", "json")[1]
+
+
+def test_editing_a_policy_file_runs_in_full(base_env, project):
+    profile = project / "buildpolicy.toml"
+    rule = '[[rule]]\nid = "opt"\nenv = {{ CARGO_PROFILE_DEV_OPT_LEVEL = "{}" }}\n'
+    profile.write_text(rule.format("1"))
+    assert b"CARGO_PROFILE_DEV_OPT_LEVEL='1'" in run_env(base_env, project)[0].stdout
+    assert run_env(base_env, project)[1]
+    profile.write_text(rule.format("2"))  # same size, and possibly the same mtime tick
+    proc, replayed = run_env(base_env, project)
+    assert not replayed and b"CARGO_PROFILE_DEV_OPT_LEVEL='2'" in proc.stdout
+
+
+def test_a_profile_created_above_the_working_directory_runs_in_full(base_env, project):
+    sub = project / "crates" / "app"
+    sub.mkdir(parents=True)
+    run_env(base_env, sub)
+    assert run_env(base_env, sub)[1]
+    (project / "buildpolicy.toml").write_text('[[rule]]\nid = "color"\nenv = { CARGO_TERM_COLOR = "always" }\n')
+    proc, replayed = run_env(base_env, sub)
+    assert not replayed and b"CARGO_TERM_COLOR='always'" in proc.stdout
+
+
+def test_a_user_layer_policy_added_later_runs_in_full(base_env, project, home):
+    run_env(base_env, project)
+    assert run_env(base_env, project)[1]
+    user = home / "config" / "buildpolicy"
+    user.mkdir(parents=True)
+    (user / "mine.toml").write_text('[[rule]]\nid = "mine"\nenv = { MINE = "yes" }\n')
+    proc, replayed = run_env(base_env, project)
+    assert not replayed and b"MINE='yes'" in proc.stdout
+
+
+def test_a_fact_read_from_cargo_toml_is_probed_again(base_env, project):
+    (project / "buildpolicy.toml").write_text(
+        '[[rule]]\nid = "inc"\nwhen = "cargo.incremental"\nenv = { CARGO_PROFILE_DEV_DEBUG = "0" }\n')
+    manifest = project / "Cargo.toml"
+    manifest.write_text('[package]\nname = "x"\nversion = "0.1.0"\n')
+    assert b"CARGO_PROFILE_DEV_DEBUG='0'" in run_env(base_env, project)[0].stdout
+    assert run_env(base_env, project)[1]
+    manifest.write_text('[package]\nname = "x"\nversion = "0.1.0"\n\n[profile.dev]\nincremental = false\n')
+    proc, replayed = run_env(base_env, project)
+    assert not replayed and b"CARGO_PROFILE_DEV_DEBUG" not in proc.stdout
+
+
+def test_a_plugin_that_is_not_declared_replayable_is_never_replayed(base_env, project, home, cli):
+    tools = project / "tools"
+    tools.mkdir()
+    (tools / "team.py").write_text(
+        "from buildpolicy import hookimpl\nfrom buildpolicy.model import Decision\n"
+        "@hookimpl\ndef buildpolicy_decide(ctx):\n"
+        "    return Decision('team', 1, 'on', 'team plugin', set_env={'TEAM': 'yes'})\n")
+    (project / "buildpolicy.toml").write_text('plugin_paths = ["tools/team.py"]\n')
+    cli("allow", cwd=project, check=True)
+    first, _ = run_env(base_env, project)
+    assert b"TEAM='yes'" in first.stdout
+    assert run_env(base_env, project)[1] is False
+    assert records(home) == []
+
+
+def test_given_facts_are_never_replayed(base_env, project, home, tmp_path):
+    facts = tmp_path / "facts.toml"
+    facts.write_text('"memory.available" = "1GiB"\n')
+    run_env(base_env, project, "--facts", str(facts))
+    assert run_env(base_env, project, "--facts", str(facts))[1] is False
+    assert records(home) == []
+
+
+def test_a_closed_stdout_is_still_exit_74_when_a_record_exists(base_env, project):
+    run_env(base_env, project)
+    assert run_env(base_env, project)[1]
+    proc = subprocess.run(
+        f"exec {sys.executable} -m buildpolicy env >&-", shell=True, cwd=project, env=base_env,
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 74, proc.stderr
+
+
+# ---------------------------------------------------------------------------- the record
+
+
+def _record(base_env, project, home) -> tuple[Path, dict]:
+    run_env(base_env, project)
+    [path] = records(home)
+    return path, marshal.loads(path.read_bytes())
+
+
+def _replays_in(base_env, project) -> bool:
+    return run_env(base_env, project)[1]
+
+
+def test_the_record_names_the_code_it_ran(base_env, project, home):
+    _path, record = _record(base_env, project, home)
+    files = [path for path, _token in record["files"]]
+    assert any(path.endswith(os.path.join("buildpolicy", "engine.py")) for path in files)
+    assert any(path.endswith("jobs.py") for path in files)  # the plugin's own source
+    assert any(path.endswith("low-memory.toml") for path in files)  # the shipped policy
+
+
+def test_a_changed_file_token_means_a_full_run(base_env, project, home):
+    path, record = _record(base_env, project, home)
+    assert _replays_in(base_env, project)
+    index = next(i for i, (p, _t) in enumerate(record["files"]) if p.endswith("jobs.py"))
+    record["files"][index] = (record["files"][index][0], "0:0:0:0")
+    path.write_bytes(marshal.dumps(record))
+    assert not _replays_in(base_env, project)
+
+
+def test_memory_drifting_inside_the_recorded_thresholds_keeps_the_replay(base_env, project, home):
+    _path, record = _record(base_env, project, home)
+    deps = {name: (value, conditions) for name, value, conditions in record["deps"]}
+    value, conditions = deps["memory.available"]
+    # Compared with thresholds (the low-memory rule, the jobs plugin), not pinned.
+    assert conditions, "memory.available must be a comparison dependency, not an exact one"
+    assert all(op in ("<", "<=", ">", ">=", "==", "!=") for op, _c, _o in conditions)
+
+
+def test_a_flipped_comparison_or_a_changed_value_fails_the_check(base_env, project, home):
+    _path, record = _record(base_env, project, home)
+    assert memo.facts_hold(record)
+    flipped = [
+        (name, value, None if conditions is None else [(op, c, not o) for op, c, o in conditions])
+        if name == "memory.available" else (name, value, conditions)
+        for name, value, conditions in record["deps"]
+    ]
+    assert not memo.facts_hold({**record, "deps": flipped})
+    changed = [(name, (value + 1 if name == "cpu.count" else value), conditions)
+               for name, value, conditions in record["deps"]]
+    assert any(name == "cpu.count" for name, _v, _c in record["deps"])
+    assert not memo.facts_hold({**record, "deps": changed})
+
+
+def test_a_probe_that_would_start_a_process_is_not_replayed(tmp_path, monkeypatch):
+    from buildpolicy.facts import subproc
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    rustc = bin_dir / "rustc"
+    rustc.write_text("#!/bin/sh\necho 'rustc 9.9.9 (fake)'\n")
+    rustc.chmod(0o755)
+    environ = {"PATH": str(bin_dir), "HOME": str(tmp_path)}
+    record = {
+        "probes": {"rust.version": ("rust", "probe_rust_version", "string")},
+        "deps": [("rust.version", "9.9.9", None)],
+        "context": {
+            "cwd": str(tmp_path), "environ": environ, "cargo_argv": None, "profile_flag": None,
+            "default_profile": "dev", "project_root": None, "cache_dir": str(tmp_path / "probes"),
+            "root": "/", "platform": None,
+        },
+    }
+    with pytest.raises(memo.NotReplayable):
+        memo.facts_hold(record)  # the probe cache is empty: rustc would have to run
+    assert subproc.REPLAYING is False  # only while re-checking
+
+
+def test_a_record_of_another_format_version_is_ignored(base_env, project, home):
+    path, record = _record(base_env, project, home)
+    path.write_bytes(marshal.dumps({**record, "format": memo.FORMAT + 1}))
+    assert not _replays_in(base_env, project)
+    path.write_bytes(b"not marshal data")
+    assert not _replays_in(base_env, project)
+
+
+def test_records_are_pruned_to_the_newest(tmp_path, monkeypatch):
+    monkeypatch.setattr(memo, "MAX_RECORDS", 3)
+    environ = {"XDG_CACHE_HOME": str(tmp_path)}
+    for n in range(5):
+        memo.save(["env", str(n)], str(tmp_path), environ, {"n": n})
+        os.utime(memo.record_path(memo.invocation_key(["env", str(n)], str(tmp_path), environ), environ),
+                 ns=(n * 10**9, n * 10**9))
+    kept = sorted(marshal.loads(p.read_bytes())["n"] for p in (tmp_path / "buildpolicy" / memo.MEMO_DIR).iterdir())
+    assert kept == [2, 3, 4]
+
+
+# ---------------------------------------------------------------- dependencies are sound
+
+
+def _jobs_decision(available: int, cpus: int | None, budget_mib: int):
+    """The jobs plugin's decision with the conditions it declares."""
+    from buildpolicy_plugins import jobs
+
+    declared = []
+
+    class Ctx:
+        environ: dict = {}
+
+        def knob(self, name):
+            return {"jobs": None, "mib_per_job": budget_mib}[name]
+
+        def fact(self, name):
+            return {"memory.available": available, "cpu.count": cpus}[name]
+
+        def depends_on(self, name, op, constant):
+            declared.append((name, op, constant))
+
+        def warn(self, message):
+            pass
+
+    return jobs.buildpolicy_decide(Ctx()).value, declared
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    available=st.integers(0, 256 * GiB),
+    other=st.integers(0, 256 * GiB),
+    cpus=st.one_of(st.none(), st.integers(1, 64)),
+    budget=st.integers(256, 8192),
+)
+def test_jobs_is_the_same_wherever_its_declared_conditions_hold(available, other, cpus, budget):
+    from buildpolicy.exprops import OPS
+
+    jobs, declared = _jobs_decision(available, cpus, budget)
+    assert declared and all(name == "memory.available" for name, _op, _c in declared)
+    if all(OPS[op](other, constant) for _name, op, constant in declared):
+        assert _jobs_decision(other, cpus, budget)[0] == jobs
+
+
+_FACTS = {"memory.available": "size", "cpu.count": "int", "swap.total": "size"}
+_atoms = st.builds(
+    lambda fact, op, n: f"{fact} {op} {n}",
+    st.sampled_from(sorted(_FACTS)), st.sampled_from(["<", "<=", ">", ">=", "==", "!="]), st.integers(0, 16),
+)
+_exprs = st.recursive(
+    _atoms,
+    lambda inner: st.one_of(
+        st.builds(lambda a, b: f"({a}) and ({b})", inner, inner),
+        st.builds(lambda a, b: f"({a}) or ({b})", inner, inner),
+        st.builds(lambda a: f"not ({a})", inner),
+    ),
+    max_leaves=6,
+)
+_values = st.fixed_dictionaries({name: st.one_of(st.none(), st.integers(0, 16)) for name in _FACTS})
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=_exprs, before=_values, after=_values)
+def test_a_rule_keeps_its_result_while_its_recorded_comparisons_keep_theirs(text, before, after):
+    from buildpolicy.exprops import OPS
+
+    expr = compile_expr(text, fact_type=_FACTS.get)
+    exact: set[str] = set()
+    conditions: list[tuple] = []
+    matched, _ = expr.evaluate(before.get, exact=exact.add,
+                               condition=lambda name, op, c, outcome: conditions.append((name, op, c, outcome)))
+    holds = all(after[name] == before[name] for name in exact) and all(
+        (None if after[name] is None else OPS[op](after[name], c)) == outcome
+        for name, op, c, outcome in conditions
+    )
+    if holds:
+        assert expr.evaluate(after.get)[0] == matched
