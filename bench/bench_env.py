@@ -43,24 +43,37 @@ RSS_MIB_BUDGET = 40.0
 SYNTH_FILES = 50
 SYNTH_RULES_PER_FILE = 20
 
-# Always the interpreter running this script, never whatever `python` is on PATH: a
-# pyenv shim is itself a process launch (bash + pyenv) and would swamp the numbers.
-PYTHON = sys.executable
-PASS_ARGV = (PYTHON, "-c", "pass")
-ENV_ARGV = (PYTHON, "-m", "buildpolicy", "env")
-ENV_CARGO_ARGV = (*ENV_ARGV, "--", "cargo", "build", "--profile", "selfdev")
-CHECK_ARGV = (PYTHON, "-m", "buildpolicy", "check")
 REPO = Path(__file__).resolve().parent.parent
 
 
+def buildpolicy_argv(python: str) -> tuple[str, ...]:
+    """How users start buildpolicy with ``python``: the ``buildpolicy`` script pip put next
+    to it (run by that interpreter, as its shebang would), else ``python -m buildpolicy``."""
+    script = Path(python).parent / "buildpolicy"
+    try:
+        with open(script, "rb") as handle:
+            shebang = handle.readline()
+    except OSError:
+        return (python, "-m", "buildpolicy")
+    if shebang.startswith(b"#!") and b"python" in shebang:
+        return (python, str(script))
+    return (python, "-m", "buildpolicy")
+
+
 def use_interpreter(python: str) -> None:
-    """Measure with another interpreter: its own `python -c pass` is the baseline."""
-    global PYTHON, PASS_ARGV, ENV_ARGV, ENV_CARGO_ARGV, CHECK_ARGV
+    """Measure with ``python``: its own `python -c pass` is the baseline."""
+    global PYTHON, PASS_ARGV, BUILDPOLICY, ENV_ARGV, ENV_CARGO_ARGV, CHECK_ARGV
     PYTHON = python
     PASS_ARGV = (PYTHON, "-c", "pass")
-    ENV_ARGV = (PYTHON, "-m", "buildpolicy", "env")
+    BUILDPOLICY = buildpolicy_argv(PYTHON)
+    ENV_ARGV = (*BUILDPOLICY, "env")
     ENV_CARGO_ARGV = (*ENV_ARGV, "--", "cargo", "build", "--profile", "selfdev")
-    CHECK_ARGV = (PYTHON, "-m", "buildpolicy", "check")
+    CHECK_ARGV = (*BUILDPOLICY, "check")
+
+
+# Always the interpreter running this script, never whatever `python` is on PATH: a
+# pyenv shim is itself a process launch (bash + pyenv) and would swamp the numbers.
+use_interpreter(sys.executable)
 
 
 def make_clean_venv(root: Path) -> str:
@@ -101,10 +114,8 @@ class Sandbox:
     def environ_for(self, project: Path, cold: bool = False) -> dict[str, str]:
         """The environment of one run in ``project``: its own cache, or a new empty one if ``cold``.
 
-        Each project gets its own XDG_CACHE_HOME because `python -m` puts the working
-        directory on sys.path, and buildpolicy keys its entry-point cache by sys.path:
-        two projects sharing one cache would evict each other's entry on every run,
-        which the installed `buildpolicy` script (no cwd on sys.path) never does.
+        Each project gets its own XDG_CACHE_HOME, so the two projects' caches (compiled
+        policies, replay records) are measured as a user with one project has them.
         """
         if cold:
             cache = Path(tempfile.mkdtemp(prefix="cold-cache-", dir=self.root))
@@ -488,7 +499,7 @@ def measure_many_rules(sandbox: Sandbox, runs: int, warmup: int) -> list[Measure
 
 def matched_synthetic_rules(sandbox: Sandbox) -> int:
     """How many synthetic rules match on this machine (so the report shows the load is real)."""
-    argv = (PYTHON, "-m", "buildpolicy", "explain", "--format", "json")
+    argv = (*BUILDPOLICY, "explain", "--format", "json")
     result = subprocess.run(argv, cwd=sandbox.many_rules_project, env=sandbox.environ_for(sandbox.many_rules_project),
                             capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -528,6 +539,7 @@ def environment_summary(args: argparse.Namespace, matched: int) -> dict:
     """What the numbers were measured on."""
     return {
         "python": PYTHON,
+        "command": " ".join(ENV_ARGV),
         "python_version": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
@@ -575,6 +587,7 @@ def print_text_report(summary: dict, rows: list[Measurement], imports: list[dict
     """Human-readable report on stdout."""
     print("buildpolicy env benchmark (DESIGN §10)")
     print(f"  interpreter: {summary['python']} (Python {summary['python_version']})")
+    print(f"  command:     {summary['command']}")
     print(f"  machine:     {summary['platform']}, {summary['cpus']} CPUs")
     print(f"  runs:        {summary['runs']} warm rounds, {summary['cold_runs']} cold rounds, "
           f"{summary['warmup']} warm-up runs per command; rounds interleaved, order alternating")

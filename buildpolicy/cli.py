@@ -11,9 +11,10 @@ import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING
 
 from buildpolicy.errors import EXIT_USAGE, BuildpolicyError
+
+TYPE_CHECKING = False  # not `from typing import`: typing alone costs 2 ms of every prompt
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import argparse

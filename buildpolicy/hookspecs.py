@@ -52,6 +52,15 @@ def buildpolicy_decide(ctx: DecideContext) -> Decision | list[Decision] | None:
     plugin replaces one of the same name from an earlier plugin, so third-party
     plugins can replace built-ins. An exception is reported with the plugin's
     name and the other plugins still run. Not firstresult.
+
+    Warm replay (``buildpolicy.memo``): a plugin module that sets
+    ``BUILDPOLICY_REPLAYABLE = True`` promises that its decisions depend only on
+    what it reads through ``ctx``, on files it names with
+    ``ctx.depends_on_file(path)``, and, for facts it only compares with
+    thresholds, on the comparisons it states with ``ctx.depends_on(fact, op,
+    constant)``; it calls ``ctx.not_replayable(why)`` when a run depends on
+    anything else. A deciding plugin without the flag makes every ``env`` run
+    in full.
     """
 
 

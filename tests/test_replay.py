@@ -342,3 +342,26 @@ def test_a_rule_keeps_its_result_while_its_recorded_comparisons_keep_theirs(text
     )
     if holds:
         assert expr.evaluate(after.get)[0] == matched
+
+
+def test_a_rust_toolchain_file_appearing_runs_the_front_end_decision_again(base_env, project, tmp_path):
+    # A fake rustup installation: a nightly whose rustc answers like a nightly, and rustup on PATH.
+    rustup_home = tmp_path / "rustup"
+    bin_dir = rustup_home / "toolchains" / "nightly" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "rustc").write_text("#!/bin/sh\necho 'rustc 1.99.0-nightly (0000000 2026-11-01)'\n")
+    (bin_dir / "rustc").chmod(0o755)
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "rustup").write_text("#!/bin/sh\nexit 0\n")
+    (tools / "rustup").chmod(0o755)
+    env = {"RUSTUP_HOME": str(rustup_home), "PATH": f"{tools}:{base_env['PATH']}"}
+    (project / "Cargo.toml").write_text(
+        '[package]\nname = "x"\nversion = "0.1.0"\n\n[profile.selfdev]\ninherits = "dev"\n')
+    argv = ("--", "cargo", "build", "--profile", "selfdev")
+    first, _ = run_env(base_env, project, *argv, env=env)
+    assert b"RUSTUP_TOOLCHAIN='nightly'" in first.stdout
+    assert run_env(base_env, project, *argv, env=env)[1]
+    (project / "rust-toolchain.toml").write_text('[toolchain]\nchannel = "stable"\n')
+    pinned, replayed = run_env(base_env, project, *argv, env=env)
+    assert not replayed and b"RUSTUP_TOOLCHAIN" not in pinned.stdout
