@@ -51,13 +51,20 @@ class NotReplayable(BaseException):
     """
 
 
-def invocation_key(argv: list[str], cwd: str, environ) -> tuple:
-    """What identifies an invocation: arguments, working directory, environment."""
-    return (
+def invocation_key(argv: list[str], cwd: str, environ) -> str:
+    """What identifies an invocation: a digest of the arguments, the working directory
+    and the environment. Only the digest is stored: environments hold secrets."""
+    try:
+        from _blake2 import blake2b  # hashlib's own, without importing hashlib (2.5 ms)
+    except ImportError:  # pragma: no cover - another Python implementation
+        from hashlib import blake2b
+
+    invocation = (
         tuple(argv),
         cwd,
         tuple(sorted((k, v) for k, v in environ.items() if k not in VOLATILE_VARIABLES)),
     )
+    return blake2b(repr(invocation).encode("utf-8", "surrogateescape"), digest_size=32).hexdigest()
 
 
 def cache_dir(environ) -> str:
@@ -69,12 +76,9 @@ def cache_dir(environ) -> str:
     return os.path.join(home, ".cache", "buildpolicy")
 
 
-def record_path(key: tuple, environ) -> str:
+def record_path(key: str, environ) -> str:
     """The file holding the record of ``key``'s invocation."""
-    import zlib
-
-    digest = zlib.crc32(repr(key).encode("utf-8", "surrogateescape"))
-    return os.path.join(cache_dir(environ), MEMO_DIR, f"{digest:08x}.marshal")
+    return os.path.join(cache_dir(environ), MEMO_DIR, f"{key[:24]}.marshal")
 
 
 def stat_token(path) -> str:
@@ -190,13 +194,19 @@ def _same(a, b) -> bool:
 
 
 class _ReplayContext:
-    """The fields of ``ProbeContext`` that probes read, rebuilt from a record without attrs."""
+    """The fields of ``ProbeContext`` that probes read, rebuilt from a record without attrs.
+
+    The environment is not in the record: it is the caller's, with what a previous
+    ``env`` changed undone, exactly as the full run computes it.
+    """
 
     def __init__(self, fields: dict):
         from pathlib import Path
 
+        from buildpolicy.envstate import restore_baseline
+
         self.cwd = Path(fields["cwd"])
-        self.environ = fields["environ"]
+        self.environ = restore_baseline(os.environ)[0]
         self.cargo_argv = fields["cargo_argv"]
         self.profile_flag = fields["profile_flag"]
         self.default_profile = fields["default_profile"]
@@ -310,7 +320,7 @@ def save(argv: list[str], cwd: str, environ, record: dict) -> None:
     from buildpolicy.paths import atomic_write
 
     try:
-        atomic_write(path, data)
+        atomic_write(path, data, mode=0o600)  # what a user's prompt printed is theirs alone
         _prune(os.path.dirname(path))
     except OSError:
         pass

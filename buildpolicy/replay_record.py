@@ -56,7 +56,6 @@ def build(prepared, facts, probe_ctx, ctx) -> dict[str, Any]:
         "deps": [(name, facts.peek(name), conditions) for name, conditions in facts.dependencies().items()],
         "context": {
             "cwd": str(probe_ctx.cwd),
-            "environ": dict(probe_ctx.environ),
             "cargo_argv": probe_ctx.cargo_argv,
             "profile_flag": probe_ctx.profile_flag,
             "default_profile": probe_ctx.default_profile,

@@ -183,6 +183,25 @@ def _replays_in(base_env, project) -> bool:
     return run_env(base_env, project)[1]
 
 
+@pytest.fixture
+def as_caller(monkeypatch, base_env, project):
+    """This process with the caller's environment and directory, for in-process re-checks."""
+    for name in list(os.environ):
+        if name not in base_env:
+            monkeypatch.delenv(name)
+    for name, value in base_env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(project)
+
+
+def test_the_record_holds_no_environment_values(base_env, project, home):
+    secret = "hunter2-do-not-store"
+    run_env(base_env, project, env={"SOME_TOKEN": secret})
+    [path] = records(home)
+    assert secret.encode() not in path.read_bytes()
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
 def test_the_record_names_the_code_it_ran(base_env, project, home):
     _path, record = _record(base_env, project, home)
     files = [path for path, _token in record["files"]]
@@ -209,7 +228,7 @@ def test_memory_drifting_inside_the_recorded_thresholds_keeps_the_replay(base_en
     assert all(op in ("<", "<=", ">", ">=", "==", "!=") for op, _c, _o in conditions)
 
 
-def test_a_flipped_comparison_or_a_changed_value_fails_the_check(base_env, project, home):
+def test_a_flipped_comparison_or_a_changed_value_fails_the_check(base_env, project, home, as_caller):
     _path, record = _record(base_env, project, home)
     assert memo.facts_hold(record)
     flipped = [
@@ -232,12 +251,13 @@ def test_a_probe_that_would_start_a_process_is_not_replayed(tmp_path, monkeypatc
     rustc = bin_dir / "rustc"
     rustc.write_text("#!/bin/sh\necho 'rustc 9.9.9 (fake)'\n")
     rustc.chmod(0o755)
-    environ = {"PATH": str(bin_dir), "HOME": str(tmp_path)}
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setenv("HOME", str(tmp_path))
     record = {
         "probes": {"rust.version": ("rust", "probe_rust_version", "string")},
         "deps": [("rust.version", "9.9.9", None)],
         "context": {
-            "cwd": str(tmp_path), "environ": environ, "cargo_argv": None, "profile_flag": None,
+            "cwd": str(tmp_path), "cargo_argv": None, "profile_flag": None,
             "default_profile": "dev", "project_root": None, "cache_dir": str(tmp_path / "probes"),
             "root": "/", "platform": None,
         },
