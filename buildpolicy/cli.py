@@ -188,15 +188,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     own, command_argv = split_argv(argv)
     own = common_flags_after_command(own)
-    if own[:1] == ["env"]:
-        # The warm path: the previous identical `env`'s output, if nothing it
-        # depended on changed (buildpolicy.memo). Needs no plugins, no policies.
-        from buildpolicy.memo import try_replay
-
-        status = try_replay(argv)
-        if status is not None:
-            return status
     try:
+        if own[:1] == ["env"]:
+            # The warm path: the previous identical `env`'s output, if nothing it
+            # depended on changed (buildpolicy.memo). Needs no plugins, no policies.
+            from buildpolicy.memo import try_replay
+
+            status = try_replay(argv)
+            if status is not None:
+                return status
         args = fast_env_args(own)
         if args is None:
             wanted = next((word for word in own if word in COMMANDS), None)

@@ -44,7 +44,7 @@ class DecideContext:
         self._warnings = warnings
         # For the warm `env` replay (buildpolicy.memo): files plugins depend on, and
         # why a run may not be replayed.
-        self.replay_files: list[str] = []
+        self.replay_files: list[tuple[str, str]] = []  # (path, stat token when declared)
         self.replay_blockers: list[str] = []
 
     def fact(self, name: str) -> Any:
@@ -70,8 +70,11 @@ class DecideContext:
     def depends_on_file(self, path: str | Path) -> None:
         """State that this plugin's decision depends on the file (or directory listing)
         at ``path``, beyond facts, knobs and the environment: a warm ``env`` is replayed
-        only while its size and mtime stay the same."""
-        self.replay_files.append(str(path))
+        only while it stays as it is now (same inode, size and times; still missing if
+        missing). Call it right after reading the file."""
+        from buildpolicy.memo import stat_token
+
+        self.replay_files.append((str(path), stat_token(path)))
 
     def not_replayable(self, reason: str) -> None:
         """State that this run's decision depends on something a warm ``env`` could not

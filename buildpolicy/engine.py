@@ -18,6 +18,7 @@ import attrs
 from buildpolicy.context import DecideContext
 from buildpolicy.envstate import STATE_VAR, encode_state, restore_baseline
 from buildpolicy.errors import BuildpolicyError
+from buildpolicy.memo import stat_token
 from buildpolicy.model import LAYER_RANK, Decision, KnobSpec, KnobValue, Provenance, Rule
 from buildpolicy.paths import Paths, find_profile
 from buildpolicy.sizes import format_size
@@ -151,9 +152,9 @@ class Prepared:
     knob_specs: dict[str, KnobSpec]
     file_knobs: tuple[Any, ...]  # knob values from files that this run may use
     warnings: list[str]
-    # Every file and directory read or listed, with its stat token when taken
-    # before reading (None: stat when recording), for buildpolicy.memo.
-    input_files: list[tuple[str, str | None]]
+    # Every file and directory read or listed, with its stat token taken before
+    # (or right after) reading it, for buildpolicy.memo.
+    input_files: list[tuple[str, str]]
 
 
 def prepare(request: Request) -> Prepared:
@@ -170,8 +171,10 @@ def prepare(request: Request) -> Prepared:
     warnings: list[str] = []
     baseline, touched = restore_baseline(request.environ)
     paths = request.paths or Paths.from_environ(baseline)
+    input_files = _profile_walk(request.cwd)  # stat before find_profile looks
     profile_path = find_profile(request.cwd)
-    input_files = _profile_walk(request.cwd, profile_path)
+    if profile_path is not None:  # it stopped at the profile's directory: above it does not matter
+        input_files = input_files[: len(input_files) - len(profile_path.parent.parents)]
 
     # Plugins first: they may declare facts that rules use. Team-local plugin
     # paths come from the profile file, read through the policy cache below,
@@ -203,7 +206,8 @@ def prepare(request: Request) -> Prepared:
 
         verdict = trust.check(policy_set, paths.state_dir)
         if policy_set.profile_path:
-            input_files.append((str(trust.record_path(paths.state_dir, policy_set.profile_path)), None))
+            record = trust.record_path(paths.state_dir, policy_set.profile_path)
+            input_files.append((str(record), stat_token(record)))
         if not verdict.trusted:
             if mode == "enforce":
                 raise trust.refusal(policy_set, verdict)
@@ -227,26 +231,28 @@ def prepare(request: Request) -> Prepared:
                     input_files)
 
 
-def _profile_walk(cwd: Path, profile: Path | None) -> list[tuple[str, None]]:
-    """The profile files ``find_profile`` looked for: one created in a directory
-    it passed would change which profile applies. (Not the directories' mtimes:
-    /tmp's or a home directory's change all the time.)"""
+def _profile_walk(cwd: Path) -> list[tuple[str, str]]:
+    """The profile files ``find_profile`` looked for, with their stat tokens: one
+    created in a directory it passed would change which profile applies. (Not the
+    directories' mtimes: /tmp's or a home directory's change all the time.)"""
     from buildpolicy.paths import PROFILE_FILE
 
     current = cwd.resolve()
     walked = []
     for directory in (current, *current.parents):
-        walked.append((str(directory / PROFILE_FILE), None))
-        if profile is not None and directory == profile.parent:
-            break
+        candidate = directory / PROFILE_FILE
+        walked.append((str(candidate), stat_token(candidate)))
     return walked
 
 
 def evaluate(request: Request) -> Result:
     """Run the whole pipeline for ``request``; raise BuildpolicyError on user errors."""
+    import time
+
     from buildpolicy.facts import FactStore, ProbeContext
     from buildpolicy.knobs import resolve_knobs
 
+    started_ns = time.time_ns()  # files changed after this are not trusted for a replay
     prepared = prepare(request)
     baseline, touched, paths = prepared.baseline, prepared.touched, prepared.paths
     policy_set, host, plugin_facts = prepared.policy_set, prepared.host, prepared.plugin_facts
@@ -321,7 +327,7 @@ def evaluate(request: Request) -> Result:
     replay_blockers = replay_record.blockers(request, prepared, facts, ctx)
     replay = None
     if request.command == "env" and not replay_blockers:
-        replay = replay_record.build(prepared, facts, probe_ctx, ctx)
+        replay = replay_record.build(prepared, facts, probe_ctx, ctx, started_ns)
     return Result(
         profile=profile,
         set_env=dict(sorted(set_env.items())),

@@ -584,6 +584,10 @@ def _discover(profile, site_dir, user_dir, builtin_dir):
             for pack in packs:
                 if pack.directory is not None:
                     dirs.append(Path(pack.directory))  # a file added to a pack invalidates the cache
+                if not pack.from_entry_point:
+                    # As written: its stat follows symlinks, so pointing one at another
+                    # directory (`shared -> shared-v2`) invalidates the cache too.
+                    dirs.append(profile.parent / pack.name)
                 pack_files.extend(("pack", Path(f)) for f in pack.files)
         for entry in project_policy_paths(profile, profile_data or {}):
             dirs.append(entry)  # listed even when missing: creating it invalidates the cache

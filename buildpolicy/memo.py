@@ -82,7 +82,8 @@ def record_path(key: str, environ) -> str:
 
 
 def stat_token(path) -> str:
-    """Inode, size, mtime and ctime of a file or directory (``missing`` when absent).
+    """Inode, size, mtime and ctime of a file or directory, symlinks followed
+    (``missing`` when absent, ``dangling`` for a symlink to nothing).
 
     A file replaced by another (a rename, an upgrade) gets a new inode; an edit
     changes mtime and ctime, and ctime cannot be set back even by a copy that
@@ -91,8 +92,22 @@ def stat_token(path) -> str:
     try:
         st = os.stat(path)
     except OSError:
-        return "missing"
+        return "dangling" if os.path.lexists(path) else "missing"
     return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+# The kernel stamps files from a clock that lags the wall clock by up to a tick
+# (1-10 ms). Filesystems with coarser timestamps (FAT: 2 s) are not covered.
+RACY_MARGIN_NS = 50_000_000
+
+
+def racy(token: str, since_ns: int) -> bool:
+    """Whether the file behind ``token`` may have changed at or after ``since_ns``
+    (the start of the run that read it), so that a read during the run and a later
+    write could carry the same token (the "racy git" problem). Results built from
+    such a file are not kept; the next run, a moment later, keeps them."""
+    fields = token.split(":")
+    return len(fields) == 4 and int(fields[3]) >= since_ns - RACY_MARGIN_NS
 
 
 def sys_path_state() -> str:
@@ -139,16 +154,19 @@ def try_replay(argv: list[str]) -> int | None:
             return None
     except (OSError, ValueError, EOFError, TypeError, KeyError, NotReplayable):
         return None
-    if record["stderr"]:
-        sys.stderr.write(record["stderr"])
-        sys.stderr.flush()
     try:
         sys.stdout.buffer.write(record["stdout"])
         sys.stdout.flush()
     except BrokenPipeError:
-        raise
+        # The reader is gone: exit quietly, as a full run does. What is still
+        # buffered would fail again at exit, so stdout becomes /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (OSError, AttributeError):
         return None  # the full run reports the write error properly (exit 74)
+    if record["stderr"]:  # after stdout: a failed write above must not print warnings twice
+        sys.stderr.write(record["stderr"])
+        sys.stderr.flush()
     return 0
 
 

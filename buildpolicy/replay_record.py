@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
-from buildpolicy.memo import stat_token, sys_path_state
+from buildpolicy.memo import racy, stat_token, sys_path_state
 
 
-def _own_code() -> list[str]:
-    """Source files of every buildpolicy module this run imported."""
-    return sorted(
-        module.__file__
-        for name, module in list(sys.modules.items())
-        if (name == "buildpolicy" or name.startswith(("buildpolicy.", "buildpolicy_")))
-        and getattr(module, "__file__", None)
-    )
+# Facts computed from the invocation alone (the cargo argv, the caller's
+# environment, the policies' default profile), which the record's key and files
+# already pin: their values are not stored (an env.X value may be a secret).
+PURE_PROBE_MODULES = frozenset({"cargo", "environ"})
+
+
+def _code_files() -> list[str]:
+    """Source files of every module this run imported outside the standard library:
+    buildpolicy, its plugins and whatever they import (a team plugin's helpers, a
+    third-party plugin installed in editable mode)."""
+    stdlib = os.path.dirname(os.__file__) + os.sep
+    files = []
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if path and not path.startswith(stdlib):
+            files.append(path)
+    return sorted(set(files))
 
 
 def blockers(request, prepared, facts, ctx) -> list[str]:
@@ -41,19 +51,34 @@ def blockers(request, prepared, facts, ctx) -> list[str]:
     return reasons
 
 
-def build(prepared, facts, probe_ctx, ctx) -> dict[str, Any]:
-    """What the output of this run depends on (call only when ``blockers`` found none)."""
-    files: dict[str, str | None] = {}
-    for path, token in prepared.input_files:
+def build(prepared, facts, probe_ctx, ctx, started_ns: int) -> dict[str, Any] | None:
+    """What the output of this run depends on (call only when ``blockers`` found none).
+
+    Files are stat'ed when they are read. Code is stat'ed now, and None is
+    returned when a source file changed since ``started_ns``, the start of the run:
+    the code that ran may be older than the file (the "racy git" problem).
+    """
+    files: dict[str, str] = {}
+    for path, token in (*prepared.input_files, *ctx.replay_files):
         files.setdefault(path, token)
-    for path in (*ctx.replay_files, *_own_code(), *prepared.host.code_files()):
-        files.setdefault(str(path), None)
-    types = {name: facts.registry.fact_type(name) for name in facts.probed()}
+    for path in {*_code_files(), *prepared.host.code_files()}:
+        token = stat_token(path)
+        if racy(token, started_ns):
+            return None
+        files.setdefault(str(path), token)
+    tokens = list(files.items())
+    probes = facts.probe_table()
+    types = {name: facts.registry.fact_type(name) for name in probes}
+    deps = [
+        (name, facts.peek(name), conditions)
+        for name, conditions in facts.dependencies().items()
+        if probes[name][0] not in PURE_PROBE_MODULES
+    ]
     return {
-        "files": [(path, stat_token(path) if token is None else token) for path, token in files.items()],
+        "files": tokens,
         "syspath": sys_path_state(),
-        "probes": {name: (module, function, types[name]) for name, (module, function) in facts.probe_table().items()},
-        "deps": [(name, facts.peek(name), conditions) for name, conditions in facts.dependencies().items()],
+        "probes": {name: (module, function, types[name]) for name, (module, function) in probes.items()},
+        "deps": deps,
         "context": {
             "cwd": str(probe_ctx.cwd),
             "cargo_argv": probe_ctx.cargo_argv,

@@ -156,7 +156,9 @@ def _clang_finds(ctx, clang: str, lookup: str, linker: str) -> bool:
         return bool(found)
     beside = os.path.join(os.path.dirname(os.path.realpath(clang)), lookup)
     if hasattr(ctx, "depends_on_file"):
-        ctx.depends_on_file(os.path.dirname(beside))  # an ld.<name> appearing beside clang
+        # Which file clang would run, and that it is the tested one (buildpolicy.memo).
+        for path in (beside, *([found] if found else [])):
+            ctx.depends_on_file(path)
     if os.path.isfile(beside):
         return _same_file(beside, linker)
     return bool(found) and _same_file(found, linker)

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import os
+import time
 
 from buildpolicy.facts import FactStore, ProbeContext
+from buildpolicy.memo import RACY_MARGIN_NS
+
+
+def _settle():
+    """Let the files just written age past the racy window: a file changed while the
+    probe reads it is not cached (buildpolicy.memo.racy)."""
+    time.sleep(2 * RACY_MARGIN_NS / 1e9)
 
 
 def _incremental(tmp_path, cache):
@@ -18,6 +26,7 @@ def test_profile_facts_cached_and_invalidated_by_edits(tmp_path):
     cache = tmp_path / "cache"
     manifest = tmp_path / "Cargo.toml"
     manifest.write_text('[package]\nname = "x"\nversion = "0.1.0"\n[profile.fast]\ninherits = "dev"\n')
+    _settle()
     assert _incremental(tmp_path, cache) == (True, "probe", "dev")
     assert _incremental(tmp_path, cache)[0:2] == (True, "cache")
     manifest.write_text('[package]\nname = "x"\nversion = "0.1.0"\n[profile.fast]\ninherits = "release"\n')

@@ -385,3 +385,140 @@ def test_a_rust_toolchain_file_appearing_runs_the_front_end_decision_again(base_
     (project / "rust-toolchain.toml").write_text('[toolchain]\nchannel = "stable"\n')
     pinned, replayed = run_env(base_env, project, *argv, env=env)
     assert not replayed and b"RUSTUP_TOOLCHAIN" not in pinned.stdout
+
+
+# ------------------------------------------------- found by trying to break the replay
+
+
+def assert_fresh(base_env, cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``env`` now prints what a full run prints now; return the process."""
+    proc, _replayed = run_env(base_env, cwd, *args, env=env)
+    full, replayed = run_env(base_env, cwd, *args, env={**(env or {}), memo.ENV_SWITCH: "off"})
+    assert not replayed
+    assert (proc.stdout, proc.stderr) == (full.stdout, full.stderr)
+    return proc
+
+
+def test_a_dangling_profile_symlink_is_an_error_not_a_replay(base_env, project):
+    run_env(base_env, project)
+    assert run_env(base_env, project)[1]
+    (project / "buildpolicy.toml").symlink_to(project / "nowhere.toml")
+    proc = subprocess.run([sys.executable, "-m", "buildpolicy", "env"], cwd=project, env=base_env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "broken symbolic link" in proc.stderr
+
+
+def test_a_replaced_ld_mold_is_noticed(base_env, project, tmp_path):
+    import shutil
+
+    mold, clang = shutil.which("mold"), shutil.which("clang")
+    if not (mold and clang):
+        if os.environ.get("CI"):
+            pytest.fail("mold and clang are installed by scripts/install-system-deps.sh")
+        pytest.skip("needs mold and clang (scripts/install-system-deps.sh installs them)")
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "mold").symlink_to(mold)
+    (tools / "ld.mold").symlink_to(mold)
+    env = {"PATH": f"{tools}:{base_env['PATH']}"}
+    first, _ = run_env(base_env, project, env=env)
+    assert b"fuse-ld=mold" in first.stdout
+    assert run_env(base_env, project, env=env)[1]
+    (tools / "ld.mold").unlink()
+    shutil.copy(shutil.which("true"), tools / "ld.mold")  # another program behind the same name
+    proc = assert_fresh(base_env, project, env=env)
+    assert b"fuse-ld=mold" not in proc.stdout
+
+
+def test_a_closed_pipe_on_replay_exits_quietly(base_env, project):
+    run_env(base_env, project)
+    assert run_env(base_env, project)[1]
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "buildpolicy", "env"], cwd=project, env=base_env,
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0
+    assert "Traceback" not in proc.stderr
+
+
+def test_warnings_are_printed_once_when_stdout_fails_on_replay(base_env, project):
+    env = {"CARGO_BUILD_JOBS": "many"}
+    run_env(base_env, project, env=env)
+    assert run_env(base_env, project, env=env)[1]
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([sys.executable, "-m", "buildpolicy", "env"], cwd=project, env={**base_env, **env},
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert proc.returncode == 74
+    assert proc.stderr.count("ignoring inherited CARGO_BUILD_JOBS") == 1
+
+
+def test_an_environment_fact_value_is_not_stored(base_env, project, home):
+    secret = "s3cr3t-token-value"
+    (home / "config" / "buildpolicy").mkdir(parents=True)
+    (home / "config" / "buildpolicy" / "corp.toml").write_text(
+        '[[rule]]\nid = "corp"\nwhen = "env.CORP_TOKEN != null"\nenv = { CARGO_NET_OFFLINE = "false" }\n')
+    run_env(base_env, project, env={"CORP_TOKEN": secret})
+    [path] = records(home)
+    assert secret.encode() not in path.read_bytes()
+    assert run_env(base_env, project, env={"CORP_TOKEN": secret})[1]
+
+
+def test_a_workspace_root_created_above_a_member_applies(base_env, project):
+    member = project / "crates" / "app"
+    member.mkdir(parents=True)
+    (member / "Cargo.toml").write_text('[package]\nname = "app"\nversion = "0.1.0"\n')
+    (project / "buildpolicy.toml").write_text(
+        '[[rule]]\nid = "inc"\nwhen = "cargo.incremental"\nenv = { CARGO_PROFILE_DEV_DEBUG = "0" }\n')
+    assert b"CARGO_PROFILE_DEV_DEBUG" in run_env(base_env, member)[0].stdout
+    assert run_env(base_env, member)[1]
+    (project / "Cargo.toml").write_text(
+        '[workspace]\nmembers = ["crates/app"]\n\n[profile.dev]\nincremental = false\n')
+    proc = assert_fresh(base_env, member)
+    assert b"CARGO_PROFILE_DEV_DEBUG" not in proc.stdout
+
+
+def test_a_pack_symlink_pointed_elsewhere_applies(base_env, project, tmp_path):
+    for version, color in (("v1", "always"), ("v2", "never")):
+        (tmp_path / version).mkdir()
+        (tmp_path / version / "team.toml").write_text(
+            f'[[rule]]\nid = "color"\nenv = {{ CARGO_TERM_COLOR = "{color}" }}\n')
+    (project / "shared").symlink_to(tmp_path / "v1")
+    (project / "buildpolicy.toml").write_text('extends = ["shared"]\n')
+    assert b"CARGO_TERM_COLOR='always'" in run_env(base_env, project)[0].stdout
+    assert run_env(base_env, project)[1]
+    (project / "shared").unlink()
+    (project / "shared").symlink_to(tmp_path / "v2")
+    proc = assert_fresh(base_env, project)
+    assert b"CARGO_TERM_COLOR='never'" in proc.stdout
+
+
+def test_a_file_changed_since_the_run_started_is_racy():
+    token = memo.stat_token(memo.__file__)
+    ctime = int(token.split(":")[3])
+    assert memo.racy(token, ctime)  # changed at the start of the run
+    assert memo.racy(token, ctime + memo.RACY_MARGIN_NS // 2)  # within the clock's lag
+    assert not memo.racy(token, ctime + 2 * memo.RACY_MARGIN_NS)
+    assert not memo.racy("missing", ctime)
+
+
+def test_cargo_profiles_read_while_changing_are_not_cached(tmp_path, monkeypatch):
+    from buildpolicy.facts import FactStore, ProbeContext, cargo_profiles
+
+    (tmp_path / "Cargo.toml").write_text('[package]\nname = "x"\nversion = "0.1.0"\n')
+    ctx = ProbeContext(cwd=tmp_path, environ={"HOME": str(tmp_path)}, cache_dir=tmp_path / "cache")
+    # The run started well after the manifest was written: cached.
+    import time
+
+    later = time.time_ns() + 10 * memo.RACY_MARGIN_NS
+    monkeypatch.setattr(cargo_profiles.time, "time_ns", lambda: later)
+    FactStore(ctx).get("cargo.incremental")
+    assert "cargo-profiles" in (tmp_path / "cache" / "probes.json").read_text()
+    (tmp_path / "cache" / "probes.json").unlink()
+    # The manifest changed after the run started: not cached.
+    monkeypatch.setattr(cargo_profiles.time, "time_ns", lambda: 0)
+    FactStore(ctx).get("cargo.incremental")
+    assert not (tmp_path / "cache" / "probes.json").exists()

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 from buildpolicy.facts.cargo import cargo_args, profile_env_name
 from buildpolicy.facts.unknown import FactUnknown
-from buildpolicy.memo import stat_token
+from buildpolicy.memo import racy, stat_token
 
 # Cargo's built-in profiles: roots (no parent) and the parents of test/bench.
 BUILTIN_PARENTS = {"dev": None, "release": None, "test": "dev", "bench": "release"}
@@ -60,8 +61,8 @@ def workspace_manifest(manifest: Path, read: list[str] | None = None) -> tuple[P
         return root, _load_toml(root) or {}
     for directory in manifest.parent.parents:
         candidate = directory / "Cargo.toml"
+        read.append(str(candidate))  # also when missing: a workspace root created later applies
         if candidate.is_file():
-            read.append(str(candidate))
             root_data = _load_toml(candidate) or {}
             workspace = root_data.get("workspace")
             if isinstance(workspace, dict):
@@ -126,6 +127,7 @@ def load_profiles(s) -> tuple[dict[str, dict], dict]:
         s.note_cached()
         return cached["profiles"], cached["build"]
 
+    started = time.time_ns()
     read: list[str] = []
     profiles: dict[str, dict] = {}
     build: dict = {}
@@ -136,8 +138,11 @@ def load_profiles(s) -> tuple[dict[str, dict], dict]:
         _merge(profiles, build, _load_toml(path) or {})
     for text in args.config_args:
         _merge(profiles, build, _config_arg(start, text))
+    files = [[p, stat_token(p)] for p in read]
+    if any(racy(token, started) for _path, token in files):
+        return profiles, build  # a file changed while it was read: not cached, read again next time
     try:
-        s.cache.put(key, {"files": [[p, stat_token(p)] for p in read], "profiles": profiles, "build": build})
+        s.cache.put(key, {"files": files, "profiles": profiles, "build": build})
     except (TypeError, ValueError):
         pass  # a value JSON cannot hold (a TOML datetime): just not cached
     return profiles, build
