@@ -98,7 +98,7 @@ def stat_token(path) -> str:
 
 # The kernel stamps files from a clock that lags the wall clock by up to a tick
 # (1-10 ms). Filesystems with coarser timestamps (FAT: 2 s) are not covered.
-RACY_MARGIN_NS = 50_000_000
+RACY_MARGIN_NS = 20_000_000
 
 
 def racy(token: str, since_ns: int) -> bool:

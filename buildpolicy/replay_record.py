@@ -54,19 +54,23 @@ def blockers(request, prepared, facts, ctx) -> list[str]:
 def build(prepared, facts, probe_ctx, ctx, started_ns: int) -> dict[str, Any] | None:
     """What the output of this run depends on (call only when ``blockers`` found none).
 
-    Files are stat'ed when they are read. Code is stat'ed now, and None is
-    returned when a source file changed since ``started_ns``, the start of the run:
-    the code that ran may be older than the file (the "racy git" problem).
+    Files are stat'ed when they are read, code now. None is returned when any of
+    them changed since ``started_ns``, the start of the run (or just before it):
+    it may have changed again after it was read within the same timestamp tick,
+    or, for code, after it was imported (the "racy git" problem). The next run
+    records instead.
     """
     files: dict[str, str] = {}
     for path, token in (*prepared.input_files, *ctx.replay_files):
         files.setdefault(path, token)
     for path in {*_code_files(), *prepared.host.code_files()}:
-        token = stat_token(path)
-        if racy(token, started_ns):
-            return None
-        files.setdefault(str(path), token)
+        files.setdefault(str(path), stat_token(path))
     tokens = list(files.items())
+    # buildpolicy's own caches and state are replaced whole (a rename: a new inode
+    # every time), never rewritten in place, so a fresh one is not racy.
+    own = tuple(str(d) + os.sep for d in (prepared.paths.cache_dir, prepared.paths.state_dir))
+    if any(racy(token, started_ns) for path, token in tokens if not path.startswith(own)):
+        return None
     probes = facts.probe_table()
     types = {name: facts.registry.fact_type(name) for name in probes}
     deps = [
