@@ -7,10 +7,12 @@ invocation re-checks exactly that, and prints the recorded output when all of it
 - the invocation itself: the arguments, the working directory and the whole environment
   (except ``_`` and ``OLDPWD``, which every shell changes between prompts and no
   decision reads);
-- every file and directory the run read or listed, by size and mtime: the policy files
-  of all layers, the directories walked to find them, the trust record, the code of
-  buildpolicy and of every plugin, and the ``sys.path`` directories (installing or
-  removing a plugin distribution changes them);
+- every file and directory the run read, listed or looked for, by inode, size, mtime
+  and ctime taken when it was read: the policy files of all layers and the directories
+  listed to find them, the profile files looked for above the working directory, the
+  trust record, files plugins name, the code of buildpolicy, its plugins and what they
+  import, and the ``sys.path`` directories (installing or removing a plugin
+  distribution changes them). A run during which one of them changed is not recorded;
 - every fact the output depended on, probed again with the same probe functions: the
   exact value, or, where a rule or plugin only compared it with a constant
   (``memory.available < 8GiB``), the outcome of each such comparison. So free memory
@@ -152,7 +154,7 @@ def try_replay(argv: list[str]) -> int | None:
             return None
         if not still_valid(record):
             return None
-    except (OSError, ValueError, EOFError, TypeError, KeyError, NotReplayable):
+    except (Exception, NotReplayable):  # noqa: BLE001 - a replay never fails a prompt: run in full
         return None
     try:
         sys.stdout.buffer.write(record["stdout"])
