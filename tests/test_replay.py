@@ -522,3 +522,30 @@ def test_cargo_profiles_read_while_changing_are_not_cached(tmp_path, monkeypatch
     monkeypatch.setattr(cargo_profiles.time, "time_ns", lambda: 0)
     FactStore(ctx).get("cargo.incremental")
     assert not (tmp_path / "cache" / "probes.json").exists()
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_a_prompt_hook_sees_the_same_environment_with_and_without_replay(base_env, project, shell):
+    import shutil
+
+    if shutil.which(shell) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{shell} is installed by scripts/install-system-deps.sh")
+        pytest.skip(f"{shell} is not installed (scripts/install-system-deps.sh installs it)")
+    command = f"{sys.executable} -m buildpolicy env --shell {shell}"
+    if shell == "fish":
+        script = "; ".join([f"{command} | source"] * 4) + "; env"
+    else:
+        script = "; ".join([f'eval "$({command})"'] * 4) + "; env"
+
+    def prompt_environment(replay: str) -> dict[str, str]:
+        proc = subprocess.run([shell, "-c", script], cwd=project, env={**base_env, memo.ENV_SWITCH: replay},
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        pairs = (line.partition("=") for line in proc.stdout.splitlines() if "=" in line)
+        return {k: v for k, _sep, v in pairs if k not in (memo.ENV_SWITCH, "_", "SHLVL", "PWD", "OLDPWD")}
+
+    full = prompt_environment("off")
+    assert "CARGO_BUILD_JOBS" in full and "BUILDPOLICY_ENV_STATE" in full
+    assert prompt_environment("on") == full
+    assert prompt_environment("on") == full  # now replayed from the records of the run before
