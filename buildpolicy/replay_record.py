@@ -23,7 +23,12 @@ def _code_files() -> list[str]:
     files = []
     for module in list(sys.modules.values()):
         path = getattr(module, "__file__", None)
-        if path and not path.startswith(stdlib):
+        if not path:
+            continue
+        # Distributions may live inside the stdlib directory (lib/python3.X/site-packages).
+        in_stdlib = path.startswith(stdlib) and not any(
+            part in ("site-packages", "dist-packages") for part in path[len(stdlib):].split(os.sep))
+        if not in_stdlib:
             files.append(path)
     return sorted(set(files))
 
