@@ -72,6 +72,12 @@ def test_parse_keeps_config_and_manifest_path():
     assert parse_cargo_argv(None) == CargoArgs(command=None, profile=None)
 
 
+def test_parse_keeps_config_given_after_the_subcommand():
+    # --config is global: cargo accepts it after the subcommand too (not after `--`).
+    args = parse_cargo_argv(("cargo", "build", "--config", "extra.toml", "--config=c=3", "--", "--config", "x"))
+    assert args.config_args == ("extra.toml", "c=3")
+
+
 def ctx(tmp_path: Path, argv=None, environ=None, cwd=None, **kw) -> ProbeContext:
     env = {"CARGO_HOME": str(tmp_path / "cargo-home"), "HOME": str(tmp_path / "home")}
     env.update(environ or {})

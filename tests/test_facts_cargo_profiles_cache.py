@@ -36,3 +36,22 @@ def test_profile_facts_cached_and_invalidated_by_edits(tmp_path):
     config.parent.mkdir()
     config.write_text("[profile.fast]\nincremental = true\n")
     assert _incremental(tmp_path, cache)[0] is True
+
+
+def test_a_config_file_given_with_config_is_read_and_followed(tmp_path):
+    (tmp_path / "Cargo.toml").write_text('[package]\nname = "x"\nversion = "0.1.0"\n')
+    extra = tmp_path / "extra.toml"
+    extra.write_text("[profile.dev]\nincremental = false\n")
+    _settle()
+
+    def incremental():
+        ctx = ProbeContext(cwd=tmp_path, environ={"HOME": str(tmp_path)},
+                           cargo_argv=("cargo", "build", "--config", "extra.toml"), cache_dir=tmp_path / "cache")
+        store = FactStore(ctx)
+        return store.get("cargo.incremental"), store.source("cargo.incremental")
+
+    assert incremental() == (False, "probe")
+    assert incremental() == (False, "cache")
+    extra.write_text("[profile.dev]\nincremental = true\n")  # same size
+    _settle()
+    assert incremental() == (True, "probe")

@@ -114,6 +114,10 @@ def parse_cargo_argv(argv: Sequence[str] | None) -> CargoArgs:
             debug = True  # `cargo install --debug`
         elif option == "--manifest-path":
             manifest = value if eq else (args[j + 1] if j + 1 < len(args) else None)
+        elif option == "--config":  # a global option, also accepted after the subcommand
+            given = value if eq else (args[j + 1] if j + 1 < len(args) else None)
+            if given is not None:
+                configs.append(given)
         elif option in _FEATURE_FLAGS or arg.startswith("-F"):
             features = True
     if command is None:

@@ -137,7 +137,7 @@ def load_profiles(s) -> tuple[dict[str, dict], dict]:
         read.append(str(path))
         _merge(profiles, build, _load_toml(path) or {})
     for text in args.config_args:
-        _merge(profiles, build, _config_arg(start, text))
+        _merge(profiles, build, _config_arg(Path(os.path.abspath(ctx.cwd)), text, read))
     files = [[p, stat_token(p)] for p in read]
     if any(racy(token, started) for _path, token in files):
         return profiles, build  # a file changed while it was read: not cached, read again next time
@@ -148,14 +148,17 @@ def load_profiles(s) -> tuple[dict[str, dict], dict]:
     return profiles, build
 
 
-def _config_arg(start: Path, text: str) -> dict:
-    # `--config KEY=VALUE` is a TOML line; anything else names a config file.
+def _config_arg(cwd: Path, text: str, read: list[str]) -> dict:
+    # `--config KEY=VALUE` is a TOML line; anything else names a config file,
+    # relative to the working directory as cargo resolves it.
     import tomllib
 
     try:
         return tomllib.loads(text)
     except ValueError:
-        return _load_toml(start / text) or {}
+        path = cwd / text
+        read.append(str(path))  # an edit of the file invalidates the cached profiles
+        return _load_toml(path) or {}
 
 
 def _env_setting(environ, profile: str, key: str):
