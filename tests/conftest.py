@@ -84,6 +84,29 @@ def cli(base_env) -> CLI:
     return CLI(base_env)
 
 
+def write(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path``, creating its directories; return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+# A small cargo package with a custom dev profile and a custom release profile.
+DEMO_CARGO_TOML = """\
+[package]
+name = "demo"
+version = "0.1.0"
+edition = "2021"
+
+[profile.selfdev]
+inherits = "dev"
+
+[profile.release-lto]
+inherits = "release"
+lto = true
+"""
+
+
 # Facts of a 16 GiB laptop without swap under earlyoom, for hermetic runs.
 LOW_MEMORY_LAPTOP = {
     "os": "linux",

@@ -9,16 +9,10 @@ import pytest
 
 from buildpolicy import doctor
 from buildpolicy.engine import Request, evaluate
-from tests.conftest import LOW_MEMORY_LAPTOP
+from tests.conftest import LOW_MEMORY_LAPTOP, write
 
 TRIPLE_VAR = "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU"
 ROOMY = dict(LOW_MEMORY_LAPTOP, **{"memory.total": "64GiB", "memory.available": "48GiB", "cpu.count": 16})
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
 
 
 @pytest.fixture

@@ -10,28 +10,14 @@ from buildpolicy import hookimpl
 from buildpolicy.engine import Request, evaluate
 from buildpolicy.errors import BuildpolicyError
 from buildpolicy.model import Decision
-from tests.conftest import LOW_MEMORY_LAPTOP
-
-CARGO_TOML = """\
-[package]
-name = "demo"
-version = "0.1.0"
-edition = "2021"
-
-[profile.selfdev]
-inherits = "dev"
-
-[profile.release-lto]
-inherits = "release"
-lto = true
-"""
+from tests.conftest import DEMO_CARGO_TOML, LOW_MEMORY_LAPTOP, write
 
 
 @pytest.fixture
 def project(tmp_path) -> Path:
     root = tmp_path / "project"
     (root / "policies").mkdir(parents=True)
-    (root / "Cargo.toml").write_text(CARGO_TOML)
+    (root / "Cargo.toml").write_text(DEMO_CARGO_TOML)
     (root / "buildpolicy.toml").write_text('#:schema ../schema/profile.schema.json\npolicies = ["policies"]\n')
     return root
 
@@ -156,12 +142,6 @@ def test_tmpdir_statuses(project, base_env):
     assert memory.set_env["TMPDIR"].startswith(base_env["XDG_CACHE_HOME"])
     assert run(project, base_env, env={"TMPDIR": "/var/tmp"}).decisions["tmpdir"].status == "inherited"
     assert run(project, base_env).decisions["tmpdir"].status == "system-default"
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
 
 
 def test_layers_replace_by_id_and_keep_provenance(project, base_env, home):

@@ -9,16 +9,11 @@ from pathlib import Path
 import pytest
 
 from buildpolicy.facts import FactStore, ProbeContext
+from tests.conftest import write
 
 A = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
 B = "0badc0de" + "1" * 32
 C = "c0ffee00" + "2" * 32
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
 
 
 def head(cwd: Path, environ=None) -> FactStore:

@@ -10,13 +10,7 @@ import pytest
 
 from buildpolicy.engine import Request, evaluate
 from buildpolicy.errors import BuildpolicyError
-from tests.conftest import LOW_MEMORY_LAPTOP
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
+from tests.conftest import LOW_MEMORY_LAPTOP, write
 
 
 def run(project, base_env, **kw):

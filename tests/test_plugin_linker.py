@@ -11,21 +11,7 @@ import pytest
 
 from buildpolicy.engine import Request, evaluate
 from buildpolicy_plugins import linker as linker_plugin
-from tests.conftest import LOW_MEMORY_LAPTOP
-
-CARGO_TOML = """\
-[package]
-name = "demo"
-version = "0.1.0"
-edition = "2021"
-
-[profile.selfdev]
-inherits = "dev"
-
-[profile.release-lto]
-inherits = "release"
-lto = true
-"""
+from tests.conftest import DEMO_CARGO_TOML, LOW_MEMORY_LAPTOP
 
 X86 = "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU"
 MOLD = {"tool.mold": "/usr/bin/mold", "tool.ld.mold": "/usr/bin/ld.mold", "tool.clang": "/usr/bin/clang"}
@@ -36,7 +22,7 @@ LLD = {"tool.ld.lld": "/usr/bin/ld.lld", "tool.clang": "/usr/bin/clang"}
 def project(tmp_path) -> Path:
     root = tmp_path / "project"
     root.mkdir()
-    (root / "Cargo.toml").write_text(CARGO_TOML)
+    (root / "Cargo.toml").write_text(DEMO_CARGO_TOML)
     (root / "buildpolicy.toml").write_text("policies = []\n")
     return root
 

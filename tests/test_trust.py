@@ -11,12 +11,7 @@ import pytest
 from buildpolicy import trust
 from buildpolicy.engine import Request, evaluate
 from buildpolicy.errors import BuildpolicyError
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
+from tests.conftest import write
 
 
 @pytest.fixture
