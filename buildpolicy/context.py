@@ -61,11 +61,9 @@ class DecideContext:
         crosses thresholds says which ones, so a warm ``env`` at the next prompt can
         be replayed while free memory drifts (``buildpolicy.memo``).
         """
-        from buildpolicy.exprops import OPS
+        from buildpolicy.exprops import compare
 
-        value = self.facts.peek(name)
-        outcome = None if value is None or constant is None else OPS[op](value, constant)
-        self.facts.relax(name, op, constant, outcome)
+        self.facts.relax(name, op, constant, compare(op, self.facts.peek(name), constant))
 
     def depends_on_file(self, path: str | Path) -> None:
         """State that this plugin's decision depends on the file (or directory listing)

@@ -171,10 +171,8 @@ def prepare(request: Request) -> Prepared:
     warnings: list[str] = []
     baseline, touched = restore_baseline(request.environ)
     paths = request.paths or Paths.from_environ(baseline)
-    input_files = _profile_walk(request.cwd)  # stat before find_profile looks
-    profile_path = find_profile(request.cwd)
-    if profile_path is not None:  # it stopped at the profile's directory: above it does not matter
-        input_files = input_files[: len(input_files) - len(profile_path.parent.parents)]
+    input_files: list[tuple[str, str]] = []
+    profile_path = find_profile(request.cwd, looked_at=input_files)
 
     # Plugins first: they may declare facts that rules use. Team-local plugin
     # paths come from the profile file, read through the policy cache below,
@@ -229,20 +227,6 @@ def prepare(request: Request) -> Prepared:
     specs = _knob_specs(host, policy_set)
     return Prepared(baseline, touched, paths, policy_set, host, plugin_facts, specs, tuple(file_knobs), warnings,
                     input_files)
-
-
-def _profile_walk(cwd: Path) -> list[tuple[str, str]]:
-    """The profile files ``find_profile`` looked for, with their stat tokens: one
-    created in a directory it passed would change which profile applies. (Not the
-    directories' mtimes: /tmp's or a home directory's change all the time.)"""
-    from buildpolicy.paths import PROFILE_FILE
-
-    current = cwd.resolve()
-    walked = []
-    for directory in (current, *current.parents):
-        candidate = directory / PROFILE_FILE
-        walked.append((str(candidate), stat_token(candidate)))
-    return walked
 
 
 def evaluate(request: Request) -> Result:

@@ -63,7 +63,7 @@ import re
 from typing import Any, Callable, Iterable
 
 from .errors import BuildpolicyError, Diagnostic, closest
-from .exprops import OPS as _OPS  # shared with the warm replay (buildpolicy.memo)
+from .exprops import OPS as _OPS, compare  # shared with the warm replay (buildpolicy.memo)
 from .sizes import parse_size
 
 __all__ = [
@@ -423,7 +423,7 @@ class Compare(_Node):
             # `fact <op> constant`: the result depends on the fact only through this
             # comparison, so the trace learns the comparison, not the exact value.
             left = self.left.read(lookup, trace)
-            result = None if left is None or self.right.value is None else _OPS[self.op](left, self.right.value)
+            result = compare(self.op, left, self.right.value)
             trace.condition(self.left.name, self.op, self.right.value, result)
             return result
         left = self.left.eval(lookup, trace)

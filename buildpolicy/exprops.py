@@ -63,3 +63,8 @@ OPS = {
     "==": _op_eq, "!=": _op_ne, "<": _op_lt, "<=": _op_le, ">": _op_gt, ">=": _op_ge,
     "in": _op_in, "not in": _op_not_in,
 }
+
+
+def compare(op: str, value, constant):
+    """``value <op> constant`` as the rule language evaluates it: null when either is null."""
+    return None if value is None or constant is None else OPS[op](value, constant)

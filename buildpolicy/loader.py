@@ -457,15 +457,18 @@ def _inputs(files: list[tuple[str, Path]], dirs: list[Path], extra: str, entry_p
     )
 
 
+def _input_path(key: str) -> str | None:
+    """The path of a ``file:<layer>:<path>`` or ``dir:<path>`` input key, else None."""
+    if key.startswith("file:"):
+        return key.split(":", 2)[-1]
+    if key.startswith("dir:"):
+        return key[4:]
+    return None
+
+
 def _input_paths(inputs: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
     """``(path, stat token)`` of the files and directories among recorded inputs."""
-    paths = []
-    for key, token in inputs:
-        if key.startswith("file:"):
-            paths.append((key.split(":", 2)[-1], token))
-        elif key.startswith("dir:"):
-            paths.append((key[4:], token))
-    return paths
+    return [(path, token) for key, token in inputs if (path := _input_path(key)) is not None]
 
 
 def _unchanged(inputs: tuple[tuple[str, str], ...], extra: str) -> bool:
@@ -481,10 +484,8 @@ def _unchanged(inputs: tuple[tuple[str, str], ...], extra: str) -> bool:
             from buildpolicy.memo import sys_path_state
 
             current = sys_path_state()
-        elif key.startswith("file:"):
-            current = stat_token(key.split(":", 2)[-1])
-        elif key.startswith("dir:"):
-            current = stat_token(key[4:])
+        elif (path := _input_path(key)) is not None:
+            current = stat_token(path)
         else:
             return False
         if current != token:

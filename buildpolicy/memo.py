@@ -38,6 +38,8 @@ import marshal
 import os
 import sys
 
+from buildpolicy.facts.ctxbase import ContextMethods
+
 FORMAT = 1
 MEMO_DIR = "replay"
 MAX_RECORDS = 64  # distinct invocations (directory × environment × arguments) kept
@@ -187,7 +189,7 @@ def facts_hold(record: dict) -> bool:
 
     Raises NotReplayable when a probe would have to start a process.
     """
-    from buildpolicy.exprops import OPS
+    from buildpolicy.exprops import compare
     from buildpolicy.facts import subproc
 
     probes = _Replay(record)
@@ -200,8 +202,7 @@ def facts_hold(record: dict) -> bool:
                     return False
                 continue
             for op, constant, outcome in conditions:
-                result = None if current is None or constant is None else OPS[op](current, constant)
-                if not _same(result, outcome):
+                if not _same(compare(op, current, constant), outcome):
                     return False
         return True
     finally:
@@ -213,7 +214,7 @@ def _same(a, b) -> bool:
     return type(a) is type(b) and a == b
 
 
-class _ReplayContext:
+class _ReplayContext(ContextMethods):
     """The fields of ``ProbeContext`` that probes read, rebuilt from a record without attrs.
 
     The environment is not in the record: it is the caller's, with what a previous
@@ -236,18 +237,12 @@ class _ReplayContext:
         self.platform = fields["platform"]
 
 
-def _replay_context_class():
-    from buildpolicy.facts.ctxbase import ContextMethods
-
-    return type("ReplayContext", (_ReplayContext, ContextMethods), {})
-
-
 class _Replay:
     """A minimal fact store: the recorded probe functions, run again, memoized."""
 
     def __init__(self, record: dict):
         self.probes = record["probes"]
-        self.ctx = _replay_context_class()(record["context"])
+        self.ctx = _ReplayContext(record["context"])
         self.values: dict = {}
         self.shared_values: dict = {}
         self.probing: set = set()

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import attrs
 
-from buildpolicy.memo import sys_path_state  # noqa: F401 - one fingerprint for every cache keyed on it
 
 PROFILE_FILE = "buildpolicy.toml"
 
@@ -40,11 +39,19 @@ class Paths:
         )
 
 
-def find_profile(cwd: Path) -> Path | None:
-    """Return the nearest ``buildpolicy.toml`` walking up from ``cwd``, or None."""
+def find_profile(cwd: Path, looked_at: list[tuple[str, str]] | None = None) -> Path | None:
+    """Return the nearest ``buildpolicy.toml`` walking up from ``cwd``, or None.
+
+    ``looked_at``, when given, receives ``(path, stat token)`` of every candidate,
+    stat'ed before it is looked at: one created later would change the answer.
+    """
     current = cwd.resolve()
     for directory in (current, *current.parents):
         candidate = directory / PROFILE_FILE
+        if looked_at is not None:
+            from buildpolicy.memo import stat_token
+
+            looked_at.append((str(candidate), stat_token(candidate)))
         if candidate.is_file():
             return candidate
         if os.path.lexists(candidate):

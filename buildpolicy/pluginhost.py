@@ -38,7 +38,8 @@ import pluggy
 from buildpolicy import PROJECT_NAME, hookspecs
 from buildpolicy.errors import BuildpolicyError
 from buildpolicy.model import Decision, KnobSpec
-from buildpolicy.paths import atomic_write, sys_path_state
+from buildpolicy.memo import sys_path_state
+from buildpolicy.paths import atomic_write
 
 ENTRY_POINT_GROUP = "buildpolicy"
 BUILTIN_DIST = "buildpolicy"
@@ -271,16 +272,6 @@ class PluginHost:
             for impl in self._impls("buildpolicy_decide")
             if getattr(impl.plugin, "BUILDPOLICY_REPLAYABLE", False) is not True
         ]
-
-    def code_files(self) -> list[str]:
-        """Source files of the registered plugins (a change invalidates a replay)."""
-        files = []
-        for _name, plugin in self.pm.list_name_plugin():
-            module = plugin if isinstance(plugin, type(sys)) else sys.modules.get(getattr(plugin, "__module__", ""))
-            path = getattr(module, "__file__", None)
-            if path:
-                files.append(path)
-        return files
 
     def render_env(self, **kwargs) -> str | None:
         """Ask plugins to render an unknown env format (firstresult, last registered first).

@@ -68,8 +68,8 @@ def build(prepared, facts, probe_ctx, ctx, started_ns: int) -> dict[str, Any] | 
     files: dict[str, str] = {}
     for path, token in (*prepared.input_files, *ctx.replay_files):
         files.setdefault(path, token)
-    for path in {*_code_files(), *prepared.host.code_files()}:
-        files.setdefault(str(path), stat_token(path))
+    for path in _code_files():  # plugins included: entry points and team plugins are imported modules
+        files.setdefault(path, stat_token(path))
     tokens = list(files.items())
     # buildpolicy's own caches and state are replaced whole (a rename: a new inode
     # every time), never rewritten in place, so a fresh one is not racy.
@@ -77,7 +77,6 @@ def build(prepared, facts, probe_ctx, ctx, started_ns: int) -> dict[str, Any] | 
     if any(racy(token, started_ns) for path, token in tokens if not path.startswith(own)):
         return None
     probes = facts.probe_table()
-    types = {name: facts.registry.fact_type(name) for name in probes}
     deps = [
         (name, facts.peek(name), conditions)
         for name, conditions in facts.dependencies().items()
@@ -86,7 +85,7 @@ def build(prepared, facts, probe_ctx, ctx, started_ns: int) -> dict[str, Any] | 
     return {
         "files": tokens,
         "syspath": sys_path_state(),
-        "probes": {name: (module, function, types[name]) for name, (module, function) in probes.items()},
+        "probes": probes,
         "deps": deps,
         "context": {
             "cwd": str(probe_ctx.cwd),

@@ -44,7 +44,7 @@ def test_a_corrupt_entry_point_cache_is_rebuilt(tmp_path, garbage):
 def test_a_cache_with_the_right_fingerprint_but_bad_entries_is_rebuilt(tmp_path):
     import json
 
-    from buildpolicy.paths import sys_path_state
+    from buildpolicy.memo import sys_path_state
 
     (tmp_path / "entry-points.json").write_text(json.dumps({"fingerprint": sys_path_state(), "entry_points": [[1, 2]]}))
     assert any(name == "jobs" for name, _, _ in discover_entry_points(tmp_path))

@@ -144,10 +144,14 @@ class FactStore:
                 return f"fact {name} has a plugin probe"
         return None
 
-    def probe_table(self) -> dict[str, tuple[str, str]]:
-        """Fact -> (probe module, function) for every fact probed this run."""
-        return {name: (self.registry.spec_for(name).probe.module, self.registry.spec_for(name).probe.function)
-                for name in self._values}
+    def probe_table(self) -> dict[str, tuple[str, str, str]]:
+        """Fact -> (probe module, function, fact type) for every fact probed this run
+        (all built-in probes: see ``memo_blocker``)."""
+        table = {}
+        for name in self._values:
+            spec = self.registry.spec_for(name)
+            table[name] = (spec.probe.module, spec.probe.function, spec.type)
+        return table
 
     def _value(self, name: str) -> Any:
         if name in self._values:
