@@ -45,7 +45,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from buildpolicy.remote import Settings, choose_host  # noqa: E402
+from buildpolicy.run.remote.hosts import Settings
+from buildpolicy.run.remote.probe import choose_host  # noqa: E402
 
 FIRST_BUDGET = 1.1
 TTL_BUDGET = 0.35

@@ -12,7 +12,7 @@ PROJECT_NAME = "buildpolicy"
 
 def __getattr__(name: str):
     # The markers are made on first use: importing pluggy costs more than a warm
-    # `env` replay in total (buildpolicy.memo), which imports this package too.
+    # `env` replay in total (buildpolicy.replay), which imports this package too.
     if name in ("hookspec", "hookimpl"):
         import pluggy
 

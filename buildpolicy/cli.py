@@ -7,9 +7,7 @@ and mapped to its exit code; an unexpected error keeps its traceback.
 
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 from buildpolicy.errors import EXIT_USAGE, BuildpolicyError
@@ -49,14 +47,6 @@ def _parser_class():
     return Parser
 
 
-def add_common(parser: argparse.ArgumentParser) -> None:
-    """The flags every evaluating command takes (DESIGN §7)."""
-    parser.add_argument("--profile", help="cargo profile to decide for (default: the profile file's default_profile)")
-    parser.add_argument("--facts", metavar="FILE", help="JSON or TOML file overriding facts for this run")
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KNOB=VALUE", help="set a knob (repeatable)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no warnings on stderr")
-
-
 def _command_module(name: str):
     from importlib import import_module
 
@@ -86,41 +76,6 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str] | None]:
         index = argv.index("--")
         return argv[:index], argv[index + 1 :]
     return argv, None
-
-
-def make_request(args, command_argv, command: str, **extra):
-    """Build the engine ``Request`` from parsed arguments and the caller's environment."""
-    from buildpolicy.engine import Request
-
-    overrides = None
-    if args.facts:
-        from buildpolicy.facts import load_facts_file
-
-        overrides = load_facts_file(Path(args.facts))
-    cargo_argv = tuple(command_argv) if command_argv else None
-    return Request(
-        cwd=Path.cwd(),
-        environ=dict(os.environ),
-        command=command,
-        cargo_argv=cargo_argv,
-        profile_flag=args.profile,
-        cli_sets=tuple(args.sets),
-        fact_overrides=overrides,
-        **extra,
-    )
-
-
-def warnings_text(warnings, quiet: bool) -> str:
-    """What ``print_warnings`` prints."""
-    return "" if quiet else "".join(f"buildpolicy: warning: {warning}\n" for warning in warnings)
-
-
-def print_warnings(warnings, quiet: bool) -> None:
-    """Warnings go to stderr (never stdout, which belongs to `eval`)."""
-    text = warnings_text(warnings, quiet)
-    if text:
-        sys.stderr.write(text)
-        sys.stderr.flush()
 
 
 # `env` runs at every shell prompt. Building argparse parsers pulls in gettext,
@@ -191,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if own[:1] == ["env"]:
             # The warm path: the previous identical `env`'s output, if nothing it
-            # depended on changed (buildpolicy.memo). Needs no plugins, no policies.
-            from buildpolicy.memo import try_replay
+            # depended on changed (buildpolicy.replay). Needs no plugins, no policies.
+            from buildpolicy.replay.check import try_replay
 
             status = try_replay(argv)
             if status is not None:
@@ -204,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             build_parser().print_help(sys.stderr)
             return EXIT_USAGE
-        args.raw_argv = argv  # `env` records its output under the invocation (buildpolicy.memo)
+        args.raw_argv = argv  # `env` records its output under the invocation (buildpolicy.replay)
         return _command_module(args.command).run(args, command_argv)
     except BuildpolicyError as exc:
         for message in exc.messages:

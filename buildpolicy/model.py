@@ -1,15 +1,20 @@
 """Typed values passed between the engine, plugins and renderers.
 
 Everything here is frozen: plugins propose values, the engine decides, and
-every value the engine outputs travels with its provenance.
+every value the engine outputs travels with its provenance. The checks every
+environment variable name and value passes (``check_name``, ``check_value``)
+live here too: the engine applies them when composing, renderers when printing.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 import attrs
+
+from buildpolicy.errors import BuildpolicyError
 
 # Layers from lowest to highest precedence (DESIGN §2). "pack" sits inside
 # "project" below the project's own files, so it gets its own lower rank.
@@ -125,7 +130,7 @@ class Rule:
     line: int | None
     order: int  # load order, for a deterministic rustflags order
     description: str = ""
-    when: Any = None  # buildpolicy.expr.Expr or None (always matches)
+    when: Any = None  # buildpolicy.policy.expr.nodes.Expr or None (always matches)
     knob: str | None = None
     status: str | None = None
     env: tuple[EnvTemplate, ...] = ()
@@ -166,3 +171,38 @@ class Decision:
 
     def to_json(self) -> dict[str, Any]:
         return {"value": self.value, "status": self.status, "reason": self.reason, "source": self.source}
+
+
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_name(name: str) -> None:
+    """Raise :class:`BuildpolicyError` unless *name* is a portable variable name.
+
+    Portable means ``^[A-Za-z_][A-Za-z0-9_]*$``: the names every supported shell
+    can assign without quoting and every supported file format can carry.
+    """
+    if not isinstance(name, str) or _NAME_RE.fullmatch(name) is None:
+        raise BuildpolicyError(
+            f"invalid environment variable name {name!r}: "
+            "a name must match [A-Za-z_][A-Za-z0-9_]*"
+        )
+
+
+def check_value(name: str, value: str) -> None:
+    """Raise :class:`BuildpolicyError` if *value* cannot be an environment value.
+
+    The only such value for a string is one with a NUL character: the
+    environment is an array of NUL-terminated C strings, so the value would be
+    silently cut short.  Every other character can be rendered exactly.
+    """
+    if not isinstance(value, str):
+        raise BuildpolicyError(
+            f"value of environment variable {name} must be a string, "
+            f"not {type(value).__name__}"
+        )
+    if "\0" in value:
+        raise BuildpolicyError(
+            f"value of environment variable {name} contains a NUL character, "
+            "which an environment variable cannot hold"
+        )

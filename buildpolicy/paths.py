@@ -1,4 +1,4 @@
-"""Where buildpolicy reads and writes: XDG config, state and cache directories."""
+"""Where buildpolicy reads and writes: XDG config, state and cache directories, and the profile file."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 
 import attrs
 
+from buildpolicy.errors import BuildpolicyError
+from buildpolicy.filestate import stat_token, xdg_dir
 
 PROFILE_FILE = "buildpolicy.toml"
 
@@ -24,12 +26,8 @@ class Paths:
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Paths:
         """Resolve the XDG directories (DESIGN §2) from ``environ``."""
-        home = Path(environ.get("HOME") or os.path.expanduser("~"))
-
         def xdg(var: str, default: str) -> Path:
-            value = environ.get(var)
-            # XDG says relative values are invalid and must be ignored.
-            return Path(value) if value and os.path.isabs(value) else home / default
+            return Path(xdg_dir(environ, var, default))
 
         return cls(
             user_dir=xdg("XDG_CONFIG_HOME", ".config") / "buildpolicy",
@@ -49,44 +47,12 @@ def find_profile(cwd: Path, looked_at: list[tuple[str, str]] | None = None) -> P
     for directory in (current, *current.parents):
         candidate = directory / PROFILE_FILE
         if looked_at is not None:
-            from buildpolicy.memo import stat_token
-
             looked_at.append((str(candidate), stat_token(candidate)))
         if candidate.is_file():
             return candidate
         if os.path.lexists(candidate):
             # A dangling symlink or a directory of that name: not silently skipped
             # (walking on would apply some other project's policies).
-            from buildpolicy.errors import BuildpolicyError
-
             what = "a directory" if candidate.is_dir() else "a broken symbolic link" if candidate.is_symlink() else "not a file"
             raise BuildpolicyError(f"{candidate}: the profile file is {what}")
     return None
-
-
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = False) -> None:
-    """Write ``data`` to ``path`` atomically: a temp file in the same directory, then rename.
-
-    Readers see the old or the new file, never half of one; concurrent writers
-    each use their own temp name. (No tempfile module: it is slow to import.)
-    ``mode`` is set explicitly, so the umask cannot narrow a shared file;
-    ``durable`` also syncs the data to disk before the rename (user-edited files).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

@@ -45,7 +45,7 @@ from buildpolicy import hookimpl
 from buildpolicy.model import Decision, KnobSpec
 
 # Decisions depend only on what is read through the DecideContext (and the
-# conditions and files declared there): a warm `env` may be replayed (buildpolicy.memo).
+# conditions and files declared there): a warm `env` may be replayed (buildpolicy.replay).
 BUILDPOLICY_REPLAYABLE = True
 
 SHARED_TARGET_PROFILES = ("dev", "test")
@@ -144,7 +144,7 @@ def _choose_toolchain(ctx, knob: str, probe_ctx, given: bool) -> tuple[Decision 
 
         looked_at: list = []
         how, pinned, detail = toolchain_selection(probe_ctx, None if given else rustup_home(probe_ctx), looked_at)
-        for path in looked_at:  # rust-toolchain files and rustup's settings (buildpolicy.memo)
+        for path in looked_at:  # rust-toolchain files and rustup's settings (buildpolicy.replay)
             ctx.depends_on_file(path)
         if how in ("file", "override") and pinned:
             where = detail.splitlines()[0] if detail else "rustup override"
@@ -172,7 +172,7 @@ def _check_runs(ctx, toolchain: str, probe_ctx, given: bool) -> tuple[bool, str]
 
     looked_at: list = []
     ok, message = toolchain_runs(probe_ctx, toolchain, looked_at=looked_at)
-    if ok:  # holds while the toolchain's rustc and the cached answer stay (buildpolicy.memo)
+    if ok:  # holds while the toolchain's rustc and the cached answer stay (buildpolicy.replay)
         for path in looked_at:
             ctx.depends_on_file(path)
     else:  # a failure (a timeout is not even cached) is asked again next time

@@ -1,7 +1,7 @@
 """The ``gate`` decision (DESIGN §6 ``gate``): one compile-heavy build at a time.
 
 The plugin declares the knobs and reports the decision; ``exec`` takes the
-lock (see ``buildpolicy.gate``), because only ``exec`` runs a build.
+lock (see ``buildpolicy.run.gate``), because only ``exec`` runs a build.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from buildpolicy import hookimpl
 from buildpolicy.model import Decision, KnobSpec
 
 # Decisions depend only on what is read through the DecideContext (and the
-# conditions and files declared there): a warm `env` may be replayed (buildpolicy.memo).
+# conditions and files declared there): a warm `env` may be replayed (buildpolicy.replay).
 BUILDPOLICY_REPLAYABLE = True
 
 
@@ -33,6 +33,6 @@ def buildpolicy_decide(ctx):
     if ctx.command != "exec" and ctx.knob("gate") == "on":
         # The answer gate.decide() gives, without importing it on `env`'s hot path.
         return Decision("gate", None, "not-needed", f"only `exec` takes the build gate; `{ctx.command}` runs nothing")
-    from buildpolicy import gate
+    from buildpolicy.run import gate
 
     return gate.decide(ctx)

@@ -6,7 +6,7 @@ from buildpolicy import hookimpl
 from buildpolicy.model import Decision, KnobSpec
 
 # Decisions depend only on what is read through the DecideContext (and the
-# conditions and files declared there): a warm `env` may be replayed (buildpolicy.memo).
+# conditions and files declared there): a warm `env` may be replayed (buildpolicy.replay).
 BUILDPOLICY_REPLAYABLE = True
 
 MIB = 1 << 20
@@ -45,7 +45,7 @@ def _positive_int(text: str) -> int | None:
 def _declare_thresholds(ctx, by_memory: int, cpus: int | None, per_job: int) -> None:
     """The job count changes only when memory.available crosses a multiple of the
     per-job budget that matters: say which, so a warm `env` survives free memory
-    drifting between prompts (buildpolicy.memo)."""
+    drifting between prompts (buildpolicy.replay)."""
     if not hasattr(ctx, "depends_on"):
         return
     if cpus and by_memory >= cpus:  # limited by CPUs while memory allows them all

@@ -47,7 +47,7 @@ from buildpolicy import hookimpl
 from buildpolicy.model import Decision, KnobSpec
 
 # Decisions depend only on what is read through the DecideContext (and the
-# conditions and files declared there): a warm `env` may be replayed (buildpolicy.memo).
+# conditions and files declared there): a warm `env` may be replayed (buildpolicy.replay).
 BUILDPOLICY_REPLAYABLE = True
 
 DEFAULT_SKIP_PROFILES = ("release-lto",)
@@ -156,7 +156,7 @@ def _clang_finds(ctx, clang: str, lookup: str, linker: str) -> bool:
         return bool(found)
     beside = os.path.join(os.path.dirname(os.path.realpath(clang)), lookup)
     if hasattr(ctx, "depends_on_file"):
-        # Which file clang would run, and that it is the tested one (buildpolicy.memo).
+        # Which file clang would run, and that it is the tested one (buildpolicy.replay).
         for path in (beside, *([found] if found else [])):
             ctx.depends_on_file(path)
     if os.path.isfile(beside):

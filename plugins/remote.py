@@ -1,7 +1,7 @@
 """The ``remote`` decision and remote ``exec`` (DESIGN §6 ``remote``).
 
 With the knob off (the default) this plugin costs one knob lookup: the
-probing and planning code in ``buildpolicy.remote`` is imported only when
+probing and planning code in ``buildpolicy.run.remote`` is imported only when
 remote builds are on.
 """
 
@@ -11,16 +11,16 @@ from buildpolicy import hookimpl
 from buildpolicy.model import Decision, KnobSpec
 
 # Decisions depend only on what is read through the DecideContext (and the
-# conditions and files declared there): a warm `env` may be replayed (buildpolicy.memo).
+# conditions and files declared there): a warm `env` may be replayed (buildpolicy.replay).
 BUILDPOLICY_REPLAYABLE = True
 
 
 def _check(name):
     # Knob checks run during knob resolution: import the module only when a value is given.
     def check(value):
-        from buildpolicy import remote
+        from buildpolicy.run.remote import hosts
 
-        return getattr(remote, name)(value)
+        return getattr(hosts, name)(value)
 
     return check
 
@@ -60,10 +60,10 @@ def buildpolicy_decide(ctx):
     """Decide the build host: ``disabled`` (knob off), ``remote:<host>`` or ``local:<why>``."""
     if ctx.knob("remote") != "on":
         return Decision("remote", None, "disabled", f"knob remote = off ({ctx.knob_source('remote')})")
-    from buildpolicy import remote
+    from buildpolicy.run.remote.probe import decision
 
     ctx.not_replayable("remote builds probe their hosts")
-    return remote.decision(ctx)
+    return decision(ctx)
 
 
 @hookimpl
@@ -71,6 +71,6 @@ def buildpolicy_wrap_exec(plan, ctx):
     """Run a cargo build on the chosen host (sync, run, sync back); exit 75 when required and none is up."""
     if ctx.knob("remote") != "on":
         return None
-    from buildpolicy import remote
+    from buildpolicy.run.remote.sync import wrap_exec
 
-    return remote.wrap_exec(plan, ctx)
+    return wrap_exec(plan, ctx)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from buildpolicy import actionlog
+from buildpolicy.run import actionlog
 
 FIELDS = {"started_at", "duration_ms", "gate_wait_ms", "exit_code", "action", "profile", "execution", "target_dir",
           "rustflags", "decisions", "argv"}
@@ -59,7 +59,7 @@ def test_exec_logs_one_line_per_run(cli, project, fake_cargo, base_env):
     assert test["action"] == "test" and test["profile"] == "test" and test["exit_code"] == 101
     assert shell["action"] == "sh" and shell["exit_code"] == 128 + signal.SIGTERM and shell["target_dir"] is None
     # The local build's flags are recorded for doctor's flags-changed check, under the same target dir.
-    from buildpolicy.doctor import last_build_flags
+    from buildpolicy.run.fingerprints import last_build_flags
 
     assert "-C debuginfo=1" in " ".join(last_build_flags(state(base_env), "selfdev", project / "target").values())
 
@@ -169,7 +169,7 @@ def test_a_full_log_is_rotated_and_both_generations_are_read(tmp_path, monkeypat
 
 
 def test_an_entry_after_a_torn_line_is_kept(tmp_path):
-    from buildpolicy import actionlog
+    from buildpolicy.run import actionlog
 
     path = actionlog.log_path(tmp_path)
     path.parent.mkdir(parents=True, exist_ok=True)

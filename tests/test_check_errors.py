@@ -13,7 +13,7 @@ import pytest
 
 from buildpolicy.errors import BuildpolicyError
 from buildpolicy.facts import fact_type, known_fact_names
-from buildpolicy.loader import _compile
+from buildpolicy.policy.loader import _compile
 
 
 def compile_errors(path: Path) -> list:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from buildpolicy import doctor
-from buildpolicy.engine import Request, evaluate
+from buildpolicy.run import fingerprints
+from buildpolicy.team import doctor
+from buildpolicy.engine.pipeline import Request, evaluate
 from tests.conftest import LOW_MEMORY_LAPTOP, write
 
 TRIPLE_VAR = "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU"
@@ -123,9 +124,9 @@ def _evaluate(project, base_env, env=None, argv=("cargo", "build")):
 
 def test_flags_changed_since_the_last_build(cli, project, base_env, roomy):
     first = _evaluate(project, base_env)
-    target = doctor.target_dir_for(first)
+    target = fingerprints.target_dir_for(first)
     assert target == project / "target"
-    record = doctor.record_build_flags(first)
+    record = fingerprints.record_build_flags(first)
     assert record is not None and record.parent == Path(base_env["XDG_STATE_HOME"]) / "buildpolicy" / "fingerprints"
     assert json.loads(record.read_text())["target_dir"] == str(project / "target")
 
@@ -146,9 +147,9 @@ def test_flags_changed_since_the_last_build(cli, project, base_env, roomy):
 
 def test_corrupt_fingerprint_is_ignored(project, base_env):
     result = _evaluate(project, base_env)
-    path = doctor.record_build_flags(result)
+    path = fingerprints.record_build_flags(result)
     path.write_text("{broken")
-    assert doctor.last_build_flags(result.paths.state_dir, result.profile, project / "target") is None
+    assert fingerprints.last_build_flags(result.paths.state_dir, result.profile, project / "target") is None
     assert doctor.check_flags_changed(result, project / "target") == []
 
 
@@ -157,15 +158,15 @@ def test_target_dir_resolution(project, base_env, tmp_path):
     write(project / "Cargo.toml", '[workspace]\nmembers = ["crates/a"]\n')
     member = project / "crates" / "a"
     result = evaluate(Request(cwd=member, environ=dict(base_env), cargo_argv=("cargo", "build"), fact_overrides={}, hermetic=True))
-    assert doctor.target_dir_for(result) == project / "target"
+    assert fingerprints.target_dir_for(result) == project / "target"
     write(project / ".cargo" / "config.toml", '[build]\ntarget-dir = "out"\n')
-    assert doctor.target_dir_for(result) == project / "out"
+    assert fingerprints.target_dir_for(result) == project / "out"
     env = evaluate(Request(cwd=member, environ=dict(base_env, CARGO_TARGET_DIR="/tmp/t"), cargo_argv=("cargo", "build"),
                            fact_overrides={}, hermetic=True))
-    assert doctor.target_dir_for(env) == Path("/tmp/t")
+    assert fingerprints.target_dir_for(env) == Path("/tmp/t")
     argv = evaluate(Request(cwd=member, environ=dict(base_env), cargo_argv=("cargo", "build", "--target-dir", "x"),
                             fact_overrides={}, hermetic=True))
-    assert doctor.target_dir_for(argv) == member / "x"
+    assert fingerprints.target_dir_for(argv) == member / "x"
 
 
 def test_text_report_names_each_problem_and_fix(cli, project, tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from buildpolicy import hookimpl
-from buildpolicy.engine import Request, evaluate
+from buildpolicy.engine.pipeline import Request, evaluate
 from buildpolicy.errors import BuildpolicyError
 from buildpolicy.model import Decision
 from tests.conftest import DEMO_CARGO_TOML, LOW_MEMORY_LAPTOP, write
@@ -301,7 +301,7 @@ def test_knob_values_from_files_by_layer(project, base_env, home):
 
 
 def test_policy_cache_is_rebuilt_when_the_pickled_code_changes(project, base_env, monkeypatch, tmp_path):
-    from buildpolicy import loader
+    from buildpolicy.policy import loader
 
     code = tmp_path / "model.py"
     code.write_text("# v1\n")

@@ -1,4 +1,4 @@
-"""Tests for the rule expression language and ${fact} interpolation (buildpolicy.expr)."""
+"""Tests for the rule expression language and ${fact} interpolation (buildpolicy.policy.expr)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,10 @@ import pickle
 import pytest
 
 from buildpolicy.errors import BuildpolicyError, Diagnostic
-from buildpolicy.expr import (
-    Expr,
-    ExprError,
-    compile_expr,
-    interpolate,
-    interpolation_facts,
-)
+from buildpolicy.policy.expr.nodes import Expr
+from buildpolicy.policy.expr.parser import compile_expr
+from buildpolicy.policy.expr.templates import interpolate, interpolation_facts
+from buildpolicy.policy.expr.tokens import ExprError
 
 TYPES = {
     "os": "string",

@@ -6,12 +6,12 @@ import os
 import time
 
 from buildpolicy.facts import FactStore, ProbeContext
-from buildpolicy.memo import RACY_MARGIN_NS
+from buildpolicy.filestate import RACY_MARGIN_NS
 
 
 def _settle():
     """Let the files just written age past the racy window: a file changed while the
-    probe reads it is not cached (buildpolicy.memo.racy)."""
+    probe reads it is not cached (buildpolicy.filestate.racy)."""
     time.sleep(2 * RACY_MARGIN_NS / 1e9)
 
 

@@ -19,7 +19,7 @@ from buildpolicy.facts import (
     known_fact_names,
     spec_for,
 )
-from buildpolicy.facts.registry import BuiltinProbe, FactRegistry
+from buildpolicy.facts.store import BuiltinProbe, FactRegistry
 
 GiB = 1 << 30
 

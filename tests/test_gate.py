@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from buildpolicy.gate import GATE_VAR, GateLock, is_locked
+from buildpolicy.run.gate import GATE_VAR, GateLock, is_locked
 
 FAKE_CARGO = """#!{python}
 import json, os, subprocess, sys, time
-from buildpolicy.gate import is_locked
+from buildpolicy.run.gate import is_locked
 lock = os.environ["FAKE_LOCK"]
 fds = []
 for fd in os.listdir("/proc/self/fd"):

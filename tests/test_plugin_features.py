@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from buildpolicy.engine import Request, evaluate
+from buildpolicy.engine.pipeline import Request, evaluate
 from buildpolicy.errors import BuildpolicyError
 from tests.conftest import LOW_MEMORY_LAPTOP
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from buildpolicy.engine import Request, evaluate
+from buildpolicy.engine.pipeline import Request, evaluate
 from buildpolicy.facts.system import machine_triple
 from buildpolicy.facts.context import ProbeContext
 from tests.conftest import LOW_MEMORY_LAPTOP

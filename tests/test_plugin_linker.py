@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from buildpolicy.engine import Request, evaluate
+from buildpolicy.engine.pipeline import Request, evaluate
 from buildpolicy_plugins import linker as linker_plugin
 from tests.conftest import DEMO_CARGO_TOML, LOW_MEMORY_LAPTOP
 

@@ -10,7 +10,7 @@ import pytest
 from buildpolicy import hookimpl, hookspecs
 from buildpolicy.errors import BuildpolicyError
 from buildpolicy.model import KnobSpec
-from buildpolicy.pluginhost import discover_entry_points, make_plugin_manager
+from buildpolicy.engine.pluginhost import discover_entry_points, make_plugin_manager
 
 
 def test_every_hook_is_documented():
@@ -44,7 +44,7 @@ def test_a_corrupt_entry_point_cache_is_rebuilt(tmp_path, garbage):
 def test_a_cache_with_the_right_fingerprint_but_bad_entries_is_rebuilt(tmp_path):
     import json
 
-    from buildpolicy.memo import sys_path_state
+    from buildpolicy.filestate import sys_path_state
 
     (tmp_path / "entry-points.json").write_text(json.dumps({"fingerprint": sys_path_state(), "entry_points": [[1, 2]]}))
     assert any(name == "jobs" for name, _, _ in discover_entry_points(tmp_path))
@@ -87,7 +87,7 @@ def test_hookspec_marker_project_name():
 
 
 def _plan(argv=("cargo", "build")):
-    from buildpolicy.context import ExecPlan
+    from buildpolicy.engine.context import ExecPlan
 
     return ExecPlan(argv=tuple(argv), env={})
 
@@ -226,7 +226,7 @@ def test_fact_declarations_that_are_not_factspecs_are_reported_and_skipped(decla
 
 
 def test_a_bad_declaration_plugin_does_not_stop_a_run_and_is_warned_about(tmp_path, base_env):
-    from buildpolicy.engine import Request, evaluate
+    from buildpolicy.engine.pipeline import Request, evaluate
 
     class Bad:
         @hookimpl
@@ -245,11 +245,11 @@ def test_a_bad_declaration_plugin_does_not_stop_a_run_and_is_warned_about(tmp_pa
 
 
 def test_exec_reports_a_failing_wrap_exec_plugin(tmp_path, base_env):
-    from buildpolicy.commands import exec_cmd
-    from buildpolicy.engine import Request
+    from buildpolicy.run import execute
+    from buildpolicy.engine.pipeline import Request
 
     request = Request(cwd=tmp_path, environ=base_env, command="exec", cargo_argv=("cargo", "build"),
                       fact_overrides={}, hermetic=True, extra_plugins=(("boom", _Boom()),))
-    result, plan = exec_cmd._plan(request, True, ["cargo", "build"])
+    result, plan = execute._plan(request, True, ["cargo", "build"])
     assert plan.argv[:2] == ("cargo", "build")
     assert any("'boom'" in w and "wrap went wrong" in w for w in result.warnings)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from buildpolicy.policytest import parse_case_args
+from buildpolicy.team.policytest import parse_case_args
 
 CARGO_TOML = '[package]\nname = "demo"\nversion = "0.1.0"\n\n[profile.selfdev]\ninherits = "dev"\n'
 

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from buildpolicy import remote
-from buildpolicy.context import ExecPlan
-from buildpolicy.engine import Request, evaluate
+from buildpolicy.run.remote import hosts as remote_hosts
+from buildpolicy.run.remote import probe as remote_probe
+from buildpolicy.run.remote import sync as remote_sync
+from buildpolicy.engine.context import ExecPlan
+from buildpolicy.engine.pipeline import Request, evaluate
 from tests.sshd import closed_port, require, silent_port, write_ssh_config  # noqa: F401 - fixture
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,7 +62,7 @@ def remote_sets(config, *hosts, **knobs):
 
 
 def down_cache(base_env) -> dict:
-    path = Path(base_env["XDG_STATE_HOME"]) / "buildpolicy" / remote.DOWN_CACHE
+    path = Path(base_env["XDG_STATE_HOME"]) / "buildpolicy" / remote_probe.DOWN_CACHE
     return json.loads(path.read_text())["hosts"] if path.exists() else {}
 
 
@@ -69,12 +71,12 @@ def down_cache(base_env) -> dict:
 
 @pytest.mark.parametrize("host", ["build1", "build-1.example.org", "me@build1", "127.0.0.1", "::1", "[::1]", "u@[::1]", "a_b"])
 def test_valid_host_names(host):
-    assert remote.host_problem(host) is None
+    assert remote_hosts.host_problem(host) is None
 
 
 @pytest.mark.parametrize("host", ["-oProxyCommand=touch x", "-x", "", "a b", "a;b", "a'b", "host:22", "@host", "-u@h", "a\nb", "$(id)"])
 def test_host_names_that_never_reach_ssh(host):
-    assert remote.host_problem(host)
+    assert remote_hosts.host_problem(host)
 
 
 def test_a_host_starting_with_dash_is_an_exit_2_error_naming_its_source(cli, project, base_env):
@@ -110,9 +112,9 @@ def test_remote_knob_types(cli, project):
 
 def test_remote_off_is_disabled_and_imports_nothing(project, base_env):
     code = (
-        "import sys\nfrom pathlib import Path\nfrom buildpolicy.engine import Request, evaluate\n"
+        "import sys\nfrom pathlib import Path\nfrom buildpolicy.engine.pipeline import Request, evaluate\n"
         f"r = evaluate(Request(cwd=Path({str(project)!r}), environ=dict(__import__('os').environ)))\n"
-        "print(r.decisions['remote'].status, r.decisions['gate'].status, 'buildpolicy.remote' in sys.modules, 'buildpolicy.gate' in sys.modules)\n"
+        "print(r.decisions['remote'].status, r.decisions['gate'].status, 'buildpolicy.run.remote' in sys.modules, 'buildpolicy.run.gate' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], env=base_env, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -224,7 +226,7 @@ def _port_of(config: Path, alias: str) -> int:
 
 
 def test_corrupt_down_cache_is_ignored_and_rebuilt(tmp_path):
-    cache = remote.DownCache(tmp_path)
+    cache = remote_probe.DownCache(tmp_path)
     for junk in (b"{not json", b"[]", b'{"hosts": []}', b'{"hosts": {"a:1": {"failed_at": "yesterday"}}}', b"\xff\xfe"):
         cache.path.write_bytes(junk)
         assert cache.load() == {}
@@ -233,7 +235,7 @@ def test_corrupt_down_cache_is_ignored_and_rebuilt(tmp_path):
 
 
 def test_down_cache_drops_recovered_and_expired_entries(tmp_path):
-    cache = remote.DownCache(tmp_path)
+    cache = remote_probe.DownCache(tmp_path)
     now = time.time()
     cache.update({"a:1": "refused", "b:1": "refused"}, set(), ttl=300, now=now - 400)
     cache.update({"c:1": "refused"}, set(), ttl=300, now=now - 10)
@@ -244,7 +246,7 @@ def test_down_cache_drops_recovered_and_expired_entries(tmp_path):
 
 
 def _hammer(state_dir: str, worker: int, rounds: int) -> None:
-    cache = remote.DownCache(Path(state_dir))
+    cache = remote_probe.DownCache(Path(state_dir))
     for index in range(rounds):
         assert cache.update({f"w{worker}-{index}:22": "refused"}, set(), ttl=3600, now=time.time())
 
@@ -258,7 +260,7 @@ def test_down_cache_is_safe_under_many_concurrent_shells(tmp_path):
     bad_reads = 0
     while any(proc.is_alive() for proc in procs):
         try:
-            json.loads((tmp_path / remote.DOWN_CACHE).read_bytes())
+            json.loads((tmp_path / remote_probe.DOWN_CACHE).read_bytes())
         except FileNotFoundError:
             pass
         except ValueError:
@@ -268,7 +270,7 @@ def test_down_cache_is_safe_under_many_concurrent_shells(tmp_path):
         proc.join(60)
         assert proc.exitcode == 0
     assert bad_reads == 0
-    assert len(remote.DownCache(tmp_path).load()) == workers * rounds  # no update lost
+    assert len(remote_probe.DownCache(tmp_path).load()) == workers * rounds  # no update lost
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
@@ -321,7 +323,7 @@ def test_remote_script_sends_exactly_the_decided_environment(project, base_env, 
         "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER": str(local_program),
         "BUILDPOLICY_REMOTE_HOST": "fake",
     })
-    plan = remote.remote_plan(ExecPlan(argv=("/abs/cargo", "build", "--manifest-path", str(project / "Cargo.toml")), env=env),
+    plan = remote_sync.remote_plan(ExecPlan(argv=("/abs/cargo", "build", "--manifest-path", str(project / "Cargo.toml")), env=env),
                               ctx, "fake")
     execution = plan.execution
     assert execution["mode"] == "remote" and execution["host"] == "fake"
@@ -354,7 +356,7 @@ def test_remote_script_keeps_relative_workdir_and_drops_machine_jobs(project, ba
     (project / "src" / "deep").mkdir()
     result = run(project / "src" / "deep", base_env, f"remote_dir={tmp_path / 'trees'}", argv=("cargo", "test"), command="exec")
     env = dict(result.context.environ, CARGO_BUILD_JOBS="2", CARGO_EXIT_WITH="0")
-    plan = remote.remote_plan(ExecPlan(argv=("cargo", "test", "--", "--nocapture"), env=env), result.context, "u@fake")
+    plan = remote_sync.remote_plan(ExecPlan(argv=("cargo", "test", "--", "--nocapture"), env=env), result.context, "u@fake")
     execution = plan.execution
     assert execution["workdir"] == "src/deep" and execution["sync_back"] is False  # auto: build only
     assert "CARGO_BUILD_JOBS" in execution["dropped"]
@@ -371,7 +373,7 @@ def test_remote_script_keeps_relative_workdir_and_drops_machine_jobs(project, ba
 def test_remote_steps_put_double_dash_before_every_host(project, base_env, tmp_path):
     result = run(project, base_env, f"remote_dir={tmp_path / 'trees'}", "remote_sync_back=on", f"remote_ssh_config={tmp_path / 'my config'}",
                  argv=("cargo", "check"), command="exec")
-    plan = remote.remote_plan(ExecPlan(argv=("cargo", "check"), env=dict(result.context.environ)), result.context, "u@[::1]")
+    plan = remote_sync.remote_plan(ExecPlan(argv=("cargo", "check"), env=dict(result.context.environ)), result.context, "u@[::1]")
     steps = {step["name"]: step["argv"] for step in plan.execution["steps"]}
     assert set(steps) == {"sync", "run", "sync-back"}
     sync, run_argv, back = steps["sync"], steps["run"], steps["sync-back"]
@@ -391,7 +393,7 @@ def test_git_ignored_files_are_excluded_exactly(project, base_env, tmp_path):
     for name in ("a.log", "keep.log", "[odd]*.log"):
         (project / name).write_text("x")
     result = run(project, base_env, f"remote_dir={tmp_path / 'trees'}", argv=("cargo", "build"), command="exec")
-    plan = remote.remote_plan(ExecPlan(argv=("cargo", "build"), env=dict(result.context.environ)), result.context, "fake")
+    plan = remote_sync.remote_plan(ExecPlan(argv=("cargo", "build"), env=dict(result.context.environ)), result.context, "fake")
     sync = plan.execution["steps"][0]["argv"]
     exclude_file = Path(next(a for a in sync if a.startswith("--exclude-from=")).partition("=")[2])
     patterns = exclude_file.read_bytes().split(b"\0")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from buildpolicy import remote
+from buildpolicy.run.remote import probe as remote_probe
 from tests.sshd import closed_port, require, silent_port, sshd, write_ssh_config  # noqa: F401 - fixtures
 
 NASTY = "it's \"q\" $(touch pwned) `id` \\ back\nslash"
@@ -86,7 +86,7 @@ def test_first_reachable_host_in_configured_order_wins(cli, crate, hosts, tmp_pa
 
 def test_a_host_that_answers_again_leaves_the_down_cache(cli, crate, hosts, tmp_path, sshd, base_env):
     state = Path(base_env["XDG_STATE_HOME"]) / "buildpolicy"
-    cache = remote.DownCache(state)
+    cache = remote_probe.DownCache(state)
     cache.update({f"127.0.0.1:{sshd.port}": "refused", "elsewhere:22": "refused"}, set(), ttl=300, now=time.time())
     decision = status(cli, crate, *sets(hosts, tmp_path / "trees", "up"))
     assert decision["status"] == "remote:up" and "recovery probe" not in decision["reason"]

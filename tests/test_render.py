@@ -1,4 +1,4 @@
-"""Exact text of every output format of buildpolicy.render (DESIGN §7 "env output").
+"""Exact text of every output format of buildpolicy.output.render (DESIGN §7 "env output").
 
 Real shells evaluating the sh output are exercised in test_render_shells.py;
 here we pin the bytes, the validation and the file formats' round trips.
@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from buildpolicy.errors import EXIT_USAGE, BuildpolicyError
-from buildpolicy.render import (
+from buildpolicy.output.render import (
     FORMATS,
     FORMATS_WITHOUT_UNSET,
     SHELLS,
@@ -238,7 +238,7 @@ def test_github_multiline_heredoc():
 
 
 def test_github_delimiter_never_occurs_in_value(monkeypatch):
-    import buildpolicy.render as render
+    import buildpolicy.output.render as render
 
     candidates = iter(["ghadelimiter_aa", "ghadelimiter_bb"])
     monkeypatch.setattr(render, "_github_delimiter", lambda: next(candidates))

@@ -33,7 +33,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from buildpolicy.render import render_env
+from buildpolicy.output.render import render_env
 
 # shell under test -> (executable, apt package providing it, render_env shell)
 SHELLS = {

@@ -1,4 +1,4 @@
-"""The warm `env` replay (buildpolicy.memo): same output as a full run, and a full run
+"""The warm `env` replay (buildpolicy.replay): same output as a full run, and a full run
 whenever anything the output depended on changed.
 
 Whether a run was replayed is read from ``python -X importtime``: a full run imports
@@ -17,8 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from buildpolicy import memo
-from buildpolicy.expr import compile_expr
+from buildpolicy import filestate
+from buildpolicy.facts.unknown import NotReplayable
+from buildpolicy.replay import check as replay_check
+from buildpolicy.replay import store as replay_store
+from buildpolicy.policy.expr.parser import compile_expr
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -40,7 +43,7 @@ def run_env(base_env, cwd: Path, *args: str, env: dict | None = None) -> tuple[s
 
 
 def records(home: Path) -> list[Path]:
-    return sorted((home / "cache" / "buildpolicy" / memo.MEMO_DIR).glob("*.marshal"))
+    return sorted((home / "cache" / "buildpolicy" / replay_store.MEMO_DIR).glob("*.marshal"))
 
 
 @pytest.fixture
@@ -71,7 +74,7 @@ def test_warnings_are_replayed_too(base_env, project):
 
 
 def test_replay_off_always_runs_in_full_and_records_nothing(base_env, project, home):
-    env = {memo.ENV_SWITCH: "off"}
+    env = {replay_store.ENV_SWITCH: "off"}
     assert run_env(base_env, project, env=env)[1] is False
     assert run_env(base_env, project, env=env)[1] is False
     assert records(home) == []
@@ -205,7 +208,7 @@ def test_the_record_holds_no_environment_values(base_env, project, home):
 def test_the_record_names_the_code_it_ran(base_env, project, home):
     _path, record = _record(base_env, project, home)
     files = [path for path, _token in record["files"]]
-    assert any(path.endswith(os.path.join("buildpolicy", "engine.py")) for path in files)
+    assert any(path.endswith(os.path.join("buildpolicy", "engine", "pipeline.py")) for path in files)
     assert any(path.endswith("jobs.py") for path in files)  # the plugin's own source
     assert any(path.endswith("low-memory.toml") for path in files)  # the shipped policy
 
@@ -230,17 +233,17 @@ def test_memory_drifting_inside_the_recorded_thresholds_keeps_the_replay(base_en
 
 def test_a_flipped_comparison_or_a_changed_value_fails_the_check(base_env, project, home, as_caller):
     _path, record = _record(base_env, project, home)
-    assert memo.facts_hold(record)
+    assert replay_check.facts_hold(record)
     flipped = [
         (name, value, None if conditions is None else [(op, c, not o) for op, c, o in conditions])
         if name == "memory.available" else (name, value, conditions)
         for name, value, conditions in record["deps"]
     ]
-    assert not memo.facts_hold({**record, "deps": flipped})
+    assert not replay_check.facts_hold({**record, "deps": flipped})
     changed = [(name, (value + 1 if name == "cpu.count" else value), conditions)
                for name, value, conditions in record["deps"]]
     assert any(name == "cpu.count" for name, _v, _c in record["deps"])
-    assert not memo.facts_hold({**record, "deps": changed})
+    assert not replay_check.facts_hold({**record, "deps": changed})
 
 
 def test_a_probe_that_would_start_a_process_is_not_replayed(tmp_path, monkeypatch):
@@ -262,27 +265,27 @@ def test_a_probe_that_would_start_a_process_is_not_replayed(tmp_path, monkeypatc
             "root": "/", "platform": None,
         },
     }
-    with pytest.raises(memo.NotReplayable):
-        memo.facts_hold(record)  # the probe cache is empty: rustc would have to run
+    with pytest.raises(NotReplayable):
+        replay_check.facts_hold(record)  # the probe cache is empty: rustc would have to run
     assert subproc.REPLAYING is False  # only while re-checking
 
 
 def test_a_record_of_another_format_version_is_ignored(base_env, project, home):
     path, record = _record(base_env, project, home)
-    path.write_bytes(marshal.dumps({**record, "format": memo.FORMAT + 1}))
+    path.write_bytes(marshal.dumps({**record, "format": replay_store.FORMAT + 1}))
     assert not _replays_in(base_env, project)
     path.write_bytes(b"not marshal data")
     assert not _replays_in(base_env, project)
 
 
 def test_records_are_pruned_to_the_newest(tmp_path, monkeypatch):
-    monkeypatch.setattr(memo, "MAX_RECORDS", 3)
+    monkeypatch.setattr(replay_store, "MAX_RECORDS", 3)
     environ = {"XDG_CACHE_HOME": str(tmp_path)}
     for n in range(5):
-        memo.save(["env", str(n)], str(tmp_path), environ, {"n": n})
-        os.utime(memo.record_path(memo.invocation_key(["env", str(n)], str(tmp_path), environ), environ),
+        replay_store.save(["env", str(n)], str(tmp_path), environ, {"n": n})
+        os.utime(replay_store.record_path(replay_store.invocation_key(["env", str(n)], str(tmp_path), environ), environ),
                  ns=(n * 10**9, n * 10**9))
-    kept = sorted(marshal.loads(p.read_bytes())["n"] for p in (tmp_path / "buildpolicy" / memo.MEMO_DIR).iterdir())
+    kept = sorted(marshal.loads(p.read_bytes())["n"] for p in (tmp_path / "buildpolicy" / replay_store.MEMO_DIR).iterdir())
     assert kept == [2, 3, 4]
 
 
@@ -321,7 +324,7 @@ def _jobs_decision(available: int, cpus: int | None, budget_mib: int):
     budget=st.integers(256, 8192),
 )
 def test_jobs_is_the_same_wherever_its_declared_conditions_hold(available, other, cpus, budget):
-    from buildpolicy.exprops import OPS
+    from buildpolicy.policy.expr.ops import OPS
 
     jobs, declared = _jobs_decision(available, cpus, budget)
     assert declared and all(name == "memory.available" for name, _op, _c in declared)
@@ -349,7 +352,7 @@ _values = st.fixed_dictionaries({name: st.one_of(st.none(), st.integers(0, 16)) 
 @settings(max_examples=400, deadline=None)
 @given(text=_exprs, before=_values, after=_values)
 def test_a_rule_keeps_its_result_while_its_recorded_comparisons_keep_theirs(text, before, after):
-    from buildpolicy.exprops import OPS
+    from buildpolicy.policy.expr.ops import OPS
 
     expr = compile_expr(text, fact_type=_FACTS.get)
     exact: set[str] = set()
@@ -393,7 +396,7 @@ def test_a_rust_toolchain_file_appearing_runs_the_front_end_decision_again(base_
 def assert_fresh(base_env, cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """``env`` now prints what a full run prints now; return the process."""
     proc, _replayed = run_env(base_env, cwd, *args, env=env)
-    full, replayed = run_env(base_env, cwd, *args, env={**(env or {}), memo.ENV_SWITCH: "off"})
+    full, replayed = run_env(base_env, cwd, *args, env={**(env or {}), replay_store.ENV_SWITCH: "off"})
     assert not replayed
     assert (proc.stdout, proc.stderr) == (full.stdout, full.stderr)
     return proc
@@ -497,12 +500,12 @@ def test_a_pack_symlink_pointed_elsewhere_applies(base_env, project, tmp_path):
 
 
 def test_a_file_changed_since_the_run_started_is_racy():
-    token = memo.stat_token(memo.__file__)
+    token = filestate.stat_token(filestate.__file__)
     ctime = int(token.split(":")[3])
-    assert memo.racy(token, ctime)  # changed at the start of the run
-    assert memo.racy(token, ctime + memo.RACY_MARGIN_NS // 2)  # within the clock's lag
-    assert not memo.racy(token, ctime + 2 * memo.RACY_MARGIN_NS)
-    assert not memo.racy("missing", ctime)
+    assert filestate.racy(token, ctime)  # changed at the start of the run
+    assert filestate.racy(token, ctime + filestate.RACY_MARGIN_NS // 2)  # within the clock's lag
+    assert not filestate.racy(token, ctime + 2 * filestate.RACY_MARGIN_NS)
+    assert not filestate.racy("missing", ctime)
 
 
 def test_cargo_profiles_read_while_changing_are_not_cached(tmp_path, monkeypatch):
@@ -513,7 +516,7 @@ def test_cargo_profiles_read_while_changing_are_not_cached(tmp_path, monkeypatch
     # The run started well after the manifest was written: cached.
     import time
 
-    later = time.time_ns() + 10 * memo.RACY_MARGIN_NS
+    later = time.time_ns() + 10 * filestate.RACY_MARGIN_NS
     monkeypatch.setattr(cargo_profiles.time, "time_ns", lambda: later)
     FactStore(ctx).get("cargo.incremental")
     assert "cargo-profiles" in (tmp_path / "cache" / "probes.json").read_text()
@@ -539,11 +542,11 @@ def test_a_prompt_hook_sees_the_same_environment_with_and_without_replay(base_en
         script = "; ".join([f'eval "$({command})"'] * 4) + "; env"
 
     def prompt_environment(replay: str) -> dict[str, str]:
-        proc = subprocess.run([shell, "-c", script], cwd=project, env={**base_env, memo.ENV_SWITCH: replay},
+        proc = subprocess.run([shell, "-c", script], cwd=project, env={**base_env, replay_store.ENV_SWITCH: replay},
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         pairs = (line.partition("=") for line in proc.stdout.splitlines() if "=" in line)
-        return {k: v for k, _sep, v in pairs if k not in (memo.ENV_SWITCH, "_", "SHLVL", "PWD", "OLDPWD")}
+        return {k: v for k, _sep, v in pairs if k not in (replay_store.ENV_SWITCH, "_", "SHLVL", "PWD", "OLDPWD")}
 
     full = prompt_environment("off")
     assert "CARGO_BUILD_JOBS" in full and "BUILDPOLICY_ENV_STATE" in full

@@ -10,8 +10,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from buildpolicy.data import policies_dir, schema_dir
-from buildpolicy.tomlpos import parse_toml
-from buildpolicy.validate import validate_document
+from buildpolicy.policy.tomlpos import parse_toml
+from buildpolicy.policy.validate import validate_document
 
 SCHEMA_FILES = sorted(schema_dir().glob("*.json"))
 FIXTURES = Path(__file__).parent / "fixtures" / "validate"

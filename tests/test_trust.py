@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from buildpolicy import trust
-from buildpolicy.engine import Request, evaluate
+from buildpolicy.policy import trust
+from buildpolicy.engine.pipeline import Request, evaluate
 from buildpolicy.errors import BuildpolicyError
 from tests.conftest import write
 

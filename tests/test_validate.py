@@ -1,5 +1,5 @@
-"""TOML positions (buildpolicy.tomlpos) and schema validation with file:line:col
-(buildpolicy.validate)."""
+"""TOML positions (buildpolicy.policy.tomlpos) and schema validation with file:line:col
+(buildpolicy.policy.validate)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from buildpolicy.errors import BuildpolicyError, Diagnostic
-from buildpolicy.tomlpos import TomlDocument, TomlSyntaxError, parse_toml
-from buildpolicy.validate import toml_path, validate_document
+from buildpolicy.policy.tomlpos import TomlDocument, TomlSyntaxError, parse_toml
+from buildpolicy.policy.validate import toml_path, validate_document
 
 FIXTURES = Path(__file__).parent / "fixtures" / "validate"
 
@@ -121,7 +121,7 @@ def test_file_that_is_not_utf8(tmp_path):
 
 
 def test_importing_does_not_import_jsonschema():
-    code = "import sys, buildpolicy.tomlpos, buildpolicy.validate; print('jsonschema' in sys.modules)"
+    code = "import sys, buildpolicy.policy.tomlpos, buildpolicy.policy.validate; print('jsonschema' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -596,7 +596,7 @@ def test_unknown_kind_is_rejected():
 
 
 def test_validator_is_cached():
-    from buildpolicy import validate
+    from buildpolicy.policy import validate
 
     validate_document(doc("[x]\n"), "policy")
     first = validate._validators["policy"]

@@ -18,8 +18,8 @@ def add_arguments(parser) -> None:
 
 def run(args, command_argv) -> int:
     """Compile the project's files (they must be valid), hash them and record the hash in the state dir."""
-    from buildpolicy import trust
-    from buildpolicy.engine import Request, prepare
+    from buildpolicy.policy import trust
+    from buildpolicy.engine.pipeline import Request, prepare
 
     if command_argv is not None:
         raise BuildpolicyError("allow takes no command after `--`")

@@ -11,13 +11,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from buildpolicy.cli import add_common, make_request
+from buildpolicy.commands.common import add_common, make_request
 from buildpolicy.errors import EXIT_PROBLEMS, BuildpolicyError
 
 
 def possible_conflicts(rules) -> list[str]:
     """Pairs of rules of one layer and priority that set one variable differently and could match together."""
-    from buildpolicy.expr import may_both_match
+    from buildpolicy.policy.expr.nodes import may_both_match
 
     warnings = []
     active = [rule for rule in rules if rule.enabled]
@@ -75,9 +75,9 @@ def _check_paths(paths: list[str], request) -> tuple[int, list]:
     """
     import attrs
 
-    from buildpolicy.engine import evaluate
+    from buildpolicy.engine.pipeline import evaluate
     from buildpolicy.facts import fact_type, known_fact_names
-    from buildpolicy.loader import POLICY_KEYS, PROFILE_KEYS, _Compiler
+    from buildpolicy.policy.loader import POLICY_KEYS, PROFILE_KEYS, _Compiler
 
     compiler = _Compiler(fact_type, known_fact_names())
     problems: list = []
@@ -123,7 +123,7 @@ def add_arguments(parser) -> None:
 
 def run(args, command_argv) -> int:
     """Report every problem with file:line:col; exit 1 when any is found."""
-    from buildpolicy.engine import evaluate
+    from buildpolicy.engine.pipeline import evaluate
 
     try:
         if args.paths:

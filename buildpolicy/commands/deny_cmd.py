@@ -18,8 +18,8 @@ def add_arguments(parser) -> None:
 
 def run(args, command_argv) -> int:
     """Remove the project's trust record; without one there is nothing to do (still exit 0)."""
-    from buildpolicy import trust
-    from buildpolicy.envstate import restore_baseline
+    from buildpolicy.policy import trust
+    from buildpolicy.engine.envstate import restore_baseline
     from buildpolicy.paths import Paths, find_profile
 
     if command_argv is not None:

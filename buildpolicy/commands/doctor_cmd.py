@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from buildpolicy.cli import add_common, make_request, print_warnings
+from buildpolicy.commands.common import add_common, make_request
+from buildpolicy.output.notes import print_warnings
 from buildpolicy.errors import EXIT_PROBLEMS
 
 HELP = "check the build environment for traps (shadowed rustflags, sccache + incremental, ...); exit 1 if any"
@@ -19,8 +20,8 @@ def add_arguments(parser) -> None:
 
 def run(args, command_argv) -> int:
     """Evaluate as ``env`` would (a cargo argv after ``--`` picks the profile), run every check, print."""
-    from buildpolicy.doctor import diagnose, format_problems
-    from buildpolicy.engine import evaluate
+    from buildpolicy.team.doctor import diagnose, format_problems
+    from buildpolicy.engine.pipeline import evaluate
 
     result = evaluate(make_request(args, command_argv, "doctor"))
     problems, notes = diagnose(result)

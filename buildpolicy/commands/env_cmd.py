@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from buildpolicy.cli import add_common, make_request, warnings_text
+from buildpolicy.commands.common import add_common, make_request
+from buildpolicy.output.notes import warnings_text
 from buildpolicy.errors import EXIT_IO_ERROR, BuildpolicyError
 
 
@@ -21,8 +22,8 @@ def add_arguments(parser) -> None:
 
 def run(args, command_argv) -> int:
     """Evaluate and print; nothing reaches stdout unless the whole run succeeded."""
-    from buildpolicy.engine import evaluate
-    from buildpolicy.render import FORMATS, FORMATS_WITHOUT_UNSET, render_env
+    from buildpolicy.engine.pipeline import evaluate
+    from buildpolicy.output.render import FORMATS, FORMATS_WITHOUT_UNSET, render_env
 
     result = evaluate(make_request(args, command_argv, "env", emit_state=args.format == "sh"))
     if args.format in FORMATS:
@@ -41,13 +42,21 @@ def run(args, command_argv) -> int:
         sys.stderr.flush()
     data = text.encode("utf-8", "surrogateescape")
     write_stdout(data)
-    if result.replay is not None and args.format in FORMATS:
-        import os
-
-        from buildpolicy import memo
-
-        memo.save(args.raw_argv, os.getcwd(), os.environ, {**result.replay, "stdout": data, "stderr": stderr})
+    if not result.replay_blockers and args.format in FORMATS:
+        _record_for_replay(args.raw_argv, result, data, stderr)
     return 0
+
+
+def _record_for_replay(argv, result, stdout: bytes, stderr: str) -> None:
+    """Keep what this run printed, with what it depended on, for the next identical
+    ``env`` to replay (``buildpolicy.replay``)."""
+    import os
+
+    from buildpolicy.replay import record, store
+
+    inputs = record.build(result)
+    if inputs is not None:
+        store.save(argv, os.getcwd(), os.environ, {**inputs, "stdout": stdout, "stderr": stderr})
 
 
 def write_stdout(data: bytes) -> None:

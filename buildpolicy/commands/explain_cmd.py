@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from buildpolicy.cli import add_common, make_request, print_warnings
+from buildpolicy.commands.common import add_common, make_request
+from buildpolicy.output.notes import print_warnings
 from buildpolicy.errors import BuildpolicyError
 
 
@@ -22,8 +23,8 @@ def add_arguments(parser) -> None:
 
 def run(args, command_argv) -> int:
     """Print the explanation as text for people or as the JSON contract."""
-    from buildpolicy.engine import evaluate
-    from buildpolicy.report import explain_json, explain_text
+    from buildpolicy.engine.pipeline import evaluate
+    from buildpolicy.output.report import explain_json, explain_text
 
     result = evaluate(make_request(args, command_argv, "explain"))
     if args.format == "json":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from buildpolicy.cli import add_common, make_request
+from buildpolicy.commands.common import add_common, make_request
 from buildpolicy.errors import BuildpolicyError
 
 
@@ -22,9 +22,9 @@ def add_arguments(parser) -> None:
 
 def run(args, command_argv) -> int:
     """Probe the named facts (default: all) and print them."""
-    from buildpolicy.engine import evaluate
+    from buildpolicy.engine.pipeline import evaluate
     from buildpolicy.facts import fact_type
-    from buildpolicy.report import _table, format_fact
+    from buildpolicy.output.report import _table, format_fact
 
     unknown_names = [name for name in args.names if fact_type(name) is None]
     if unknown_names:

@@ -20,7 +20,7 @@ def add_arguments(parser) -> None:
 
 def run(args, command_argv) -> int:
     """Create the files that do not exist; list what was created and what was kept."""
-    from buildpolicy.scaffold import scaffold
+    from buildpolicy.team.scaffold import scaffold
 
     if command_argv is not None:
         raise BuildpolicyError("init takes no command after `--`")

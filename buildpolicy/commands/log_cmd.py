@@ -24,8 +24,8 @@ def _seconds(ms: float) -> str:
 
 def run(args, command_argv) -> int:
     """Read the log (skipping bad lines), group it and print the summary."""
-    from buildpolicy import actionlog
-    from buildpolicy.envstate import restore_baseline
+    from buildpolicy.run import actionlog
+    from buildpolicy.engine.envstate import restore_baseline
     from buildpolicy.paths import Paths
 
     if args.format not in ("text", "json"):

@@ -19,7 +19,7 @@ HELP = "set a knob in a layer file (checked against the knob first; comments kep
 
 def add_arguments(parser) -> None:
     """This command's arguments."""
-    from buildpolicy.edit import LAYERS
+    from buildpolicy.team.edit import LAYERS
 
     parser.add_argument("knob", help="the knob's name, e.g. jobs")
     parser.add_argument("value", help="the value (a list knob takes a comma-separated list)")
@@ -50,7 +50,7 @@ def refuse_if_it_breaks_runs(cwd: Path, environ, name: str, raw: str, path: Path
     way ``env`` would evaluate it. Only errors the new value introduces count:
     one the project already has without it is not blamed on the edit.
     """
-    from buildpolicy.engine import Request, evaluate
+    from buildpolicy.engine.pipeline import Request, evaluate
 
     item = f"{name}={raw}"
     try:
@@ -77,8 +77,8 @@ def refuse_if_it_breaks_runs(cwd: Path, environ, name: str, raw: str, path: Path
 
 def run(args, command_argv) -> int:
     """Validate the value against the knob, then edit the layer's file; exit 2 on any problem."""
-    from buildpolicy.edit import effective_knob, layer_file, set_knob, toml_value
-    from buildpolicy.engine import Request, prepare
+    from buildpolicy.team.edit import effective_knob, layer_file, set_knob, toml_value
+    from buildpolicy.engine.pipeline import Request, prepare
     from buildpolicy.paths import find_profile
 
     if command_argv is not None:

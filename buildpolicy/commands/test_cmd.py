@@ -18,7 +18,7 @@ def add_arguments(parser) -> None:
 
 def run(args, command_argv) -> int:
     """Exit 0 when every case passes, 1 when one fails (or none is found), 2 for invalid case files."""
-    from buildpolicy.policytest import find_case_files, format_result, run_case_files, summary
+    from buildpolicy.team.policytest import find_case_files, format_result, run_case_files, summary
 
     if command_argv is not None:
         raise BuildpolicyError("test takes no command after `--`: put a case's cargo argv in its `args`")

@@ -13,7 +13,7 @@ HELP = "remove a knob's value from a layer file (comments kept)"
 
 def add_arguments(parser) -> None:
     """This command's arguments."""
-    from buildpolicy.edit import LAYERS
+    from buildpolicy.team.edit import LAYERS
 
     parser.add_argument("knob", help="the knob's name, e.g. jobs")
     parser.add_argument("--layer", choices=LAYERS, default="user", help="user (default), site or project")
@@ -22,8 +22,8 @@ def add_arguments(parser) -> None:
 
 def run(args, command_argv) -> int:
     """Remove the value; removing a value that is not there is not an error (a note says so)."""
-    from buildpolicy.edit import effective_knob, layer_file, unset_knob
-    from buildpolicy.envstate import restore_baseline
+    from buildpolicy.team.edit import effective_knob, layer_file, unset_knob
+    from buildpolicy.engine.envstate import restore_baseline
     from buildpolicy.paths import Paths, find_profile
 
     if command_argv is not None:

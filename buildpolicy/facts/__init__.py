@@ -1,4 +1,9 @@
-"""The typed facts model (DESIGN §3): names and types, lazy probes, overrides.
+"""Stage 2, facts probed: the typed facts model (DESIGN §3), names and types, lazy
+probes, the probe cache, ``--facts`` overrides, and readers of the files facts come
+from (cargo manifests and configuration, rust-toolchain files).
+
+May import the base modules and ``policy`` (the cargo configuration reader uses
+its TOML positions); nothing here knows about rules, plugins or output.
 
 Importing this package loads no probe code; each probe module is imported when
 one of its facts is first asked for. Helpers used only by some commands are
@@ -15,17 +20,19 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from buildpolicy.facts.coerce import FACT_TYPES, coerce_fact, coerce_value
     from buildpolicy.facts.context import ProbeContext, default_cache_dir
     from buildpolicy.facts.overrides import load_facts_file
-    from buildpolicy.facts.registry import (
+    from buildpolicy.facts.store import (
+        HERMETIC_REASON,
         LISTED_TOOLS,
         FactRegistry,
         FactSpec,
+        FactStore,
+        ProbeSession,
         fact_type,
         known_fact_names,
         make_registry,
         spec_for,
     )
     from buildpolicy.facts.rust import toolchain_runs
-    from buildpolicy.facts.store import HERMETIC_REASON, FactStore, ProbeSession
     from buildpolicy.facts.unknown import FactUnknown
 
 # Everything is imported on first access: importing one probe module (the warm
@@ -39,10 +46,10 @@ _LAZY = {
     "default_cache_dir": "context",
     "FactUnknown": "unknown",
     **dict.fromkeys(
-        ("LISTED_TOOLS", "FactRegistry", "FactSpec", "fact_type", "known_fact_names", "make_registry", "spec_for"),
-        "registry",
+        ("LISTED_TOOLS", "FactRegistry", "FactSpec", "fact_type", "known_fact_names", "make_registry", "spec_for",
+         "HERMETIC_REASON", "FactStore", "ProbeSession"),
+        "store",
     ),
-    **dict.fromkeys(("HERMETIC_REASON", "FactStore", "ProbeSession"), "store"),
     "CargoArgs": "cargo",
     "parse_cargo_argv": "cargo",
     "load_facts_file": "overrides",

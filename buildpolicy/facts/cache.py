@@ -71,7 +71,7 @@ class ProbeCache:
             del entries[next(iter(entries))]
         data = json.dumps({"version": VERSION, "entries": entries}, indent=0).encode()
         try:
-            from buildpolicy.paths import atomic_write  # writes are rare; paths imports attrs
+            from buildpolicy.filestate import atomic_write  # writes are rare; paths imports attrs
 
             atomic_write(self.path, data)
         except OSError:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from buildpolicy.facts.cargo import cargo_args, profile_env_name
 from buildpolicy.facts.unknown import FactUnknown
-from buildpolicy.memo import racy, stat_token
+from buildpolicy.filestate import racy, stat_token
 
 # Cargo's built-in profiles: roots (no parent) and the parents of test/bench.
 BUILTIN_PARENTS = {"dev": None, "release": None, "test": "dev", "bench": "release"}

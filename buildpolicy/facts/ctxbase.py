@@ -1,5 +1,5 @@
 """What a probe context can answer beyond its fields, shared by ``ProbeContext``
-and the warm replay's lightweight context (``buildpolicy.memo``), which must not
+and the warm replay's lightweight context (``buildpolicy.replay``), which must not
 import attrs."""
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import Any
 
 from buildpolicy.errors import BuildpolicyError, Diagnostic, closest
 from buildpolicy.facts.coerce import coerce_fact
-from buildpolicy.facts.registry import FactRegistry, FactSpec, make_registry
+from buildpolicy.facts.store import FactRegistry, FactSpec, make_registry
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 

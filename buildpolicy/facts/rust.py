@@ -15,7 +15,7 @@ from pathlib import Path
 from buildpolicy.facts.cache import ProbeCache, binary_identity, cache_key
 from buildpolicy.facts.unknown import FactUnknown
 
-TYPE_CHECKING = False  # no attrs on the warm replay path (buildpolicy.memo)
+TYPE_CHECKING = False  # no attrs on the warm replay path (buildpolicy.replay)
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from buildpolicy.facts.context import ProbeContext
 from buildpolicy.facts.subproc import run_text

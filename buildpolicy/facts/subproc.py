@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 TIMEOUT = 3.0
-# Set by the warm `env` replay (buildpolicy.memo): a probe that would start a
+# Set by the warm `env` replay (buildpolicy.replay.check): a probe that would start a
 # process there gives up replaying instead, so the full run decides.
 REPLAYING = False
 
@@ -28,7 +28,7 @@ def run_text(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | str | N
     stdin is closed so nothing can wait for input.
     """
     if REPLAYING:
-        from buildpolicy.memo import NotReplayable
+        from buildpolicy.facts.unknown import NotReplayable
 
         raise NotReplayable(f"a probe would run {argv[0]}")
     import subprocess  # lazy: most runs never start a process

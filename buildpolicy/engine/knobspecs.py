@@ -1,0 +1,86 @@
+"""The knobs of one run: declared by plugins, team knobs and rule knobs, with the
+profile's aliases, value aliases and defaults applied and checked."""
+
+from __future__ import annotations
+
+import attrs
+
+from buildpolicy.errors import BuildpolicyError
+from buildpolicy.model import KnobSpec
+
+
+def knob_specs(host, policy_set) -> dict[str, KnobSpec]:
+    """Plugin knobs, team knobs and rule knobs, with the profile's aliases and value aliases applied."""
+    from buildpolicy.policy.knobs import coerce
+
+    specs = {spec.name: spec for spec in host.knob_specs()}
+    declared_by_plugins = set(specs)
+    errors = []
+    for decl in policy_set.knob_declarations:
+        spec = specs.get(decl.name)
+        where = f"{decl.provenance.file}:{decl.provenance.line}"
+        if spec is not None and decl.name in declared_by_plugins:
+            retyped = [key for key in ("type", "values", "minimum") if decl.get(key) is not None]
+            if retyped:
+                errors.append(f"{where}: [knobs.{decl.name}] cannot change {', '.join(retyped)}: knob {decl.name!r} is "
+                              f"declared by {spec.declared_by}; a profile may add aliases, value_aliases, a default "
+                              "and a description")
+                continue
+        if spec is None:
+            kind = decl.get("type")
+            if kind is None:
+                if any(rule.knob == decl.name for rule in policy_set.rules):
+                    from buildpolicy.policy.knobs import rule_knob_spec
+
+                    spec = rule_knob_spec(decl.name, next(r.id for r in policy_set.rules if r.knob == decl.name))
+                else:
+                    errors.append(f"{where}: [knobs.{decl.name}] declares no `type` and no plugin declares knob {decl.name!r}")
+                    continue
+            else:
+                if kind == "enum" and not decl.get("values"):
+                    errors.append(f"{where}: enum knob {decl.name!r} needs `values`")
+                    continue
+                spec = KnobSpec(
+                    name=decl.name,
+                    type=kind,
+                    values=tuple(decl.get("values", ())),
+                    minimum=decl.get("minimum"),
+                    description=decl.get("description", ""),
+                    declared_by=f"{decl.provenance.layer} {decl.provenance.file}",
+                )
+        specs[decl.name] = attrs.evolve(
+            spec,
+            aliases=tuple(dict.fromkeys((*spec.aliases, *decl.get("aliases", ())))),
+            value_aliases=(*spec.value_aliases, *sorted(decl.get("value_aliases", {}).items())),
+        )
+    for rule in policy_set.rules:
+        if rule.knob and rule.knob not in specs:
+            from buildpolicy.policy.knobs import rule_knob_spec
+
+            specs[rule.knob] = rule_knob_spec(rule.knob, rule.id)
+    for decl in policy_set.knob_declarations:  # defaults are checked with the declarations
+        spec = specs.get(decl.name)
+        if spec is not None and decl.get("default") is not None:
+            try:
+                coerce(spec, decl.get("default"))
+            except ValueError as exc:
+                errors.append(f"{decl.provenance.file}:{decl.provenance.line}: knob {decl.name!r}: bad default "
+                              f"{decl.get('default')!r}; allowed: {exc}")
+    errors += _alias_collisions(specs)
+    if errors:
+        raise BuildpolicyError(errors)
+    return specs
+
+
+def _alias_collisions(specs: dict[str, KnobSpec]) -> list[str]:
+    """An environment name may set one knob only: two knobs sharing an alias, or an
+    alias that is another knob's ``BUILDPOLICY_<KNOB>``, would make a value go astray."""
+    owner: dict[str, str] = {}
+    errors = []
+    for name in sorted(specs):
+        for var in specs[name].env_names:
+            if var in owner and owner[var] != name:
+                errors.append(f"environment variable {var} would set both knob {owner[var]!r} and knob {name!r}: "
+                              "give each knob its own aliases")
+            owner.setdefault(var, name)
+    return errors

@@ -1,0 +1,334 @@
+"""Evaluate one run: facts + layered rules + plugin decisions → an environment.
+
+Plugins propose, the engine decides: rule ``env`` entries and plugin patches
+are collected as candidates per variable, the winner is chosen by layer and
+priority (rules beat plugins; same layer and priority with different values
+is an error naming both rules), an inherited value wins unless forced, and
+every output variable keeps its provenance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from buildpolicy.engine.compose import compose_env, compose_rustflags
+from buildpolicy.engine.context import DecideContext
+from buildpolicy.engine.envstate import STATE_VAR, encode_state, restore_baseline
+from buildpolicy.engine.knobspecs import knob_specs
+from buildpolicy.engine.rules import RuleOutcome, check_policy_decisions, evaluate_rules
+from buildpolicy.filestate import stat_token
+from buildpolicy.model import Decision, KnobSpec, KnobValue, Provenance
+from buildpolicy.paths import Paths, find_profile
+
+
+@attrs.frozen
+class Request:
+    """The inputs of one run. Tests build these directly."""
+
+    cwd: Path
+    environ: Mapping[str, str]
+    command: str = "env"
+    cargo_argv: tuple[str, ...] | None = None
+    profile_flag: str | None = None
+    cli_sets: tuple[str, ...] = ()
+    fact_overrides: Mapping[str, Any] | None = None
+    hermetic: bool = False  # facts not overridden are unknown (policy tests)
+    extra_plugins: tuple[tuple[str, Any], ...] = ()
+    entry_points: bool = True
+    emit_state: bool = False  # `env` exports BUILDPOLICY_ENV_STATE
+    # How untrusted project/pack files are treated (buildpolicy.policy.trust):
+    # "enforce" refuses, "report" warns and skips their plugins and sensitive
+    # knobs, "ignore" does neither. None: enforce for env/exec, ignore for
+    # test, report otherwise.
+    trust: str | None = None
+    paths: Paths | None = None  # directories to use instead of the environ's (policy tests)
+
+
+TRUST_ENFORCED = ("env", "exec")
+TRUST_IGNORED = ("test",)
+
+
+def trust_mode(request: Request) -> str:
+    """``enforce``, ``report`` or ``ignore`` for ``request`` (see ``Request.trust``)."""
+    if request.trust is not None:
+        return request.trust
+    if request.command in TRUST_ENFORCED:
+        return "enforce"
+    return "ignore" if request.command in TRUST_IGNORED else "report"
+
+
+@attrs.define
+class Result:
+    """Everything a run decided, with provenance, for renderers and ``explain``."""
+
+    profile: str
+    set_env: dict[str, str]
+    unset: list[str]
+    provenance: dict[str, Provenance]
+    overridden: dict[str, list[tuple[str | None, Provenance, str]]]
+    decisions: dict[str, Decision]
+    knobs: dict[str, KnobValue]
+    knob_specs: dict[str, KnobSpec]
+    rules: list[RuleOutcome]
+    warnings: list[str]
+    cargo_args: list[str]
+    facts: Any
+    baseline: dict[str, str]
+    policy_set: Any
+    paths: Paths
+    plugins: Any
+    context: DecideContext
+    replay_blockers: list[str] = attrs.Factory(list)  # why a warm `env` could not replay this
+    # What the warm `env` replay records (buildpolicy.replay.record): every file and
+    # directory read or listed with its stat token, and when the run started.
+    input_files: list[tuple[str, str]] = attrs.Factory(list)
+    started_ns: int = 0
+
+    def exec_env(self) -> dict[str, str]:
+        """The full environment for a child process."""
+        env = dict(self.baseline)
+        for name in self.unset:
+            env.pop(name, None)
+        env.update(self.set_env)
+        env.pop(STATE_VAR, None)
+        return env
+
+    def unknown_facts(self) -> dict[str, str]:
+        """Machine facts that were asked for and are unknown, with the reason.
+
+        Facts of the invocation (``cargo.toolchain_override`` without a
+        ``+toolchain``, an unset ``env.X``) are null by design, not unknown.
+        """
+        registry = self.facts.registry
+        return {
+            name: self.facts.unknown_reason(name) or "unknown"
+            for name, value in self.facts.probed().items()
+            if value is None and not getattr(registry.spec_for(name), "from_invocation", False)
+        }
+
+
+def _fact_type_with(extra: dict[str, str]):
+    from buildpolicy.facts import fact_type
+
+    def lookup(name: str) -> str | None:
+        return extra.get(name) or fact_type(name)
+
+    return lookup
+
+
+@attrs.define
+class Prepared:
+    """A run up to knob resolution: policies loaded and trusted (or not), plugins registered."""
+
+    baseline: dict[str, str]
+    touched: dict[str, str | None]
+    paths: Paths
+    policy_set: Any
+    host: Any
+    plugin_facts: dict[str, Any]
+    knob_specs: dict[str, KnobSpec]
+    file_knobs: tuple[Any, ...]  # knob values from files that this run may use
+    warnings: list[str]
+    # Every file and directory read or listed, with its stat token taken before
+    # (or right after) reading it, for the warm `env` replay (buildpolicy.replay).
+    input_files: list[tuple[str, str]]
+
+
+def prepare(request: Request) -> Prepared:
+    """Load the policies of every layer, check trust and register plugins.
+
+    ``evaluate`` continues from here; ``buildpolicy set`` and ``buildpolicy
+    test`` use it alone to learn the declared knobs and facts.
+    """
+    from buildpolicy.data import policies_dir
+    from buildpolicy.facts import known_fact_names
+    from buildpolicy.policy.loader import load_policies
+    from buildpolicy.engine.pluginhost import make_plugin_manager
+
+    warnings: list[str] = []
+    baseline, touched = restore_baseline(request.environ)
+    paths = request.paths or Paths.from_environ(baseline)
+    input_files: list[tuple[str, str]] = []
+    profile_path = find_profile(request.cwd, looked_at=input_files)
+
+    # Plugins first: they may declare facts that rules use. Team-local plugin
+    # paths come from the profile file, read through the policy cache below,
+    # so they are registered after loading (their facts are then only usable
+    # by their own decisions, which is what team plugins need).
+    host = make_plugin_manager(
+        cache_dir=paths.cache_dir, extra_plugins=request.extra_plugins, entry_points=request.entry_points
+    )
+    plugin_facts = {spec.name: spec for spec in host.fact_specs()}
+    fact_type = _fact_type_with({name: spec.type for name, spec in plugin_facts.items()})
+    policy_set = load_policies(
+        profile=profile_path,
+        site_dir=paths.site_dir,
+        user_dir=paths.user_dir,
+        builtin_dir=policies_dir(),
+        fact_type=fact_type,
+        known_facts=[*known_fact_names(), *plugin_facts],
+        cache_dir=paths.cache_dir,
+        extra_key=",".join(sorted(f"{n}:{s.type}" for n, s in plugin_facts.items())),
+        inputs_out=input_files,
+    )
+    # Trust (DESIGN §9): only when project or pack files hold something beyond
+    # build variables, and then only stats unless a file changed.
+    trusted = True
+    file_knobs = policy_set.knob_values
+    mode = trust_mode(request)
+    if policy_set.trust_findings and mode != "ignore":
+        from buildpolicy.policy import trust
+
+        verdict = trust.check(policy_set, paths.state_dir)
+        if policy_set.profile_path:
+            record = trust.record_path(paths.state_dir, policy_set.profile_path)
+            input_files.append((str(record), stat_token(record)))
+        if not verdict.trusted:
+            if mode == "enforce":
+                raise trust.refusal(policy_set, verdict)
+            trusted = False
+            warnings.extend(trust.warnings_for(policy_set, verdict))
+            untrusted = {(f.file, f.name) for f in policy_set.trust_findings if f.kind == "knob"}
+            file_knobs = tuple(k for k in file_knobs if (k.provenance.file, k.name) not in untrusted)
+    plugin_paths = policy_set.plugin_paths if trusted else ()
+    if plugin_paths or policy_set.disable_plugins:
+        host = make_plugin_manager(
+            cache_dir=paths.cache_dir,
+            plugin_paths=[Path(p) for p in plugin_paths],
+            disabled=policy_set.disable_plugins,
+            extra_plugins=request.extra_plugins,
+            entry_points=request.entry_points,
+        )
+        plugin_facts = {spec.name: spec for spec in host.fact_specs()}
+    warnings.extend(host.load_errors)
+    specs = knob_specs(host, policy_set)
+    return Prepared(baseline, touched, paths, policy_set, host, plugin_facts, specs, tuple(file_knobs), warnings,
+                    input_files)
+
+
+def evaluate(request: Request) -> Result:
+    """Run the whole pipeline for ``request``; raise BuildpolicyError on user errors."""
+    import time
+
+    from buildpolicy.facts import FactStore, ProbeContext
+    from buildpolicy.policy.knobs import resolve_knobs
+
+    started_ns = time.time_ns()  # files changed after this are not trusted for a replay
+    prepared = prepare(request)
+    baseline, touched, paths = prepared.baseline, prepared.touched, prepared.paths
+    policy_set, host, plugin_facts = prepared.policy_set, prepared.host, prepared.plugin_facts
+    specs, warnings = prepared.knob_specs, prepared.warnings
+    knobs = resolve_knobs(specs.values(), prepared.file_knobs, baseline, request.cli_sets, warnings.append)
+
+    probe_ctx = ProbeContext(
+        cwd=request.cwd,
+        environ=baseline,
+        cargo_argv=request.cargo_argv,
+        profile_flag=request.profile_flag,
+        default_profile=policy_set.default_profile,
+        project_root=Path(policy_set.project_root) if policy_set.project_root else None,
+        cache_dir=paths.cache_dir / "probes",
+    )
+    facts = FactStore(probe_ctx, request.fact_overrides, hermetic=request.hermetic, extra_specs=plugin_facts)
+
+    outcomes, rule_decisions, policy_decisions = evaluate_rules(policy_set.rules, knobs, facts)
+    check_policy_decisions(policy_decisions, specs, policy_set.rules)
+    ctx = DecideContext(
+        facts=facts,
+        knobs=knobs,
+        environ=baseline,
+        options=policy_set.options,
+        policy_decisions=policy_decisions,
+        cargo_argv=request.cargo_argv,
+        command=request.command,
+        feature_profiles=policy_set.feature_profiles,
+        cache_dir=paths.cache_dir,
+        state_dir=paths.state_dir,
+        warnings=warnings,
+    )
+    decisions = dict(rule_decisions)
+    for name, decision in host.decide(ctx).items():
+        if name in decisions:
+            ctx.warn(f"plugin {decision.source!r} decision {name!r} is ignored: rule-governed knob {name!r} decides it")
+            continue
+        decisions[name] = decision
+    warnings.extend(w for w in host.warnings if w not in warnings)
+    for name, (_value, rule_id) in sorted(policy_decisions.items()):
+        if name not in decisions:
+            ctx.warn(f"rule {rule_id} decides {name!r}, but no plugin makes a decision of that name "
+                     f"(decisions: {', '.join(sorted(decisions))})")
+
+    set_env, unset, provenance, overridden = compose_env(outcomes, decisions, facts, baseline, ctx, policy_set)
+    compose_rustflags(outcomes, decisions, facts, baseline, set_env, provenance, ctx)
+
+    # Variables a previous `env` set that this run does not: restore the caller's value.
+    for name, before in touched.items():
+        if name in set_env or name in unset:
+            continue
+        if before is None:
+            unset.append(name)
+            provenance[name] = Provenance("engine", "no longer decided: unset what a previous `env` set")
+        else:
+            set_env[name] = before
+            provenance[name] = Provenance("inherited", "restored the value a previous `env` replaced")
+    unset = sorted(set(unset))
+    if request.emit_state:
+        set_env[STATE_VAR] = encode_state({k: v for k, v in set_env.items()}, unset, baseline)
+        provenance[STATE_VAR] = Provenance("engine", "what this output changed, so the next run can undo it")
+
+    cargo_args = list(request.cargo_argv or ())
+    insert = [arg for d in decisions.values() for arg in d.cargo_args]
+    if insert and cargo_args:
+        position = cargo_args.index("--") if "--" in cargo_args else len(cargo_args)
+        cargo_args[position:position] = insert
+
+    profile = facts.peek("cargo.profile") or request.profile_flag or policy_set.default_profile
+    return Result(
+        profile=profile,
+        set_env=dict(sorted(set_env.items())),
+        unset=unset,
+        provenance=provenance,
+        overridden=overridden,
+        decisions=dict(sorted(decisions.items())),
+        knobs=knobs,
+        knob_specs=specs,
+        rules=outcomes,
+        warnings=warnings,
+        cargo_args=cargo_args,
+        facts=facts,
+        baseline=baseline,
+        policy_set=policy_set,
+        paths=paths,
+        plugins=host,
+        context=ctx,
+        replay_blockers=_replay_blockers(request, prepared, facts, ctx),
+        input_files=prepared.input_files,
+        started_ns=started_ns,
+    )
+
+
+def _replay_blockers(request, prepared, facts, ctx) -> list[str]:
+    """Why a warm ``env`` could not replay this run (empty: it can).
+
+    Not replayable: runs with given facts or test plugins, plugin-declared facts,
+    plugins that do not declare themselves replayable, plugins that opted out for
+    this run (``ctx.not_replayable``), and plugins that failed to load or raised
+    (whatever made them fail is not recorded).
+    """
+    reasons = []
+    if request.fact_overrides or request.hermetic:
+        reasons.append("facts are given (--facts or a policy test)")
+    if request.extra_plugins or request.paths is not None:
+        reasons.append("test plugins or directories are in use")
+    reasons += prepared.host.not_replayable()
+    reasons += ctx.replay_blockers
+    if prepared.host.load_errors or prepared.host.warnings:
+        reasons.append("a plugin failed to load or raised")
+    blocker = facts.memo_blocker()
+    if blocker:
+        reasons.append(blocker)
+    return reasons

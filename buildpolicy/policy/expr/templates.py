@@ -1,0 +1,121 @@
+"""``${fact}`` interpolation in env names and values: checked at load time, applied per run."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from buildpolicy.policy.expr.tokens import ExprError, Fault, diagnostic, unknown_fact_message
+
+
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+
+
+@functools.lru_cache(maxsize=1024)
+def _template_parts(template: str) -> tuple:
+    """Split a template into ``(is_fact, text_or_name, offset)`` parts.
+
+    Cached: the same few env templates are interpolated at every prompt.  Raises Fault.
+    """
+    parts = []
+    literal: list[str] = []
+    i = 0
+    n = len(template)
+    while True:
+        j = template.find("$", i)
+        if j < 0:
+            literal.append(template[i:])
+            break
+        literal.append(template[i:j])
+        nxt = template[j + 1:j + 2]
+        if nxt == "$":
+            literal.append("$")
+            i = j + 2
+        elif nxt == "{":
+            close = template.find("}", j + 2)
+            if close < 0:
+                raise Fault(j, "unterminated '${' (missing '}')")
+            name = template[j + 2:close]
+            if not name:
+                raise Fault(j, "empty '${}': put a fact name inside")
+            if not _NAME_RE.match(name):
+                raise Fault(j + 2, f"invalid fact name {name!r} in '${{...}}'")
+            if literal:
+                parts.append((False, "".join(literal), 0))
+                literal = []
+            parts.append((True, name, j + 2))
+            i = close + 1
+        else:
+            raise Fault(j, "'$' must start '${fact}'; write '$$' for a literal '$'")
+        if i >= n:
+            break
+    text = "".join(literal)
+    if text:
+        parts.append((False, text, 0))
+    return tuple(parts)
+
+
+def interpolation_facts(template: str, *, fact_type: Callable[[str], str | None], file=None,
+                        line: int | None = None, col: int | None = None,
+                        known_facts: Iterable[str] = ()) -> tuple[str, ...]:
+    """Validate a ``${fact}`` template at load time and return the facts it references.
+
+    ``${name}`` references a fact, ``$$`` is a literal ``$``.  A lone ``$``, an unterminated
+    ``${``, an invalid or unknown name raise :class:`ExprError` located like
+    :func:`compile_expr` errors.  Names are returned once each, in order of appearance.
+    """
+    try:
+        parts = _template_parts(template)
+        names: list[str] = []
+        for is_fact, name, offset in parts:
+            if not is_fact:
+                continue
+            if fact_type(name) is None:
+                raise Fault(offset, unknown_fact_message(name, known_facts))
+            if name not in names:
+                names.append(name)
+    except Fault as fault:
+        raise ExprError(diagnostic(template, fault.offset, fault.message, file, line, col)) from None
+    return tuple(names)
+
+
+def _format_value(value) -> str:
+    """Render a fact value for an env name or value."""
+    if value is None:
+        return ""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)):
+        return ",".join(_format_value(item) for item in value)
+    return str(value)
+
+
+def interpolate(template: str, lookup: Callable[[str], Any]) -> tuple[str, frozenset[str]]:
+    """Substitute ``${fact}`` references in ``template`` using ``lookup``.
+
+    Strings are used as they are, bools as ``true``/``false``, numbers in decimal, lists
+    joined by ``,``.  An unknown (None) fact becomes the empty string and is reported in
+    the returned set.  Templates should have been checked with
+    :func:`interpolation_facts`; an invalid one raises :class:`ExprError`.
+    """
+    try:
+        parts = _template_parts(template)
+    except Fault as fault:
+        raise ExprError(diagnostic(template, fault.offset, fault.message, None, None, None)) from None
+    out: list[str] = []
+    unknown: set[str] = set()
+    for is_fact, text, _offset in parts:
+        if is_fact:
+            value = lookup(text)
+            if value is None:
+                unknown.add(text)
+            out.append(_format_value(value))
+        else:
+            out.append(text)
+    return "".join(out), frozenset(unknown)

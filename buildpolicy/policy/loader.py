@@ -1,0 +1,657 @@
+"""Find, validate and compile the policy files of every layer (DESIGN §2, §4).
+
+The pipeline runs one way: parse → schema-validate → compile (expressions,
+templates) → merge by rule id. Every stage reports ``file:line:col: message``
+and all problems of a run are reported together.
+
+Compiling is the expensive part, so the compiled ``PolicySet`` is pickled in
+the cache directory, keyed by the path, size and mtime of every file read and
+the listing of every policy directory; a warm run only stats files.
+
+Load order (lowest first): builtin, the packs the profile ``extends`` (in
+order, layer ``pack``), the profile file, the project's policy files, site,
+user. While compiling, the items of project and pack files that need the
+user's trust are collected (see ``buildpolicy.policy.trust``) and cached with the set.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from buildpolicy import __version__
+from buildpolicy.errors import BuildpolicyError, Diagnostic
+from buildpolicy.policy.knobs import FileKnob
+from buildpolicy.model import LAYER_RANK, EnvTemplate, Provenance, Rule
+from buildpolicy.policy.packs import Pack
+from buildpolicy.filestate import stat_token
+from buildpolicy.filestate import atomic_write
+from buildpolicy.policy.trust import UNTRUSTED_LAYERS, Finding
+
+PROFILE_KEYS = ("policies", "default_profile", "extends", "plugin_paths", "disable_plugins", "feature_profiles", "knobs", "rule")
+POLICY_KEYS = ("rule", "knobs")
+_ENV_NAME_CHARS = re.compile(r"^[A-Za-z0-9_]*$")
+_TEMPLATE_PART = re.compile(r"\$\{[^}]*\}|\$\$")
+# Bumped when PolicySet's fields change, so an old pickle is never unpickled into the new class.
+_CACHE_FORMAT = "2"
+
+
+@attrs.frozen
+class KnobDeclaration:
+    """A ``[knobs.NAME]`` table: settings for a plugin's knob or a team knob."""
+
+    name: str
+    fields: tuple[tuple[str, Any], ...]
+    provenance: Provenance
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The declaration's ``key`` (``aliases``, ``type``, ``default``…), or ``default``."""
+        return dict(self.fields).get(key, default)
+
+
+@attrs.frozen
+class OptionValue:
+    """One plugin option (a key of a ``[<plugin>]`` table) with provenance."""
+
+    value: Any
+    provenance: Provenance
+
+
+@attrs.frozen
+class PolicySet:
+    """Everything the files of all layers say, compiled and merged."""
+
+    profile_path: str | None
+    project_root: str | None
+    default_profile: str
+    feature_profiles: dict[str, tuple[str, ...]]
+    plugin_paths: tuple[str, ...]
+    disable_plugins: tuple[str, ...]
+    rules: tuple[Rule, ...]  # effective rules (disabled ones included, enabled=False)
+    replaced: tuple[tuple[Rule, Rule], ...]  # (lower rule, the higher rule that replaced it)
+    knob_values: tuple[FileKnob, ...]
+    knob_declarations: tuple[KnobDeclaration, ...]
+    options: dict[str, dict[str, OptionValue]]
+    files: tuple[tuple[str, str], ...]  # (layer, path) in load order
+    packs: tuple[Pack, ...] = ()  # the profile's `extends`, resolved, in order
+    trust_findings: tuple[Finding, ...] = ()  # items of project/pack files that need `buildpolicy allow`
+    trust_files: tuple[str, ...] = ()  # files the trust hash covers (project, pack, team plugins)
+
+    def pack_of(self, file: str | None) -> str | None:
+        """The name of the pack ``file`` belongs to (``pack:acme`` or the path in ``extends``), or None."""
+        for pack in self.packs:
+            if file in pack.files:
+                return pack.name
+        return None
+
+    def rule_source(self, rule: Rule) -> str:
+        """Provenance ``source`` of a rule: ``rule <id>``, plus ``(pack <name>)`` for a pack rule."""
+        pack = self.pack_of(rule.file) if rule.layer == "pack" else None
+        return f"rule {rule.id}" + (f" (pack {pack})" if pack else "")
+
+
+def layer_files(profile: Path | None, site_dir: Path, user_dir: Path, builtin_dir: Path) -> tuple[list[tuple[str, Path]], list[Path]]:
+    """Return ``(layer, file)`` pairs in load order, and the directories listed.
+
+    Directories are listed in lexical order; a missing directory is fine.
+    """
+    files: list[tuple[str, Path]] = []
+    dirs: list[Path] = []
+
+    def add_dir(layer: str, directory: Path) -> None:
+        dirs.append(directory)
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            return
+        files.extend((layer, directory / name) for name in names if name.endswith(".toml") and (directory / name).is_file())
+
+    add_dir("builtin", builtin_dir)
+    if profile is not None:
+        files.append(("project", profile))
+    add_dir("site", site_dir)
+    add_dir("user", user_dir)
+    return files, dirs
+
+
+def project_policy_paths(profile: Path, data: dict) -> list[Path]:
+    """The ``policies`` entries of a profile file, resolved against its directory."""
+    base = profile.parent
+    entries = data.get("policies")
+    if entries is None:
+        return [base / "policies"]
+    if not isinstance(entries, list):
+        return []  # the schema reports it
+    return [base / entry for entry in entries if isinstance(entry, str)]
+
+
+@attrs.frozen
+class _Skip:
+    """The parts of a schema-invalid document not to compile, as key-path prefixes.
+
+    A schema error at ``rule[2].env.X`` skips rule 2; one at
+    ``knobs.linker.aliases`` skips ``knobs.linker``; one at a top-level key
+    (``rule = 5``, ``default_profile = 1``) skips that key; an error about the
+    document as a whole skips everything.
+    """
+
+    prefixes: frozenset = frozenset()
+    everything: bool = False
+
+    def has(self, *path) -> bool:
+        """Whether ``path``, or a part holding it, is to be skipped."""
+        return self.everything or any(path[:end] in self.prefixes for end in range(1, len(path) + 1))
+
+
+_NOTHING = _Skip()
+
+
+def _invalid_parts(data: dict, kind: str) -> _Skip:
+    """The key-path prefixes of ``data`` that have schema errors (see ``_Skip``)."""
+    from buildpolicy.policy.validate import _validator
+
+    prefixes = set()
+    for error in _validator(kind).iter_errors(data):
+        path = tuple(error.absolute_path)
+        if "propertyNames" in error.absolute_schema_path and isinstance(error.instance, str):
+            path += (error.instance,)  # a bad key is reported at the table holding it
+        if not path:
+            return _Skip(everything=True)
+        prefixes.add(path[:2])
+    return _Skip(frozenset(prefixes))
+
+
+def _decoded_to_raw(text: str, start: int) -> list[int] | None:
+    r"""Map the TOML string opening at ``text[start]`` back to its source.
+
+    Returns, for each character of the decoded value, its index in ``text``,
+    then the index of the closing quote (for faults at the end of the value).
+    Basic strings decode escapes (``\n``, ``\t``, ``\"``, ``\\``, ``\uXXXX``,
+    ``\UXXXXXXXX``: several source characters for one) and, when multi-line,
+    drop a line-ending backslash with the whitespace and newlines after it;
+    multi-line strings drop a newline right after the opening quotes and read
+    CRLF as one newline; literal strings are otherwise 1:1. None when
+    ``text[start]`` opens no string (a bare key, which is 1:1 too).
+    """
+    if text.startswith(('"""', "'''"), start):
+        delim, multiline = text[start : start + 3], True
+    elif text.startswith(('"', "'"), start):
+        delim, multiline = text[start], False
+    else:
+        return None
+    basic = delim[0] == '"'
+    n = len(text)
+    i = start + len(delim)
+    if multiline:
+        if text.startswith("\r\n", i):
+            i += 2
+        elif text.startswith("\n", i):
+            i += 1
+    raw: list[int] = []
+    while i < n:
+        if text.startswith(delim, i):
+            run = i
+            while run < n and text[run] == delim[0]:
+                run += 1
+            # Up to two quotes may end a multi-line value right before its closing quotes: a""""
+            extra = min(run - i - len(delim), 2) if multiline else 0
+            raw.extend(range(i, i + extra))
+            i += extra
+            break
+        if basic and text[i] == "\\":
+            nxt = text[i + 1 : i + 2]
+            if multiline and nxt in (" ", "\t", "\r", "\n"):
+                i += 1
+                while i < n and text[i] in " \t\r\n":
+                    i += 1
+                continue
+            raw.append(i)
+            i += {"u": 6, "U": 10, "x": 4}.get(nxt, 2)
+            continue
+        raw.append(i)
+        i += 2 if multiline and text.startswith("\r\n", i) else 1
+    raw.append(i)
+    return raw
+
+
+def _source_position(doc, keypath, value: bool, offset: int) -> tuple[int | None, int | None]:
+    """File line and column of character ``offset`` of the decoded string at ``keypath``
+    (its value, or with ``value=False`` its key)."""
+    pos = doc.value_pos(keypath) if value else doc.key_pos(keypath)
+    if not pos:
+        return None, None
+    text = doc.text
+    line, col = pos
+    start = 0
+    for _ in range(line - 1):
+        start = text.index("\n", start) + 1
+    start += col - 1
+    mapping = _decoded_to_raw(text, start)
+    index = start + max(offset, 0) if mapping is None else mapping[min(max(offset, 0), len(mapping) - 1)]
+    return text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+class _Compiler:
+    """Compiles the files of one run, collecting every diagnostic."""
+
+    def __init__(self, fact_type: Callable[[str], str | None], known_facts: Iterable[str]):
+        self.fact_type = fact_type
+        self.known_facts = tuple(known_facts)
+        self.diagnostics: list[Diagnostic] = []
+        self.findings: list[Finding] = []  # untrusted items of project and pack files
+        self.pack_of: dict[str, str] = {}  # pack file -> pack name
+        self.rules: list[Rule] = []
+        self.knob_values: list[FileKnob] = []
+        self.knob_declarations: list[KnobDeclaration] = []
+        self.options: dict[str, dict[str, OptionValue]] = {}
+        self.invalid: dict[int, tuple[Any, _Skip]] = {}  # id(doc) -> (doc, its parts with schema errors)
+        self.order = 0
+
+    def parse(self, path: Path, kind: str):
+        """Parse and schema-validate ``path`` as ``kind``, recording every diagnostic.
+
+        Returns None when the file cannot be read or is not TOML. A document
+        with schema errors is still returned: ``skip_for(doc)`` names its parts
+        (a rule, a knob, a top-level key) that have errors, and ``add_file``
+        compiles only the others, so ``check`` reports the expression errors of
+        the valid rules together with the schema errors.
+        """
+        from buildpolicy.policy.tomlpos import TomlSyntaxError, parse_toml
+        from buildpolicy.policy.validate import validate_document
+
+        try:
+            doc = parse_toml(path)
+        except TomlSyntaxError as exc:
+            self.diagnostics.append(exc.diagnostic)
+            return None
+        except OSError as exc:
+            self.diagnostics.append(Diagnostic(path, None, None, f"cannot read: {exc.strerror or exc}"))
+            return None
+        problems = validate_document(doc, kind)
+        if problems:
+            self.diagnostics.extend(problems)
+            self.invalid[id(doc)] = (doc, _invalid_parts(doc.data, kind))
+        return doc
+
+    def skip_for(self, doc) -> _Skip:
+        """The parts of ``doc`` with schema errors (nothing for a valid document)."""
+        entry = self.invalid.get(id(doc))
+        return entry[1] if entry is not None and entry[0] is doc else _NOTHING
+
+    def add_file(self, layer: str, doc, known_keys: tuple[str, ...]) -> None:
+        """Compile a file's rules, knob values and declarations, and plugin options.
+
+        Parts with schema errors (see ``parse``) are skipped: the run fails on
+        their diagnostics anyway, and their contents cannot be relied on.
+        """
+        data = doc.data
+        skip = self.skip_for(doc)
+        if skip.everything:
+            return
+        rules = () if skip.has("rule") else data.get("rule", ())
+        for index, table in enumerate(rules):
+            if not skip.has("rule", index):
+                self._add_rule(layer, doc, index, table)
+        knobs = {} if skip.has("knobs") else data.get("knobs", {})
+        for name, value in knobs.items():
+            if skip.has("knobs", name):
+                continue
+            line = (doc.key_pos(("knobs", name)) or (None, None))[0]
+            provenance = Provenance(layer, f"[knobs] {name}", str(doc.path), line)
+            if layer in UNTRUSTED_LAYERS and (not isinstance(value, dict) or "default" in value):
+                from buildpolicy.policy.trust import SENSITIVE_KNOBS, knob_finding
+
+                if name in SENSITIVE_KNOBS:
+                    self.findings.append(knob_finding(name, str(doc.path), *self._position(doc, ("knobs", name), value=False)))
+            if isinstance(value, dict):
+                self.knob_declarations.append(KnobDeclaration(name, tuple(sorted(value.items())), provenance))
+                if "default" in value:
+                    self.knob_values.append(FileKnob(name, value["default"], provenance))
+            else:
+                self.knob_values.append(FileKnob(name, value, provenance))
+        for key, table in data.items():
+            if key in known_keys or not isinstance(table, dict) or skip.has(key):
+                continue
+            for option, value in table.items():
+                if skip.has(key, option):
+                    continue
+                line = (doc.key_pos((key, option)) or (None, None))[0]
+                provenance = Provenance(layer, f"[{key}] {option}", str(doc.path), line)
+                self.options.setdefault(key, {})[option] = OptionValue(value, provenance)
+
+    def _position(self, doc, keypath, value: bool = True) -> tuple[int | None, int | None]:
+        pos = doc.value_pos(keypath) if value else doc.key_pos(keypath)
+        return pos if pos else (None, None)
+
+    def _relocated(self, diagnostic: Diagnostic, text: str, doc, keypath, value: bool = True) -> Diagnostic:
+        """Move an expression or template diagnostic from inside ``text`` to the file.
+
+        ``diagnostic`` was made without a base position, so its line and column
+        give the fault's offset in the decoded string; ``_source_position`` maps
+        that offset back through quotes, escapes and line-ending backslashes to
+        the file's line and column. The detail (the text with a caret) is kept.
+        """
+        lines = text.split("\n")
+        rel_line, rel_col = diagnostic.line or 1, diagnostic.col or 1
+        offset = sum(len(part) + 1 for part in lines[: rel_line - 1]) + rel_col - 1
+        line, col = _source_position(doc, keypath, value, offset)
+        return Diagnostic(diagnostic.file, line, col, diagnostic.message, diagnostic.detail)
+
+    def _add_rule(self, layer: str, doc, index: int, table: dict) -> None:
+        from buildpolicy.policy.expr.parser import compile_expr
+        from buildpolicy.policy.expr.templates import interpolation_facts
+        from buildpolicy.policy.expr.tokens import ExprError
+
+        path = str(doc.path)
+        rule_line = self._position(doc, ("rule", index), value=False)[0]
+        rule_id = table["id"]
+        before = len(self.diagnostics)
+        when = None
+        if "when" in table:
+            try:
+                when = compile_expr(table["when"], fact_type=self.fact_type, file=path, known_facts=self.known_facts)
+            except ExprError as exc:
+                self.diagnostics.append(self._relocated(exc.diagnostic, table["when"], doc, ("rule", index, "when")))
+        env = []
+        for name, value in table.get("env", {}).items():
+            key_line, key_col = self._position(doc, ("rule", index, "env", name), value=False)
+            if not _ENV_NAME_CHARS.match(_TEMPLATE_PART.sub("", name)):
+                self.diagnostics.append(
+                    Diagnostic(path, key_line, key_col, f"rule {rule_id!r}: {name!r} is not a valid environment variable name "
+                               "(letters, digits and _, with ${fact} parts)")
+                )
+            for text, is_value in ((name, False), (value, True)):
+                try:
+                    interpolation_facts(text, fact_type=self.fact_type, file=path, known_facts=self.known_facts)
+                except ExprError as exc:
+                    keypath = ("rule", index, "env", name)
+                    self.diagnostics.append(self._relocated(exc.diagnostic, text, doc, keypath, is_value))
+            env.append(EnvTemplate(name, value, key_line))
+            if layer in UNTRUSTED_LAYERS:
+                from buildpolicy.policy.trust import env_finding, is_safe_name_template
+
+                if not is_safe_name_template(name):
+                    self.findings.append(env_finding(rule_id, name, path, key_line, key_col))
+        if layer in UNTRUSTED_LAYERS:
+            from buildpolicy.policy.trust import is_safe_name, unset_finding
+
+            for position, name in enumerate(table.get("unset", ())):
+                if not is_safe_name(name):
+                    self.findings.append(unset_finding(rule_id, name, path, *self._position(doc, ("rule", index, "unset", position))))
+        for position, fragment in enumerate(table.get("rustflags", ())):
+            if not fragment or any(ch.isspace() for ch in fragment):
+                line, col = self._position(doc, ("rule", index, "rustflags", position))
+                self.diagnostics.append(
+                    Diagnostic(path, line, col, f"rule {rule_id!r}: rustflags fragment {fragment!r} must be one non-empty "
+                               "argument without whitespace (write [\"-C\", \"opt-level=3\"])")
+                )
+        if len(self.diagnostics) > before:
+            return
+        self.order += 1
+        self.rules.append(
+            Rule(
+                id=rule_id,
+                layer=layer,
+                file=path,
+                line=rule_line,
+                order=self.order,
+                description=table.get("description", ""),
+                when=when,
+                knob=table.get("knob"),
+                status=table.get("status"),
+                env=tuple(env),
+                unset=tuple(table.get("unset", ())),
+                decide=tuple(sorted(table.get("decide", {}).items())),
+                rustflags=tuple(table.get("rustflags", ())),
+                priority=table.get("priority", 0),
+                force=table.get("force", False),
+                enabled=table.get("enabled", True),
+            )
+        )
+
+    def merged_rules(self) -> tuple[tuple[Rule, ...], tuple[tuple[Rule, Rule], ...]]:
+        """Merge by id: a rule in a higher layer (or later in the same layer) replaces a lower one."""
+        by_id: dict[str, Rule] = {}
+        replaced: list[tuple[Rule, Rule]] = []
+        for rule in sorted(self.rules, key=lambda r: (LAYER_RANK[r.layer], r.order)):
+            previous = by_id.get(rule.id)
+            if previous is not None:
+                # Two packs may define one id: the pack listed later in `extends` replaces the earlier.
+                other_pack = rule.layer == "pack" and self.pack_of.get(previous.file) != self.pack_of.get(rule.file)
+                if previous.layer == rule.layer and not other_pack:
+                    self.diagnostics.append(
+                        Diagnostic(rule.file, rule.line, None, f"rule id {rule.id!r} is defined twice in the {rule.layer} layer "
+                                   f"(also at {previous.file}:{previous.line})")
+                    )
+                replaced.append((previous, rule))
+            by_id[rule.id] = rule
+        return tuple(by_id.values()), tuple(replaced)
+
+
+def _pickled_code() -> list[Path]:
+    """Source files of the classes a PolicySet pickles: editing one (a new checkout,
+    an upgrade that kept the version number) must not unpickle an old layout."""
+    here = Path(__file__).parent
+    return [here.parent / "model.py", *(here / f"{name}.py" for name in ("loader", "expr/nodes", "knobs", "trust", "packs"))]
+
+
+def _inputs(files: list[tuple[str, Path]], dirs: list[Path], extra: str, entry_point_packs: bool) -> tuple[tuple[str, str], ...]:
+    """What a compiled PolicySet depends on: version, plugin facts, every file and listed directory.
+
+    With ``pack:`` entries in ``extends``, also the state of ``sys.path``
+    (installing or removing a pack distribution changes it).
+    """
+    from buildpolicy.filestate import sys_path_state
+
+    return (
+        ("version", __version__),
+        ("format", _CACHE_FORMAT),
+        ("extra", extra),
+        *((("syspath", sys_path_state()),) if entry_point_packs else ()),
+        *((f"file:code:{path}", stat_token(path)) for path in _pickled_code()),
+        *((f"file:{layer}:{path}", stat_token(path)) for layer, path in files),
+        *((f"dir:{directory}", stat_token(directory)) for directory in dirs),
+    )
+
+
+def _input_path(key: str) -> str | None:
+    """The path of a ``file:<layer>:<path>`` or ``dir:<path>`` input key, else None."""
+    if key.startswith("file:"):
+        return key.split(":", 2)[-1]
+    if key.startswith("dir:"):
+        return key[4:]
+    return None
+
+
+def _input_paths(inputs: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+    """``(path, stat token)`` of the files and directories among recorded inputs."""
+    return [(path, token) for key, token in inputs if (path := _input_path(key)) is not None]
+
+
+def _unchanged(inputs: tuple[tuple[str, str], ...], extra: str) -> bool:
+    """Whether every recorded input still has the recorded state (a warm run only stats files)."""
+    for key, token in inputs:
+        if key == "version":
+            current = __version__
+        elif key == "format":
+            current = _CACHE_FORMAT
+        elif key == "extra":
+            current = extra
+        elif key == "syspath":
+            from buildpolicy.filestate import sys_path_state
+
+            current = sys_path_state()
+        elif (path := _input_path(key)) is not None:
+            current = stat_token(path)
+        else:
+            return False
+        if current != token:
+            return False
+    return True
+
+
+def _cache_file(cache_dir: Path, profile: Path | None, *layer_dirs: Path) -> Path:
+    """One cache file per profile and set of layer directories.
+
+    The directories are part of the name because the recorded inputs only say
+    whether what was read changed: a run with another site or user directory
+    (``BUILDPOLICY_SITE_DIR``, policy tests' empty layers) must not reuse a set
+    compiled from different ones, and alternating runs should not evict each other.
+    """
+    import zlib
+
+    label = "\0".join(str(p) for p in (profile or "-", *layer_dirs))
+    return cache_dir / "compiled" / f"{zlib.crc32(label.encode('utf-8', 'surrogateescape')):08x}-{len(label)}.pickle"
+
+
+def load_policies(
+    *,
+    profile: Path | None,
+    site_dir: Path,
+    user_dir: Path,
+    builtin_dir: Path,
+    fact_type: Callable[[str], str | None],
+    known_facts: Iterable[str],
+    cache_dir: Path | None,
+    extra_key: str = "",
+    inputs_out: list[tuple[str, str | None]] | None = None,
+) -> PolicySet:
+    """Load every layer's files into a ``PolicySet`` (from the cache when nothing changed).
+
+    The warm path unpickles the cached set and stats the files and directories
+    it was built from; only when one changed are the files read and compiled.
+    Raises BuildpolicyError with every diagnostic found when any file is bad.
+    ``inputs_out``, when given, receives ``(path, stat token)`` of every file and
+    directory the set depends on (for the warm ``env`` replay, ``buildpolicy.replay``).
+    """
+    import pickle
+
+    def report(inputs) -> None:
+        if inputs_out is not None:
+            inputs_out.extend(_input_paths(inputs))
+
+    key = "\0".join(str(p) for p in (profile, builtin_dir, site_dir, user_dir))  # what the set was compiled for
+    cache_file = _cache_file(cache_dir, profile, builtin_dir, site_dir, user_dir) if cache_dir is not None else None
+    if cache_file is not None:
+        try:
+            with open(cache_file, "rb") as handle:
+                cached_key, inputs, policy_set = pickle.load(handle)
+            if (
+                cached_key == key
+                and isinstance(policy_set, PolicySet)
+                and ("format", _CACHE_FORMAT) in inputs  # a pickle of an older PolicySet lacks fields
+                and _unchanged(inputs, extra_key)
+            ):
+                report(inputs)
+                return policy_set
+        except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt
+            pass
+
+    ordered, dirs, packs = _discover(profile, site_dir, user_dir, builtin_dir)
+    # Stat before reading: an edit during compile invalidates.
+    inputs = _inputs(ordered, dirs, extra_key, any(p.from_entry_point for p in packs))
+    policy_set = _compile(profile, ordered, fact_type, known_facts, packs)
+    report(inputs)
+    if cache_file is not None:
+        try:
+            atomic_write(cache_file, pickle.dumps((key, inputs, policy_set), protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            pass
+    return policy_set
+
+
+def _discover(profile, site_dir, user_dir, builtin_dir):
+    """Every file to load in layer order, the directories listed to find them, and the packs."""
+    import tomllib
+
+    base_files, dirs = layer_files(profile, site_dir, user_dir, builtin_dir)
+    profile_data = None
+    project_files: list[tuple[str, Path]] = []
+    pack_files: list[tuple[str, Path]] = []
+    packs: list[Pack] = []
+    if profile is not None:
+        try:
+            profile_data = tomllib.loads(profile.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            profile_data = None  # reported with its position by the full parse
+        extends = (profile_data or {}).get("extends")
+        if isinstance(extends, list):
+            from buildpolicy.policy.packs import resolve_extends
+
+            packs = resolve_extends(profile, extends)
+            for pack in packs:
+                if pack.directory is not None:
+                    dirs.append(Path(pack.directory))  # a file added to a pack invalidates the cache
+                if not pack.from_entry_point:
+                    # As written: its stat follows symlinks, so pointing one at another
+                    # directory (`shared -> shared-v2`) invalidates the cache too.
+                    dirs.append(profile.parent / pack.name)
+                pack_files.extend(("pack", Path(f)) for f in pack.files)
+        for entry in project_policy_paths(profile, profile_data or {}):
+            dirs.append(entry)  # listed even when missing: creating it invalidates the cache
+            if entry.is_dir():
+                project_files.extend(
+                    ("project", entry / n) for n in sorted(os.listdir(entry)) if n.endswith(".toml") and (entry / n).is_file()
+                )
+            elif entry.is_file():
+                project_files.append(("project", entry))
+    # Load order: builtin, packs, profile, project policies, site, user.
+    ordered = [f for f in base_files if f[0] == "builtin"] + pack_files
+    ordered += [f for f in base_files if f[0] == "project"] + project_files
+    ordered += [f for f in base_files if f[0] in ("site", "user")]
+    return ordered, dirs, packs
+
+
+def _compile(profile, ordered, fact_type, known_facts, packs=()) -> PolicySet:
+    from buildpolicy.policy.trust import plugin_finding
+
+    compiler = _Compiler(fact_type, known_facts)
+    compiler.pack_of = {f: pack.name for pack in packs for f in pack.files}
+    settings: dict[str, Any] = {}
+    for layer, path in ordered:
+        is_profile = profile is not None and path == profile
+        doc = compiler.parse(path, "profile" if is_profile else "policy")
+        if doc is None:
+            continue
+        skip = compiler.skip_for(doc)
+        if is_profile and not skip.everything:
+            settings = doc.data  # only used when the run has no diagnostics, i.e. when valid
+            for index, entry in enumerate(() if skip.has("policies") else doc.data.get("policies", ())):
+                if not skip.has("policies", index) and not (profile.parent / entry).exists():
+                    line, col = doc.value_pos(("policies", index)) or (None, None)
+                    compiler.diagnostics.append(Diagnostic(path, line, col, f"policy path {entry!r} does not exist"))
+            for pack in () if skip.has("extends") else packs:
+                if pack.problem:
+                    line, col = doc.value_pos(("extends", pack.index)) or (None, None)
+                    compiler.diagnostics.append(Diagnostic(path, line, col, pack.problem))
+            for index, entry in enumerate(() if skip.has("plugin_paths") else doc.data.get("plugin_paths", ())):
+                if not skip.has("plugin_paths", index):
+                    line, col = doc.value_pos(("plugin_paths", index)) or (None, None)
+                    compiler.findings.append(plugin_finding(entry, str(path), line, col))
+        compiler.add_file(layer, doc, PROFILE_KEYS if is_profile else POLICY_KEYS)
+    rules, replaced = compiler.merged_rules()
+    if compiler.diagnostics:
+        raise BuildpolicyError(sorted(compiler.diagnostics, key=Diagnostic.sort_key))
+    plugin_paths = tuple(str(profile.parent / p) for p in settings.get("plugin_paths", ()))
+    return PolicySet(
+        profile_path=str(profile) if profile else None,
+        project_root=str(profile.parent) if profile else None,
+        default_profile=settings.get("default_profile", "dev"),
+        feature_profiles={name: tuple(args) for name, args in settings.get("feature_profiles", {}).items()},
+        plugin_paths=plugin_paths,
+        disable_plugins=tuple(settings.get("disable_plugins", ())),
+        rules=rules,
+        replaced=replaced,
+        knob_values=tuple(compiler.knob_values),
+        knob_declarations=tuple(compiler.knob_declarations),
+        options=compiler.options,
+        files=tuple((layer, str(path)) for layer, path in ordered),
+        packs=tuple(packs),
+        trust_findings=tuple(compiler.findings),
+        trust_files=tuple(str(path) for layer, path in ordered if layer in UNTRUSTED_LAYERS) + plugin_paths,
+    )

@@ -1,0 +1,279 @@
+"""Run one command with the decided environment: what ``buildpolicy exec`` does.
+
+The steps, in order:
+
+1. evaluate: every decision, including where to build (``remote``);
+2. plan: plugins may wrap the plan (``buildpolicy_wrap_exec``: the remote
+   plugin turns a cargo build into sync/run/sync-back steps, or exits 75);
+3. gate: a compile-heavy local cargo command takes the build gate, then the
+   run is *evaluated again*, so the job count reflects the memory free after
+   the wait (the remote choice is memoised for the whole exec, so the second
+   pass neither probes again nor changes its mind);
+4. run: the command runs as a child that inherits stdin/stdout/stderr, with
+   SIGINT/SIGTERM/SIGHUP/SIGQUIT forwarded (``buildpolicy.run.childproc``); exec
+   exits with its status, or 128+N when signal N killed it;
+5. log: one JSON line in the action log (``buildpolicy.run.actionlog``).
+
+exec waits for the command because only a process that outlives it can log its
+exit status and hold the gate exactly as long as it runs. With the knob
+``action_log = off`` and no gate held, exec replaces itself with the command
+(``os.execvpe``) instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from buildpolicy.errors import EXIT_REMOTE_UNAVAILABLE, BuildpolicyError
+from buildpolicy.facts.cargo import is_cargo as _is_cargo_program
+from buildpolicy.output.notes import print_warnings
+
+
+def is_cargo(argv) -> bool:
+    """Whether ``argv`` runs cargo (so its arguments are understood)."""
+    return bool(argv) and _is_cargo_program(argv[0])
+
+
+def _plan(request, cargo: bool, command_argv):
+    """Evaluate ``request`` and let plugins wrap the plan: ``(result, plan)``."""
+    from buildpolicy.engine.context import ExecPlan
+    from buildpolicy.engine.pipeline import evaluate
+
+    result = evaluate(request)
+    argv = tuple(result.cargo_args) if cargo else tuple(command_argv)
+    try:
+        plan = result.plugins.wrap_exec(ExecPlan(argv=argv, env=result.exec_env()), result.context)
+    except BuildpolicyError as exc:
+        exc.result = result  # the decisions that led to a refusal, for the action log
+        raise
+    finally:
+        # A plugin that failed in wrap_exec is reported after evaluate returned: pass it on.
+        result.warnings.extend(w for w in result.plugins.warnings if w not in result.warnings)
+    return result, plan
+
+
+def _set_gate(result, status: str, reason: str) -> None:
+    import attrs
+
+    decision = result.decisions.get("gate")
+    if decision is not None:
+        result.decisions["gate"] = attrs.evolve(decision, status=status, reason=reason)
+
+
+def _gate_to_take(result, plan):
+    """The gate decision when this exec must take the lock, else None.
+
+    ``acquired`` before any lock is held means "to be taken"; a remote build
+    needs no local gate (the compiling happens on the host).
+    """
+    decision = result.decisions.get("gate")
+    if decision is None or decision.status != "acquired" or not decision.value:
+        return None
+    if plan.execution.get("mode") == "remote":
+        _set_gate(result, "not-needed", f"the build runs on {plan.execution.get('host')}: the local gate guards this machine only")
+        return None
+    return decision
+
+
+def execute(request, command_argv, *, dry_run: bool = False, quiet: bool = False) -> int:
+    """Run ``command_argv`` as ``request`` decides (or print the plan with ``dry_run``);
+    return its exit status. ``request.cargo_argv`` is the command when it runs cargo."""
+    from buildpolicy.output.report import explain_json
+    from buildpolicy.run.remote.session import probe_session
+
+    cargo = request.cargo_argv is not None
+    started_at = time.time()
+
+    def note(message: str) -> None:
+        if not quiet:
+            print(f"buildpolicy: note: {message}", file=sys.stderr, flush=True)
+
+    with probe_session():
+        try:
+            result, plan = _plan(request, cargo, command_argv)
+        except BuildpolicyError as exc:
+            if exc.exit_code == EXIT_REMOTE_UNAVAILABLE and not dry_run and hasattr(exc, "result"):
+                _log_refused(exc.result, request, command_argv, started_at, exc)
+            raise
+        gate = _gate_to_take(result, plan)
+        if dry_run:
+            if gate is not None:
+                from buildpolicy.run.gate import GateLock, is_locked
+
+                lock = GateLock(gate.value)
+                now = f"held now ({lock.describe_holder()})" if is_locked(lock.path) else "free now"
+                _set_gate(result, "acquired", f"dry run, nothing taken: exec would take {gate.value} ({now}) before deciding jobs")
+            print_warnings(result.warnings, quiet)
+            report = explain_json(result)
+            report["argv"] = list(plan.argv)
+            report["execution"] = dict(plan.execution)
+            sys.stdout.write(json.dumps(report, indent=2, sort_keys=True) + "\n")
+            return 0
+
+        lock = None
+        waited = 0.0
+        if gate is not None:
+            lock, waited, result, plan = _take_gate(gate, request, result, plan, cargo, command_argv, note)
+        print_warnings(result.warnings, quiet)
+        target = _target_dir(plan, request)
+        _record_flags(result, plan, target)
+        if lock is None and plan.execution.get("mode") != "remote" and _knob(result, "action_log") == "off":
+            return _replace_process(plan)
+        began = time.monotonic()
+        try:
+            if plan.execution.get("mode") == "remote":
+                from buildpolicy.run.remote.sync import run_plan
+
+                status = run_plan(plan.execution, plan.env, note)
+            else:
+                from buildpolicy.run import childproc
+
+                status = childproc.run(plan.argv, plan.env)
+        finally:
+            if lock is not None:
+                lock.release()
+        duration = time.monotonic() - began
+    _log(result, plan, started_at, duration, waited, status, request, quiet, target)
+    return status
+
+
+def _knob(result, name: str):
+    kv = result.knobs.get(name)
+    return None if kv is None else kv.value
+
+
+def _replace_process(plan) -> int:
+    """Become the command (``os.execvpe``): no log to write and no gate to hold."""
+    from buildpolicy.run import childproc
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvpe(plan.argv[0], list(plan.argv), dict(plan.env))
+    except FileNotFoundError:
+        print(f"buildpolicy: error: {plan.argv[0]}: command not found", file=sys.stderr)
+        return childproc.EXIT_NOT_FOUND
+    except OSError as exc:
+        print(f"buildpolicy: error: {plan.argv[0]}: {exc.strerror or exc}", file=sys.stderr)
+        return childproc.EXIT_CANNOT_RUN
+    return 0  # not reached: the process is the command now
+
+
+def _target_dir(plan, request) -> str | None:
+    """The local target directory of a cargo command (where a remote build's artifacts land)."""
+    if plan.execution.get("mode") == "remote":
+        return plan.execution.get("target_dir")
+    if not is_cargo(plan.argv):
+        return None
+    from buildpolicy.run.workspace import target_dir
+
+    return str(target_dir(plan.argv, plan.env, request.cwd))
+
+
+def _record_flags(result, plan, target: str | None) -> None:
+    """Record a local build's flags for ``doctor``'s ``flags-changed`` check (never fatal).
+
+    A remote build compiles into the host's target directory, not this one.
+    """
+    from buildpolicy.facts.cargo import parse_cargo_argv
+    from buildpolicy.run.gate import COMPILE_COMMANDS
+
+    if target is None or plan.execution.get("mode") == "remote":
+        return
+    if parse_cargo_argv(plan.argv).command not in COMPILE_COMMANDS:
+        return
+    from buildpolicy.run.fingerprints import record_build_flags
+
+    record_build_flags(result, target)
+
+
+def _take_gate(gate, request, result, plan, cargo, command_argv, note):
+    """Take the gate lock, then evaluate again: ``(lock, seconds waited, result, plan)``."""
+    import attrs
+
+    from buildpolicy.run.gate import GATE_VAR, GateLock, format_marker
+
+    lock = GateLock(gate.value)
+    interval = float(result.knobs["gate_note_interval"].value) if "gate_note_interval" in result.knobs else 30.0
+    try:
+        waited = lock.acquire(note, interval, argv=plan.argv, cwd=str(request.cwd))
+    except OSError as exc:
+        # A gate that cannot be opened must not stop the build: run ungated, and say so.
+        _set_gate(result, "disabled", f"cannot use the gate lock {gate.value}: {exc.strerror or exc}; running without it")
+        result.warnings.append(f"build gate {gate.value} unusable ({exc.strerror or exc}): running without it")
+        return None, 0.0, result, plan
+    # Jobs are decided after the gate: evaluate again, the marker telling the
+    # gate plugin (and every nested exec) that this process holds it.
+    environ = dict(request.environ)
+    environ[GATE_VAR] = format_marker(lock.path, os.getpid())
+    try:
+        result, plan = _plan(attrs.evolve(request, environ=environ), cargo, command_argv)
+    except BaseException:
+        lock.release()
+        raise
+    how = f"after waiting {waited:.1f}s" if waited >= 0.05 else "without waiting"
+    _set_gate(result, "acquired", f"took {lock.path} {how}; jobs were decided after that")
+    return lock, waited, result, plan
+
+
+def _rustflags(result) -> tuple[str | None, str]:
+    """The rustflags variable buildpolicy composed, and its value."""
+    for name, value in result.set_env.items():
+        if name == "RUSTFLAGS" or (name.startswith("CARGO_TARGET_") and name.endswith("_RUSTFLAGS")):
+            return name, value
+    return None, ""
+
+
+def _log(result, plan, started_at, duration, waited, status, request, quiet, target) -> None:
+    """Append this run to the action log; a failure to log only warns."""
+    from buildpolicy.run import actionlog
+    from buildpolicy.facts.cargo import parse_cargo_argv
+
+    cargo = parse_cargo_argv(plan.argv)
+    is_cargo_run = is_cargo(plan.argv)
+    execution = dict(plan.execution)
+    if execution.get("mode") == "remote":
+        execution = {"mode": "remote", "host": execution.get("host")}
+    else:
+        execution = {"mode": execution.get("mode", "local")}  # "none": refused, nothing ran
+    var, flags = _rustflags(result)
+    entry = {
+        "v": actionlog.VERSION,
+        "started_at": _iso(started_at),
+        "duration_ms": round(duration * 1000, 1),
+        "gate_wait_ms": round(waited * 1000, 1),
+        "exit_code": status,
+        "action": (cargo.command or "cargo") if is_cargo_run else os.path.basename(plan.argv[0]),
+        "profile": result.profile,
+        "execution": execution,
+        "target_dir": target,
+        "rustflags": flags,
+        "rustflags_var": var,
+        "decisions": {name: d.status for name, d in result.decisions.items()},
+        "argv": list(plan.argv),
+        "cwd": str(request.cwd),
+    }
+    try:
+        actionlog.append(result.paths.state_dir, entry)
+    except OSError as exc:
+        if not quiet:
+            print(f"buildpolicy: warning: cannot write the action log: {exc.strerror or exc}", file=sys.stderr)
+
+
+def _log_refused(result, request, command_argv, started_at, exc) -> None:
+    """Log an exec refused with exit 75 (no usable host and remote_fallback = error)."""
+    from buildpolicy.engine.context import ExecPlan
+
+    plan = ExecPlan(argv=tuple(result.cargo_args) or tuple(command_argv), env=result.exec_env(),
+                    execution={"mode": "none"})
+    _log(result, plan, started_at, time.time() - started_at, 0.0, exc.exit_code, request, True, None)
+
+
+def _iso(epoch: float) -> str:
+    import datetime
+
+    moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
