@@ -112,7 +112,7 @@ class Parser:
             # Python would read `a < b < c` as `a < b and b < c`; other languages as
             # `(a < b) < c`.  Refuse rather than pick one silently.
             raise Fault(self.tok.pos, "comparisons cannot be chained; combine them with "
-                                       "'and'")
+                                      "'and'")
         return result
 
     def parse_operand(self) -> Typed:
@@ -121,7 +121,7 @@ class Parser:
         if kind == "num":
             self.advance()
             return Typed(Literal(tok.value), "int" if type(tok.value) is int else "number",
-                          tok.pos, tok.end)
+                         tok.pos, tok.end)
         if kind == "size":
             self.advance()
             return Typed(Literal(tok.value), "size", tok.pos, tok.end)
