@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Install the Debian packages buildpolicy's tests use: real shells to `eval`
 # the output in, the fast linkers and sccache the decisions pick, an sshd and
-# rsync for remote builds on loopback, and direnv. Idempotent and quick when
-# everything is present.
+# rsync for remote builds on loopback, direnv, and shellcheck for the bench
+# scripts. Idempotent and quick when everything is present.
 set -euo pipefail
 
-packages=(zsh fish dash mold lld clang sccache openssh-server rsync direnv git)
-commands=(zsh fish dash mold ld.lld clang sccache sshd rsync direnv git)
+packages=(zsh fish dash mold lld clang sccache openssh-server rsync direnv git shellcheck)
+commands=(zsh fish dash mold ld.lld clang sccache sshd rsync direnv git shellcheck)
 # The machine image ships rustup's stable and nightly toolchains; where cargo is
 # missing altogether, Debian's cargo still lets the end-to-end builds run.
 if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
