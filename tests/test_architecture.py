@@ -193,3 +193,19 @@ def test_every_stage_package_says_what_it_owns_and_may_import():
         init = PACKAGE / stage / "__init__.py"
         doc = ast.get_docstring(ast.parse(init.read_text())) or ""
         assert "import" in doc, f"{init} must say what it may import"
+
+
+def test_public_names_keep_working_where_plugins_and_teams_import_them():
+    # Third-party plugins and team test suites import these names; they moved
+    # into the stages and are re-exported from where they were.
+    import buildpolicy
+    import buildpolicy.hookspecs as old_hookspecs
+    import buildpolicy.policytest as old_policytest
+    from buildpolicy.engine import hookspecs
+    from buildpolicy.model import Decision, KnobSpec  # noqa: F401 - importable is the point
+    from buildpolicy.team import policytest
+
+    assert buildpolicy.hookimpl.project_name == "buildpolicy"
+    assert old_policytest.run_case_files is policytest.run_case_files
+    assert old_hookspecs.hook_names() == hookspecs.hook_names()
+    assert all(getattr(old_hookspecs, name) is getattr(hookspecs, name) for name in hookspecs.hook_names())
