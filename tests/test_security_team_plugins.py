@@ -84,8 +84,6 @@ def test_a_plugin_path_to_compiled_code_is_refused(cli, project, tmp_path):
     "from tools import bphelper",  # through the project directory (python -m puts it on sys.path)
 ])
 def test_a_sibling_module_edited_after_allow_is_refused(cli, project, tmp_path, imports):
-    if imports.startswith("from tools"):
-        write(project / "buildpolicy.toml", 'plugin_paths = ["tools/bp.py"]\n')
     marker = tmp_path / "helper-ran"
     write(project / "tools" / "bp.py", PLUGIN.format(imports=imports, value="bphelper.VALUE"))
     helper = write(project / "tools" / "bphelper.py", HELPER)
