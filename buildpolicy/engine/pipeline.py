@@ -188,9 +188,9 @@ def prepare(request: Request) -> Prepared:
     if policy_set.profile_path and mode != "ignore":
         from buildpolicy.policy import trust
 
+        verdict = trust.check(policy_set, paths.state_dir)  # may refresh the record: stat it after
         record = trust.record_path(paths.state_dir, policy_set.profile_path)
         input_files.append((str(record), stat_token(record)))
-        verdict = trust.check(policy_set, paths.state_dir)
         if policy_set.trust_findings and not verdict.trusted:
             if mode == "enforce":
                 raise trust.refusal(policy_set, verdict)

@@ -219,7 +219,7 @@ def repository_choice_problem(ctx, home: Path | None, how: str, toolchain: str |
     if is_path_toolchain(toolchain):
         return f"{chosen} the toolchain at {toolchain}: its rustc is not run (trusted choices: {TRUSTED_CHOICES})"
     directory = None
-    for name in [toolchain] + ([f"{toolchain}-{host}"] if host else []):
+    for name in [] if toolchain.startswith(".") else [toolchain] + ([f"{toolchain}-{host}"] if host else []):
         candidate = home / "toolchains" / name if home else None
         if candidate is not None and candidate.is_dir():
             directory = candidate
