@@ -140,10 +140,11 @@ def _choose_toolchain(ctx, knob: str, probe_ctx, given: bool) -> tuple[Decision 
     if chosen:
         return None, chosen, f"knob toolchain ({ctx.knob_source('toolchain')})", True
     if knob == "auto":
-        from buildpolicy.facts.rust import rustup_home, toolchain_selection
+        from buildpolicy.facts.rust import repository_choice_problem, rustup_home, toolchain_selection
 
         looked_at: list = []
-        how, pinned, detail = toolchain_selection(probe_ctx, None if given else rustup_home(probe_ctx), looked_at)
+        home = None if given else rustup_home(probe_ctx)
+        how, pinned, detail = toolchain_selection(probe_ctx, home, looked_at)
         for path in looked_at:  # rust-toolchain files and rustup's settings (buildpolicy.replay)
             ctx.depends_on_file(path)
         if how in ("file", "override") and pinned:
@@ -153,6 +154,12 @@ def _choose_toolchain(ctx, knob: str, probe_ctx, given: bool) -> tuple[Decision 
                     "frontend", None, f"skipped-pinned-toolchain:{pinned}",
                     f"the project pins toolchain {pinned} ({where}); set knob toolchain or frontend = on to override",
                 ), None, "", False
+            problem = None if given else repository_choice_problem(probe_ctx, home, how, pinned, detail,
+                                                                     ctx.fact("host.triple"))
+            if problem:  # a linked toolchain the repository's file chose is not run
+                if home is not None:  # holds until a toolchain is installed or linked
+                    ctx.depends_on_file(home / "toolchains")
+                return Decision("frontend", None, f"skipped-nightly-unavailable:{pinned}", problem), None, "", False
             return None, pinned, f"the project's pin ({where})", True
     nightly = ctx.fact("rust.nightly")
     if not nightly:

@@ -28,7 +28,7 @@ def run(args, command_argv) -> int:
     policy_set = prepared.policy_set
     record = trust.allow(policy_set, prepared.paths.state_dir)
     if not args.quiet:
-        count = len(set(policy_set.trust_files))
+        count = len(trust.hashed_files(policy_set))
         lines = [f"allowed {policy_set.profile_path} ({count} file(s) hashed) as it is now"]
         for finding in policy_set.trust_findings:
             lines.append(f"  {finding.file}:{finding.line}: {finding.what}")

@@ -33,7 +33,7 @@ def run(args, command_argv) -> int:
     # uninstalled plugin must be removable too, so nothing is loaded first.
     paths = Paths.from_environ(restore_baseline(environ)[0])
     path = layer_file(args.layer, paths, find_profile(cwd))
-    removed = unset_knob(path, "profile" if args.layer == "project" else "policy", args.knob)
+    removed = unset_knob(path, "profile" if args.layer == "project" else "policy", args.knob, args.layer)
     if not removed:
         if not args.quiet:
             print(f"buildpolicy: note: knob {args.knob} has no value in {path} ({args.layer} layer); nothing changed",

@@ -136,6 +136,8 @@ class Prepared:
     # Every file and directory read or listed, with its stat token taken before
     # (or right after) reading it, for the warm `env` replay (buildpolicy.replay).
     input_files: list[tuple[str, str]]
+    # The project directory when the user allowed the project as it is now, else None.
+    allowed_root: str | None = None
 
 
 def prepare(request: Request) -> Prepared:
@@ -175,30 +177,37 @@ def prepare(request: Request) -> Prepared:
         extra_key=",".join(sorted(f"{n}:{s.type}" for n, s in plugin_facts.items())),
         inputs_out=input_files,
     )
-    # Trust (DESIGN §9): only when project or pack files hold something beyond
-    # build variables, and then only stats unless a file changed.
+    # Trust (DESIGN §9). Whether the user allowed the project matters for more than
+    # untrusted items: probes may follow the project's own rust-toolchain file only
+    # then (ProbeContext.allowed_root), and team plugins run only the bytes allowed.
+    # Without a trust record this is one failed open; with one, stats unless a file changed.
     trusted = True
+    verdict = None
     file_knobs = policy_set.knob_values
     mode = trust_mode(request)
-    if policy_set.trust_findings and mode != "ignore":
+    if policy_set.profile_path and mode != "ignore":
         from buildpolicy.policy import trust
 
-        verdict = trust.check(policy_set, paths.state_dir)
-        if policy_set.profile_path:
-            record = trust.record_path(paths.state_dir, policy_set.profile_path)
-            input_files.append((str(record), stat_token(record)))
-        if not verdict.trusted:
+        verdict = trust.check(policy_set, paths.state_dir)  # may refresh the record: stat it after
+        record = trust.record_path(paths.state_dir, policy_set.profile_path)
+        input_files.append((str(record), stat_token(record)))
+        if policy_set.trust_findings and not verdict.trusted:
             if mode == "enforce":
                 raise trust.refusal(policy_set, verdict)
             trusted = False
             warnings.extend(trust.warnings_for(policy_set, verdict))
             untrusted = {(f.file, f.name) for f in policy_set.trust_findings if f.kind == "knob"}
             file_knobs = tuple(k for k in file_knobs if (k.provenance.file, k.name) not in untrusted)
+    allowed_root = policy_set.project_root if verdict is not None and verdict.trusted else None
     plugin_paths = policy_set.plugin_paths if trusted else ()
     if plugin_paths or policy_set.disable_plugins:
         host = make_plugin_manager(
             cache_dir=paths.cache_dir,
             plugin_paths=[Path(p) for p in plugin_paths],
+            # The digests `allow` recorded: team code is run from exactly those bytes
+            # (None in "ignore" mode: policy tests run the project's code as it is).
+            plugin_digests=None if verdict is None else verdict.digests,
+            project_root=policy_set.project_root,
             disabled=policy_set.disable_plugins,
             extra_plugins=request.extra_plugins,
             entry_points=request.entry_points,
@@ -207,7 +216,7 @@ def prepare(request: Request) -> Prepared:
     warnings.extend(host.load_errors)
     specs = knob_specs(host, policy_set)
     return Prepared(baseline, touched, paths, policy_set, host, plugin_facts, specs, tuple(file_knobs), warnings,
-                    input_files)
+                    input_files, allowed_root)
 
 
 def evaluate(request: Request) -> Result:
@@ -231,6 +240,7 @@ def evaluate(request: Request) -> Result:
         profile_flag=request.profile_flag,
         default_profile=policy_set.default_profile,
         project_root=Path(policy_set.project_root) if policy_set.project_root else None,
+        allowed_root=prepared.allowed_root,
         cache_dir=paths.cache_dir / "probes",
     )
     facts = FactStore(probe_ctx, request.fact_overrides, hermetic=request.hermetic, extra_specs=plugin_facts)

@@ -26,10 +26,8 @@ cached, keyed by the modification times of the ``sys.path`` directories
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
-import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -93,17 +91,6 @@ def _load_object(value: str) -> Any:
     for part in filter(None, attr.strip().split(".")):
         obj = getattr(obj, part)
     return obj
-
-
-def _load_path(path: Path) -> Any:
-    name = "buildpolicy_local_" + "".join(c if c.isalnum() else "_" for c in path.stem)
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load a Python module from {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 class PluginHost:
@@ -315,6 +302,8 @@ def make_plugin_manager(
     *,
     cache_dir: Path | None = None,
     plugin_paths: Iterable[Path] = (),
+    plugin_digests: Mapping[str, str] | None = None,
+    project_root: str | None = None,
     disabled: Iterable[str] = (),
     extra_plugins: Iterable[tuple[str, Any]] = (),
     entry_points: bool = True,
@@ -323,6 +312,10 @@ def make_plugin_manager(
 
     ``disabled`` names plugins not to register; ``extra_plugins`` are
     ``(name, object)`` pairs registered last (tests use throwaway classes).
+    Team-local modules (``plugin_paths``) and the repository modules they import
+    run from bytes matching ``plugin_digests`` (path → SHA-256 that ``allow``
+    recorded; None checks nothing) under an import guard for ``project_root``
+    (``buildpolicy.engine.teamcode``).
     A plugin that cannot be imported is reported, not fatal.
     """
     pm = pluggy.PluginManager(PROJECT_NAME)
@@ -341,8 +334,13 @@ def make_plugin_manager(
     if entry_points:
         for name, value, _dist in discover_entry_points(cache_dir):
             register(name, lambda value=value: _load_object(value))
-    for path in plugin_paths:
-        register(Path(path).stem, lambda path=path: _load_path(Path(path)))
+    plugin_paths = [str(path) for path in plugin_paths]
+    if plugin_paths:
+        from buildpolicy.engine.teamcode import install_guard, load_plugin
+
+        guard = install_guard(plugin_paths, project_root, plugin_digests)
+        for path in plugin_paths:
+            register(Path(path).stem, lambda path=path: load_plugin(path, guard))
     for name, obj in extra_plugins:
         register(name, lambda obj=obj: obj)
     try:

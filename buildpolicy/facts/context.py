@@ -36,7 +36,10 @@ class ProbeContext(ContextMethods):
     ``environ`` is the caller's environment; probes never read ``os.environ``.
     ``root`` is the filesystem root for ``/proc``, ``/sys`` and ``/etc`` reads and
     ``platform`` overrides ``sys.platform``: tests point both at fake machines.
-    Fields are keyword-only; ``cwd``, ``environ`` and ``cache_dir`` are required.
+    ``allowed_root`` is the project directory when the user allowed the project
+    (``buildpolicy allow``): files there, such as its rust-toolchain file, may then
+    choose the binaries probes run. Fields are keyword-only; ``cwd``, ``environ``
+    and ``cache_dir`` are required.
     """
 
     cwd: Path = attrs.field(converter=Path)
@@ -45,6 +48,7 @@ class ProbeContext(ContextMethods):
     profile_flag: str | None = None
     default_profile: str = "dev"
     project_root: Path | None = attrs.field(default=None, converter=_optional_path)
+    allowed_root: Path | None = attrs.field(default=None, converter=_optional_path)
     cache_dir: Path = attrs.field(converter=Path)
     root: Path = attrs.field(default=Path("/"), converter=Path)
     platform: str | None = None

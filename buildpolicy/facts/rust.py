@@ -78,16 +78,31 @@ def probe_rust_nightly(s) -> str:
     return nightly
 
 
-def _toolchain_file_channel(path: Path, text: str) -> str:
-    # rust-toolchain.toml has [toolchain] channel (or path); a legacy rust-toolchain
-    # file may also be a bare channel name.
+def _toolchain_file_choice(path: Path, text: str) -> str:
+    """The toolchain a rust-toolchain[.toml] file selects: a channel or custom
+    toolchain name, or, for a path toolchain, the absolute path of its directory.
+
+    rust-toolchain.toml has ``[toolchain] channel`` or ``path`` (relative paths are
+    relative to the file); a legacy rust-toolchain file may also be a bare line,
+    which rustup takes as a path when it holds a path separator.
+    """
     try:
         import tomllib
 
         table = tomllib.loads(text).get("toolchain", {})
-        return str(table.get("channel") or table.get("path") or "")
+        if not isinstance(table, dict):
+            return ""
+        if table.get("path"):
+            return os.path.normpath(os.path.join(path.parent, str(table["path"])))
+        return str(table.get("channel") or "")
     except Exception:  # noqa: BLE001 - a bare name is not TOML
-        return text.strip().splitlines()[0].strip() if text.strip() else ""
+        line = text.strip().splitlines()[0].strip() if text.strip() else ""
+        return os.path.normpath(os.path.join(path.parent, line)) if is_path_toolchain(line) else line
+
+
+def is_path_toolchain(toolchain: str) -> bool:
+    """Whether ``toolchain`` names a directory (a path toolchain) rather than an installed toolchain."""
+    return "/" in toolchain or "\\" in toolchain
 
 
 def _settings(home: Path) -> dict:
@@ -134,7 +149,7 @@ def toolchain_selection(ctx: ProbeContext, home: Path | None,
                 text = path.read_text(encoding="utf-8", errors="replace")
             except OSError:
                 continue
-            return "file", _toolchain_file_channel(path, text), f"{path}\n{text}"
+            return "file", _toolchain_file_choice(path, text), f"{path}\n{text}"
     default = settings.get("default_toolchain")
     return "default", (str(default) if default else None), ""
 
@@ -164,17 +179,81 @@ def _run_env(ctx: ProbeContext) -> dict[str, str]:
     return env
 
 
+# rustc runs here, not in the caller's directory: there a rustup proxy would walk
+# up through the repository's rust-toolchain files again, and a file written
+# between our look and its look would choose the binary.
+NEUTRAL_CWD = os.path.abspath(os.sep)
+
+TRUSTED_CHOICES = ("`buildpolicy allow` in the project, `rustup override set`, RUSTUP_TOOLCHAIN "
+                   "or `cargo +toolchain`")
+
+
+def toolchain_file_trusted(ctx, path: Path) -> bool:
+    """Whether the rust-toolchain file at ``path`` lies in the project the user allowed
+    (``ctx.allowed_root``, set by the engine when a trust record matches)."""
+    root = getattr(ctx, "allowed_root", None)
+    if root is None:
+        return False
+    file_dir = os.path.abspath(path.parent)
+    root = os.path.abspath(root)
+    return file_dir == root or file_dir.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def repository_choice_problem(ctx, home: Path | None, how: str, toolchain: str | None, detail: str,
+                              host: str | None) -> str | None:
+    """Why buildpolicy must not run the toolchain that ``toolchain_selection`` found, or None.
+
+    The caller's RUSTUP_TOOLCHAIN, a ``+toolchain`` argument, ``rustup override``
+    and the default toolchain are the user's choices. A rust-toolchain file is the
+    repository's, unless it lies in a project the user allowed: it may only select
+    a toolchain rustup installed (a directory under ``$RUSTUP_HOME/toolchains``),
+    not a path toolchain nor a custom toolchain linked to a directory elsewhere,
+    whose binaries could be the repository's own.
+    """
+    if how != "file" or not toolchain:
+        return None
+    path = Path(detail.split("\n", 1)[0])
+    if toolchain_file_trusted(ctx, path):
+        return None
+    chosen = f"{path} (a file of the repository, not allowed) selects"
+    if is_path_toolchain(toolchain):
+        return f"{chosen} the toolchain at {toolchain}: its rustc is not run (trusted choices: {TRUSTED_CHOICES})"
+    directory = None
+    for name in [] if toolchain.startswith(".") else [toolchain] + ([f"{toolchain}-{host}"] if host else []):
+        candidate = home / "toolchains" / name if home else None
+        if candidate is not None and candidate.is_dir():
+            directory = candidate
+            break
+    if directory is None:
+        return f"{chosen} toolchain {toolchain!r}, which is not installed"
+    if directory.is_symlink():
+        return (f"{chosen} the custom toolchain {toolchain}, linked to {os.path.realpath(directory)}: "
+                f"its rustc is not run (trusted choices: {TRUSTED_CHOICES})")
+    return None
+
+
 def probe_rust_version(s) -> str:
-    """The ``rust.version`` fact: ``rustc --version`` of the active rustc, cached."""
+    """The ``rust.version`` fact: ``rustc --version`` of the active rustc, cached.
+
+    The toolchain is the one rustup would pick here (``toolchain_selection``),
+    handed to rustc as RUSTUP_TOOLCHAIN and run outside the project. A toolchain a
+    repository's rust-toolchain file chose is run only when it is an installed one
+    (``repository_choice_problem``); otherwise the fact is unknown, with the reason.
+    """
     from buildpolicy.facts.tools import which
 
     ctx = s.ctx
-    rustc = which("rustc", ctx)
+    rustc = which("rustc", ctx, absolute_only=True)
     if rustc is None:
-        raise FactUnknown("rustc is not on PATH")
+        raise FactUnknown("rustc is not on PATH" if which("rustc", ctx) is None else
+                          "rustc is found only through a relative PATH entry, in a directory the repository chose")
     home = rustup_home(ctx)
+    host = s.fact("host.triple")
     how, toolchain, detail = toolchain_selection(ctx, home)
-    selected = toolchain_rustc(home, toolchain, s.fact("host.triple"))
+    problem = repository_choice_problem(ctx, home, how, toolchain, detail, host)
+    if problem:
+        raise FactUnknown(problem)
+    selected = toolchain_rustc(home, toolchain, host)
     key = cache_key("rustc-version", binary_identity(rustc), how, toolchain, detail,
                     selected and binary_identity(selected))
     cached = s.cache.get(key)
@@ -182,9 +261,11 @@ def probe_rust_version(s) -> str:
         s.note_cached()
         return cached
     env = _run_env(ctx)
-    if how == "argv":
-        env["RUSTUP_TOOLCHAIN"] = toolchain  # what `cargo +tc` does for its rustc
-    code, out, problem = run_text([rustc, "--version"], env=env, cwd=ctx.cwd)
+    if toolchain:
+        # What rustup would pick, said explicitly (it is also what `cargo +tc`
+        # does for its rustc): no rust-toolchain file is consulted again.
+        env["RUSTUP_TOOLCHAIN"] = toolchain
+    code, out, problem = run_text([rustc, "--version"], env=env, cwd=NEUTRAL_CWD)
     match = _VERSION_RE.match(out.strip()) if code == 0 else None
     if not match:
         raise FactUnknown(f"rustc --version failed: {problem or out.strip() or 'no output'}")
@@ -220,7 +301,7 @@ def toolchain_runs(ctx: ProbeContext, name: str, cache: ProbeCache | None = None
     cached = cache.get(key)
     if isinstance(cached, list) and len(cached) == 2:
         return bool(cached[0]), str(cached[1])
-    code, out, problem = run_text([str(rustc), "--version"], env=_run_env(ctx), cwd=ctx.cwd)
+    code, out, problem = run_text([str(rustc), "--version"], env=_run_env(ctx), cwd=NEUTRAL_CWD)
     if code is None:
         return False, problem
     ok = code == 0 and out.startswith("rustc ")

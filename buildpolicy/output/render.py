@@ -26,16 +26,30 @@ Formats:
 ``json``
     ``{"set": {NAME: value}, "unset": [NAME, ...]}``, keys sorted.
 ``dotenv``
-    ``NAME="value"`` with ``\\``, ``"``, ``$``, newline and carriage return
-    escaped as ``\\\\``, ``\\"``, ``\\$``, ``\\n``, ``\\r``.
+    ``NAME='value'`` for a plain value: one without ``'``, ``${``, a line
+    break, two backslashes in a row or a trailing backslash.  Every other
+    value is written as python-dotenv reads it: ``NAME="..."`` with
+    ``\\\\``, ``\\"``, ``\\n`` and ``\\r`` escapes, and each ``${`` written
+    ``${:-$}{`` (python-dotenv expands ``${...}`` in any value and has no
+    escape for ``$``; ``${:-$}`` is the default of a variable with an empty
+    name, which no environment holds: a literal ``$``).
 ``github``
     The ``$GITHUB_ENV`` file format: ``NAME=value`` or, for values with a
     newline, ``NAME<<DELIMITER`` / value / ``DELIMITER``.
 
-The ``dotenv`` escapes are the docker compose / godotenv convention; note that
-python-dotenv decodes ``\\\\``, ``\\"``, ``\\n`` and ``\\r`` but keeps ``\\$`` as two
-characters.  On Windows runners GitHub reads CRLF as a line end, so there a
-value whose CR comes right before a newline loses that CR.
+Which loaders read a ``dotenv`` file back exactly: python-dotenv
+(``dotenv_values``, ``load_dotenv``; with its default interpolation) every
+value; direnv's ``dotenv`` and a POSIX shell's ``set -a; . ./file`` the plain
+values (docker compose documents single-quoted values as literal too).
+On Windows runners GitHub reads CRLF as a line end, so there a value whose CR
+comes right before a newline loses that CR.
+
+Bytes that are not UTF-8 (an inherited value decoded with ``surrogateescape``)
+reach the shell formats as they are, which reproduces them exactly.  ``json``
+writes each as a ``\\udcXX`` escape, so the document is valid UTF-8 and a reader
+that encodes with ``surrogateescape`` (Python's own convention for such
+bytes) gets them back.  ``dotenv`` and ``github`` files have no way to write
+them: rendering refuses, naming the variable.
 
 ``dotenv`` and ``github`` cannot express "unset this variable": unsets are
 left out of them (see :data:`FORMATS_WITHOUT_UNSET`; the CLI warns on stderr).
@@ -44,6 +58,7 @@ left out of them (see :data:`FORMATS_WITHOUT_UNSET`; the CLI warns on stderr).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 
 from buildpolicy.errors import BuildpolicyError
@@ -55,6 +70,11 @@ FORMATS = ("sh", "json", "dotenv", "github")
 # Formats in which an unset cannot be written down; render_env leaves the unsets
 # out of them and the caller is expected to warn about each one it dropped.
 FORMATS_WITHOUT_UNSET = ("dotenv", "github")
+
+# File formats that cannot hold bytes that are not UTF-8: a value holding some
+# (as lone surrogates, Python's surrogateescape) is refused.
+FORMATS_WITHOUT_BYTES = ("dotenv", "github")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # PowerShell treats the typographic single quotes exactly like the ASCII one
 # inside a '...' string (its tokenizer's IsSingleQuote), so every one of them
@@ -103,10 +123,20 @@ def render_env(
     if problems:
         raise BuildpolicyError(problems)
 
+    if fmt in FORMATS_WITHOUT_BYTES:
+        undecodable = [name for name, value in sorted(set_env.items()) if _SURROGATE.search(value)]
+        if undecodable:
+            raise BuildpolicyError(
+                f"the {fmt} format cannot carry bytes that are not UTF-8, and {', '.join(undecodable)} "
+                f"hold{'s' if len(undecodable) == 1 else ''} some (inherited from the environment?): "
+                "use --format sh (exact bytes) or json (\\udcXX escapes)"
+            )
     if fmt == "json":
         # Always a whole document, even when empty: a JSON consumer cannot parse "".
         document = {"set": set_env, "unset": unset_names}
-        return json.dumps(document, sort_keys=True, ensure_ascii=False) + "\n"
+        text = json.dumps(document, sort_keys=True, ensure_ascii=False)
+        # Undecodable bytes (surrogateescape) as \udcXX escapes: valid UTF-8 out.
+        return _SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text) + "\n"
 
     # A name is in exactly one of the two, so sorting the union sorts everything.
     entries = sorted(
@@ -199,16 +229,24 @@ _SH_LINE = {
 
 # -- files --------------------------------------------------------------------
 
-# python-dotenv, docker compose and godotenv all decode \n and \r inside double
-# quotes; a raw CR would be turned into a line break by readers that open the
-# file in text mode, so it is escaped as well.
-_DOTENV_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "$": "\\$", "\n": "\\n", "\r": "\\r"})
+# Inside single quotes python-dotenv decodes only \\ and \', so these plain
+# values read back exactly there, in a shell and in direnv (which read single
+# quotes literally); a line break is not plain because direnv reads one line.
+_NOT_PLAIN = re.compile(r"['\n\r]|\\\\|\$\{|\\$")
+# Everything python-dotenv decodes in double quotes that a value may hold. A raw
+# CR would be turned into a line break by a reader in text mode, so it is escaped.
+_DOTENV_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r"})
 
 
 def _dotenv_line(name: str, value: str | None) -> str | None:
     if value is None:
         return None  # dotenv has no way to say "unset"; the CLI warns.
-    return f'{name}="{value.translate(_DOTENV_ESCAPES)}"'
+    if not _NOT_PLAIN.search(value):
+        return f"{name}='{value}'"
+    # python-dotenv expands ${...} after decoding the escapes, in every value, and has
+    # no escape for $: ${:-$} (an empty-named variable's default) is a literal $.
+    quoted = value.translate(_DOTENV_ESCAPES).replace("${", "${:-$}{")
+    return f'{name}="{quoted}"'
 
 
 def _github_line(name: str, value: str | None) -> str | None:

@@ -21,9 +21,11 @@ the files of a project you just cloned must not be able to set ``PATH``,
 
 - ``buildpolicy allow`` records, in ``$XDG_STATE_HOME/buildpolicy/trust/``, a
   SHA-256 over the paths and contents of the profile file, the project's
-  policy files, its pack files and its team-local plugin modules. Any edit,
-  added or removed file needs a new ``allow``; ``buildpolicy deny`` removes
-  the record.
+  policy files, its pack files, its team-local plugin modules and the
+  repository modules they import (:func:`hashed_files`). Any edit, added or
+  removed file needs a new ``allow``; ``buildpolicy deny`` removes the record.
+  Team plugin code runs from bytes that match the recorded digests, never from
+  a ``.pyc`` (``buildpolicy.engine.teamcode``).
 - ``env`` and ``exec`` refuse (exit 2, stdout empty) while untrusted items
   exist and no matching record does, naming each item, its ``file:line:col``
   and the fix. ``explain``, ``facts``, ``check`` and ``doctor`` still run, with
@@ -139,6 +141,17 @@ def _file_digest(path: str) -> str:
         return "missing"
 
 
+def hashed_files(policy_set) -> list[str]:
+    """Every file ``allow`` hashes: the profile, project, pack and team plugin files, plus
+    the repository modules the team plugins import (``buildpolicy.policy.plugincode``)."""
+    files = set(policy_set.trust_files)
+    if policy_set.plugin_paths:
+        from buildpolicy.policy.plugincode import code_files
+
+        files.update(code_files(policy_set.plugin_paths, policy_set.project_root))
+    return sorted(files)
+
+
 def digest(files: Iterable[str]) -> tuple[str, dict[str, str]]:
     """SHA-256 over the paths and contents of ``files``; also each file's own digest.
 
@@ -195,6 +208,9 @@ class Verdict:
     trusted: bool
     allowed_before: bool = False  # a record exists but no longer matches
     changed: tuple[str, ...] = ()  # files edited, added or removed since `allow`
+    # When trusted: each hashed file's SHA-256 as allowed, so team plugin code can be
+    # run from bytes that match it (buildpolicy.engine.teamcode), not from a later edit.
+    digests: dict[str, str] = attrs.field(factory=dict, eq=False)
 
 
 def check(policy_set, state_dir: Path) -> Verdict:
@@ -210,19 +226,19 @@ def check(policy_set, state_dir: Path) -> Verdict:
     record = _read_record(path)
     if record is None:
         return Verdict(False)
-    files = sorted(set(policy_set.trust_files))
+    files = hashed_files(policy_set)
     recorded = record["files"]
     if list(sorted(recorded)) == files and all(
         isinstance(recorded[f], dict) and recorded[f].get("stat") == stat_token(f) for f in files
     ):
-        return Verdict(True)
+        return Verdict(True, digests={f: str(recorded[f].get("sha256")) for f in files})
     overall, each = digest(files)
     if overall == record.get("sha256"):
         try:
             _write_record(path, policy_set.profile_path, overall, each)
         except OSError:
             pass  # only the next run's speed depends on it
-        return Verdict(True)
+        return Verdict(True, digests=each)
     changed = sorted(
         {f for f in files if not isinstance(recorded.get(f), dict) or recorded[f].get("sha256") != each[f]}
         | {f for f in recorded if f not in each}
@@ -234,7 +250,7 @@ def allow(policy_set, state_dir: Path) -> Path:
     """Record the hash of the project's files as they are now; return the record's path."""
     if not policy_set.profile_path:
         raise BuildpolicyError("no buildpolicy.toml here or in any parent directory: nothing to allow")
-    overall, each = digest(policy_set.trust_files)
+    overall, each = digest(hashed_files(policy_set))
     path = record_path(state_dir, policy_set.profile_path)
     try:
         _write_record(path, policy_set.profile_path, overall, each)

@@ -101,6 +101,8 @@ class _ReplayContext(ContextMethods):
         self.profile_flag = fields["profile_flag"]
         self.default_profile = fields["default_profile"]
         self.project_root = None if fields["project_root"] is None else Path(fields["project_root"])
+        allowed = fields.get("allowed_root")  # records written before it existed: not allowed
+        self.allowed_root = None if allowed is None else Path(allowed)
         self.cache_dir = Path(fields["cache_dir"])
         self.root = Path(fields["root"])
         self.platform = fields["platform"]

@@ -72,6 +72,7 @@ def build(result) -> dict[str, Any] | None:
             "profile_flag": probe_ctx.profile_flag,
             "default_profile": probe_ctx.default_profile,
             "project_root": None if probe_ctx.project_root is None else str(probe_ctx.project_root),
+            "allowed_root": None if probe_ctx.allowed_root is None else str(probe_ctx.allowed_root),
             "cache_dir": str(probe_ctx.cache_dir),
             "root": str(probe_ctx.root),
             "platform": probe_ctx.platform,

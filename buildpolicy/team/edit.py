@@ -121,12 +121,14 @@ def set_knob(path: Path, kind: str, layer: str, name: str, value: Any) -> bool:
         current["default"] = value  # a declaration table: keep its aliases, type and comments
     else:
         knobs[name] = value
-    _write_checked(path, kind, tomlkit.dumps(doc))
+    _write_checked(path, kind, tomlkit.dumps(doc), layer)
     return created
 
 
-def unset_knob(path: Path, kind: str, name: str) -> bool:
-    """Remove the value of ``name`` from ``path``'s ``[knobs]`` table; return whether there was one."""
+def unset_knob(path: Path, kind: str, name: str, layer: str | None = None) -> bool:
+    """Remove the value of ``name`` from ``path``'s ``[knobs]`` table; return whether there was one.
+
+    ``layer`` (user, site, project) only shapes the message of a write error."""
     import tomlkit
 
     doc, _ = _read(path, kind)
@@ -144,11 +146,11 @@ def unset_knob(path: Path, kind: str, name: str) -> bool:
             del knobs[name]
     else:
         del knobs[name]
-    _write_checked(path, kind, tomlkit.dumps(doc))
+    _write_checked(path, kind, tomlkit.dumps(doc), layer)
     return True
 
 
-def _write_checked(path: Path, kind: str, text: str) -> None:
+def _write_checked(path: Path, kind: str, text: str, layer: str | None = None) -> None:
     """Validate the edited text as ``kind``, then replace ``path`` atomically, keeping its mode."""
     from buildpolicy.policy.tomlpos import parse_toml
     from buildpolicy.policy.validate import validate_document
@@ -164,7 +166,7 @@ def _write_checked(path: Path, kind: str, text: str) -> None:
     try:
         atomic_write(target, text.encode("utf-8"), mode=mode, durable=True)
     except OSError as exc:
-        hint = " (the site layer usually needs root)" if exc.errno in (1, 13) else ""
+        hint = " (the site layer usually needs root)" if layer == "site" and exc.errno in (1, 13) else ""
         raise BuildpolicyError(f"cannot write {target}: {exc.strerror or exc}{hint}") from None
 
 

@@ -115,8 +115,15 @@ def settings_from(ctx, ssh: str) -> Settings:
         home = ctx.environ.get("HOME")
         if config.startswith("~/") and home:
             config = os.path.join(home, config[2:])
-        cwd = run_cwd(ctx)
-        config = os.path.normpath(os.path.join(cwd, config))
+        # A relative path from a layer file is relative to that file: resolved
+        # against the working directory, a user-layer "ssh_config" would be
+        # whatever file each repository puts there, and `ssh -G` runs its
+        # `Match exec` commands. From the command line or a variable it is
+        # relative to the working directory, where the user gave it.
+        knob = getattr(ctx, "knobs", {}).get("remote_ssh_config")
+        origin = getattr(getattr(knob, "provenance", None), "file", None)
+        base = os.path.dirname(origin) if origin else run_cwd(ctx)
+        config = os.path.normpath(os.path.join(base, config))
     return Settings(
         hosts=tuple(ctx.knob("remote_hosts") or ()),
         ssh=ssh,

@@ -364,6 +364,12 @@ def _assess(ctx) -> Assessment:
     ssh = ctx.fact("tool.ssh")
     if not ssh:
         return Assessment(None, "local:no-ssh", f"ssh is not on PATH{tail}", True)
+    from buildpolicy.facts.tools import repository_binary_problem
+
+    probe_ctx = getattr(ctx.facts, "ctx", None)
+    problem = probe_ctx and repository_binary_problem(ssh, probe_ctx)
+    if problem:
+        return Assessment(None, "local:no-ssh", f"{problem}{tail}", True)
     if ctx.command == "exec" and ctx.cargo_argv is not None and not ctx.fact("tool.rsync"):
         return Assessment(None, "local:no-rsync", f"rsync is not on PATH (needed to send the tree){tail}", True)
     settings = settings_from(ctx, ssh)
