@@ -1,15 +1,19 @@
-"""buildpolicy's own files on disk: has a file changed, and writing one safely.
+"""buildpolicy's own files on disk: has a file changed, reading and writing one safely.
 
 A base module: standard library only, no attrs, because the warm ``env`` replay
 (``buildpolicy.replay``), the policy cache (``buildpolicy.policy.loader``), the
 plugin host's entry-point cache, cargo-profile facts and trust all answer the
 same question (is this file still the one that was read?) with the same token,
-and the replay runs at every prompt.
+and the replay runs at every prompt. Every cache and state file is read with
+``read_state`` and written with ``write_state``, which refuse FIFOs, devices,
+huge files and directories another user could write to.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import sys
 
 
@@ -105,3 +109,254 @@ def atomic_write(path, data: bytes, *, mode: int = 0o644, durable: bool = False)
         except OSError:
             pass
         raise
+
+
+# ----------------------------------------------------------- reading state safely
+#
+# Cache and state files are buildpolicy's own, but they live where the
+# environment says (``XDG_CACHE_HOME`` may name a directory under /tmp) and
+# anything can be found there: a FIFO (an open() that never returns), a symlink
+# to /dev/zero (a read that never ends), a file planted by another user (a pickle
+# is code). So every cache and state file is read through ``read_state``: only a
+# regular file of at most ``limit`` bytes, owned by this user (or root), in a
+# directory no other user can write to. Anything else is refused with
+# ``Refused``, an OSError, which every reader already treats as "corrupt:
+# ignore it and rebuild".
+
+# Limits of buildpolicy's own files; a real one is a few kilobytes.
+STATE_LIMIT = 4 << 20
+# The verdict on each directory checked (once per process: a run reads many files
+# there), and the refusals already reported on stderr.
+_verdicts: dict[str, str | None] = {}
+_warned: set[str] = set()
+
+
+class Refused(OSError):
+    """A file (or the directory it is in) that buildpolicy will not read or write."""
+
+
+def _owner_ok(uid: int, owner: int) -> bool:
+    return owner == uid or owner == 0
+
+
+def _unsafe_chain(path: str, uid: int, gid: int) -> tuple[str | None, bool]:
+    """Why ``path`` or a directory above it could be changed by another user, or None;
+    and whether every component exists (only then is the answer final).
+
+    Like git's ``safe.directory`` and ssh's ``StrictModes``: each directory must
+    belong to this user or root; one writable by others must be sticky (``/tmp``),
+    where nobody can rename or replace what is not theirs. A directory writable
+    by its group is accepted when the group is this user's own (the user-private
+    groups of umask 002 systems). A symlink must belong to this user or root too.
+    """
+    # Walked to the root: the reason given is the topmost unsafe directory, the one
+    # to fix (everything below it is unsafe with it), so one warning covers them all.
+    complete = True
+    reason = None
+    current = path
+    while True:
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            complete = False
+        except OSError as exc:
+            reason, complete = f"{current} cannot be checked ({exc.strerror or exc})", False
+        else:
+            mode = st.st_mode
+            if not _owner_ok(uid, st.st_uid):
+                reason = f"{current} belongs to {_user_name(st.st_uid)}, not to you"
+            elif not stat.S_ISLNK(mode) and not mode & stat.S_ISVTX:
+                if mode & stat.S_IWOTH:
+                    reason = f"{current} is writable by every user"
+                elif mode & stat.S_IWGRP and st.st_gid != gid:
+                    reason = f"{current} is writable by group {_group_name(st.st_gid)}"
+        parent = os.path.dirname(current)
+        if parent == current:
+            return reason, complete
+        current = parent
+
+
+def _user_name(uid: int) -> str:
+    try:
+        import pwd
+
+        return f"user {pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except (ImportError, KeyError):
+        return f"uid {uid}"
+
+
+def _group_name(gid: int) -> str:
+    try:
+        import grp
+
+        return f"{grp.getgrgid(gid).gr_name} (gid {gid})"
+    except (ImportError, KeyError):
+        return f"gid {gid}"
+
+
+def unsafe_directory(directory) -> str | None:
+    """Why buildpolicy must not use cache or state files in ``directory``, or None when it may.
+
+    The first refusal of each directory is reported on stderr, once per process:
+    buildpolicy then runs without that cache or state (nothing read, nothing written).
+    """
+    geteuid = getattr(os, "geteuid", None)
+    if geteuid is None:  # pragma: no cover - not POSIX: no owners to check
+        return None
+    directory = os.path.abspath(os.fspath(directory))
+    if directory in _verdicts:
+        return _verdicts[directory]
+    uid, gid = geteuid(), os.getegid()
+    reason, complete = _unsafe_chain(directory, uid, gid)
+    if reason is None and complete:
+        real = os.path.realpath(directory)
+        if real != directory:
+            reason, complete = _unsafe_chain(real, uid, gid)
+    if reason is not None:
+        _warn_refused(reason)
+    if complete or reason is not None:
+        _verdicts[directory] = reason
+    return reason
+
+
+def _warn_refused(reason: str) -> None:
+    if reason in _warned:
+        return
+    _warned.add(reason)
+    try:
+        sys.stderr.write(
+            f"buildpolicy: warning: {reason}, so another user could plant files there: buildpolicy "
+            "runs without its cache and state below it (fix: XDG_CACHE_HOME / XDG_STATE_HOME in a "
+            "directory of your own, or chown / chmod go-w it)\n"
+        )
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def read_bounded(path, limit: int, *, owned: bool = False, pipes: bool = False) -> bytes:
+    """The bytes of the regular file at ``path``, refusing (``Refused``) anything else:
+    a FIFO, a device, a directory, more than ``limit`` bytes.
+
+    The open never blocks (``O_NONBLOCK``: a FIFO without a writer would wait
+    forever) and the type is checked on the opened descriptor, so a file swapped
+    in between cannot slip through. ``owned`` also requires the file to belong to
+    this user or root and to be writable by nobody else, in a directory that passes
+    ``unsafe_directory`` (for buildpolicy's own cache and state files). ``pipes``
+    accepts a pipe too (``--facts <(…)``), read up to the limit; a FIFO
+    nobody writes to reads as empty. A missing file raises FileNotFoundError.
+    """
+    path = os.fspath(path)
+    if owned:
+        reason = unsafe_directory(os.path.dirname(os.path.abspath(path)))
+        if reason is not None:
+            raise Refused(errno.EPERM, reason)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if pipes and stat.S_ISFIFO(st.st_mode):  # a FIFO or pipe: block on it like any reader
+            os.set_blocking(fd, True)
+        elif not stat.S_ISREG(st.st_mode):
+            raise Refused(errno.EINVAL, f"not a regular file but {_file_kind(st.st_mode)}", path)
+        elif st.st_size > limit:
+            raise Refused(errno.EFBIG, f"larger than {limit} bytes", path)
+        if owned and (not _owner_ok(getattr(os, "geteuid", lambda: 0)(), st.st_uid)
+                      or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)):
+            raise Refused(errno.EPERM, f"belongs to uid {st.st_uid} or is writable by others", path)
+        chunks = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(limit + 1 - size, 1 << 20))  # one byte past the limit tells
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise Refused(errno.EFBIG, f"larger than {limit} bytes", path)  # it grew while read
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISDIR, "a directory"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "something else"
+
+
+def read_state(path, limit: int = STATE_LIMIT) -> bytes:
+    """A cache or state file of buildpolicy's own: ``read_bounded`` with ``owned``."""
+    return read_bounded(path, limit, owned=True)
+
+
+# buildpolicy's JSON state nests a few levels; anything deeper is damage, and would make
+# whoever walks it recursively (str(), a comparison) hit the recursion limit.
+STATE_DEPTH = 32
+
+
+def load_state_json(path, limit: int = STATE_LIMIT):
+    """The JSON value in state file ``path``, or None when it is missing, refused or corrupt
+    (not UTF-8, not JSON, nested more than ``STATE_DEPTH`` deep)."""
+    import json
+
+    try:
+        value = json.loads(read_state(path, limit))
+    except (OSError, ValueError, RecursionError):
+        return None
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > STATE_DEPTH:
+            return None
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return value
+
+
+# Binary caches (a marshal or pickle) are sealed: a header and a digest of the content.
+# Their loaders trust lengths in the data (marshal allocates a list of the length a
+# damaged byte says: gigabytes), so a damaged copy must be recognised before loading.
+_SEAL = b"bpseal1\n"
+_DIGEST_SIZE = 16
+
+
+def _digest(data: bytes) -> bytes:
+    try:
+        from _blake2 import blake2b  # hashlib's own, without importing hashlib (2.5 ms)
+    except ImportError:  # pragma: no cover - another Python implementation
+        from hashlib import blake2b
+    return blake2b(data, digest_size=_DIGEST_SIZE).digest()
+
+
+def seal(data: bytes) -> bytes:
+    """``data`` behind a header and its digest, for ``unseal`` to recognise intact."""
+    return _SEAL + _digest(data) + data
+
+
+def unseal(raw: bytes) -> bytes:
+    """The data ``seal`` wrapped in ``raw``; ValueError when it is not a sealed, intact copy."""
+    start = len(_SEAL) + _DIGEST_SIZE
+    data = raw[start:]
+    if not raw.startswith(_SEAL) or len(raw) < start or raw[len(_SEAL):start] != _digest(data):
+        raise ValueError("not an intact sealed file")
+    return data
+
+
+def write_state(path, data: bytes, *, mode: int = 0o644) -> None:
+    """``atomic_write`` of a cache or state file, refused (``Refused``) in an unsafe directory.
+
+    The directory is checked before it is created and again after: a directory
+    another user made in between is refused too.
+    """
+    directory = os.path.dirname(os.path.abspath(os.fspath(path)))
+    reason = unsafe_directory(directory)
+    if reason is None and directory not in _verdicts:
+        os.makedirs(directory, exist_ok=True)
+        reason = unsafe_directory(directory)
+    if reason is not None:
+        raise Refused(errno.EPERM, reason)
+    atomic_write(path, data, mode=mode)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS = {
@@ -33,12 +34,17 @@ def parse_size(text: str | int | float) -> int:
     if isinstance(text, float):
         if text < 0:
             raise ValueError(f"a size cannot be negative: {text}")
+        if not math.isfinite(text):
+            raise ValueError(f"expected {ALLOWED}, got {text!r}")
         return int(text)
     match = SIZE_RE.match(str(text))
     if not match:
         raise ValueError(f"expected {ALLOWED}, got {text!r}")
     number, unit = match.groups()
-    return int(float(number) * _UNITS[(unit or "").lower()])
+    value = float(number) * _UNITS[(unit or "").lower()]
+    if not math.isfinite(value):  # 400 digits: beyond any float, not a size
+        raise ValueError(f"size too large: {text!r}")
+    return int(value)
 
 
 def format_size(n: int) -> str:

@@ -38,6 +38,7 @@ policy test case describe another machine: they are taken as working, not run.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -262,17 +263,45 @@ def cached_smoke_test(ctx, clang: str, linker: str, fuse: str) -> tuple[bool, st
     key = cache_key("linker-smoke", fuse, clang_id, linker_id)
     cached = cache.get(key)
     now = time.time()
-    if isinstance(cached, list) and len(cached) == 3:
+    if _valid_smoke_entry(cached, now):
         ok, message, when = cached
-        if ok or (isinstance(when, (int, float)) and now - when < FAILURE_TTL):
-            _depend_on_smoke_test(ctx, bool(ok), clang, linker, cache)
-            return bool(ok), f"{message} (cached smoke test)"
-    ok, message = smoke_test(clang, linker, fuse, environ=ctx.environ, scratch_parent=Path(ctx.cache_dir) / "tmp")
+        if ok or now - when < FAILURE_TTL:
+            _depend_on_smoke_test(ctx, ok, clang, linker, cache)
+            return ok, f"{message} (cached smoke test)"
+    ok, message = smoke_test(clang, linker, fuse, environ=ctx.environ, scratch_parent=_scratch_parent(ctx))
     if ok is None:
         return False, f"smoke test timed out: {message}"  # not cached: a busy machine is asked again
     cache.put(key, [ok, message, now])
     _depend_on_smoke_test(ctx, ok, clang, linker, cache)
     return ok, message
+
+
+def _scratch_parent(ctx) -> Path:
+    """Where the smoke test builds and runs its program: ``<cache dir>/tmp``, unless another
+    user could write to the cache dir (they could swap the program before it runs); then
+    the system's temporary directory, where ``mkdtemp`` makes a private directory."""
+    from buildpolicy.filestate import unsafe_directory
+
+    if unsafe_directory(ctx.cache_dir) is None:
+        return Path(ctx.cache_dir) / "tmp"
+    import tempfile
+
+    return Path(tempfile.gettempdir())
+
+
+def _valid_smoke_entry(cached, now: float) -> bool:
+    """Whether a cached smoke-test result is ``[ok: bool, message: str, when: time not in the future]``.
+
+    Anything else (a damaged or hand-edited cache) is not a result: the test runs
+    again and its result replaces the entry, rather than a fast linker being
+    dropped (or kept) on the word of a corrupt file.
+    """
+    if not (isinstance(cached, list) and len(cached) == 3):
+        return False
+    ok, message, when = cached
+    return (isinstance(ok, bool) and isinstance(message, str)
+            and isinstance(when, (int, float)) and not isinstance(when, bool) and math.isfinite(when)
+            and when <= now + 60)
 
 
 def _depend_on_smoke_test(ctx, ok: bool, clang: str, linker: str, cache) -> None:

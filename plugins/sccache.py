@@ -1,7 +1,9 @@
 """The ``sccache`` decision: use sccache as RUSTC_WRAPPER when it can help (DESIGN §6).
 
 sccache cannot cache incremental compilations, so on incremental builds it
-only costs time; it is skipped there unless the knob says ``on``.
+only costs time; it is skipped there unless the knob says ``on``. When
+``cargo.incremental`` is unknown it is skipped too (``skipped-incremental-unknown``):
+an unknown fact never enables what depends on its value.
 """
 
 from __future__ import annotations
@@ -48,12 +50,15 @@ def buildpolicy_decide(ctx):
     forced_by = "knob sccache = on" if knob == "on" else None
     if forced_by is None and knob == "auto" and policy is not None and str(policy[0]).lower() in ("on", "true"):
         knob, forced_by = "on", f"rule {policy[1]} decides sccache = on"
-    incremental = bool(ctx.fact("cargo.incremental"))
+    # True, False or None (unknown: a Cargo.toml that does not parse, a broken
+    # inherits chain). Unknown is not "non-incremental": sccache is only turned on
+    # for a build known to be non-incremental, and an inherited wrapper is kept.
+    incremental = ctx.fact("cargo.incremental")
     # cargo treats an empty RUSTC_WRAPPER as no wrapper: so does this decision,
     # and it replaces the empty value rather than let it win as "inherited".
     replace_empty = inherited == ""
     if inherited:
-        if _is_sccache(inherited) and incremental and knob != "on":
+        if _is_sccache(inherited) and incremental is True and knob != "on":
             return Decision(
                 "sccache", False, "removed-inherited-incremental",
                 f"inherited {WRAPPER}={inherited} removed: sccache cannot cache incremental builds "
@@ -61,10 +66,18 @@ def buildpolicy_decide(ctx):
                 unset=(WRAPPER,),
             )
         return Decision("sccache", inherited, f"external:{inherited}", f"inherited {WRAPPER}={inherited} is kept")
-    if incremental and knob != "on":
+    if incremental is True and knob != "on":
         return Decision(
             "sccache", False, "skipped-incremental",
             f"profile {ctx.fact('cargo.profile')} builds incrementally; sccache cannot cache incremental builds",
+        )
+    if incremental is None and knob != "on":
+        detail = ctx.facts.unknown_reason("cargo.incremental") if hasattr(ctx.facts, "unknown_reason") else None
+        return Decision(
+            "sccache", False, "skipped-incremental-unknown",
+            f"whether profile {ctx.fact('cargo.profile')} builds incrementally is unknown"
+            f"{f' ({detail})' if detail else ''}; sccache cannot cache incremental builds, so it is "
+            "only used on a build known to be non-incremental (knob sccache = on forces it)",
         )
     path = ctx.fact("tool.sccache")
     if path:

@@ -22,12 +22,22 @@ def buildpolicy_decide(ctx):
         return Decision("tmpdir", inherited, "inherited", f"TMPDIR={inherited} is set by the caller")
     memory_backed = ctx.fact("fs.tmp_is_memory")
     if memory_backed:
+        from buildpolicy.filestate import unsafe_directory
+
         scratch = ctx.cache_dir / "tmp"
-        try:
-            scratch.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            ctx.not_replayable(f"{scratch} cannot be created")
-            return Decision("tmpdir", None, "system-default", f"/tmp is memory-backed but {scratch} cannot be created: {exc}")
+        # Checked before it is created (nothing is made in another user's directory) and after.
+        unsafe = unsafe_directory(scratch)
+        if unsafe is None:
+            try:
+                scratch.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                ctx.not_replayable(f"{scratch} cannot be created")
+                return Decision("tmpdir", None, "system-default", f"/tmp is memory-backed but {scratch} cannot be created: {exc}")
+            unsafe = unsafe_directory(scratch)
+        if unsafe is not None:
+            # Builds write and then read back temporary files: never where another user can swap them.
+            ctx.not_replayable(f"{scratch} is not safe")
+            return Decision("tmpdir", None, "system-default", f"/tmp is memory-backed but {scratch} is not safe: {unsafe}")
         ctx.depends_on_file(scratch)  # a warm replay re-checks that it still exists
         return Decision(
             "tmpdir", str(scratch), "disk-scratch",

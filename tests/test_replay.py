@@ -179,7 +179,7 @@ def test_a_closed_stdout_is_still_exit_74_when_a_record_exists(base_env, project
 def _record(base_env, project, home) -> tuple[Path, dict]:
     run_env(base_env, project)
     [path] = records(home)
-    return path, marshal.loads(path.read_bytes())
+    return path, marshal.loads(filestate.unseal(path.read_bytes()))
 
 
 def _replays_in(base_env, project) -> bool:
@@ -218,7 +218,7 @@ def test_a_changed_file_token_means_a_full_run(base_env, project, home):
     assert _replays_in(base_env, project)
     index = next(i for i, (p, _t) in enumerate(record["files"]) if p.endswith("jobs.py"))
     record["files"][index] = (record["files"][index][0], "0:0:0:0")
-    path.write_bytes(marshal.dumps(record))
+    path.write_bytes(filestate.seal(marshal.dumps(record)))
     assert not _replays_in(base_env, project)
 
 
@@ -272,7 +272,7 @@ def test_a_probe_that_would_start_a_process_is_not_replayed(tmp_path, monkeypatc
 
 def test_a_record_of_another_format_version_is_ignored(base_env, project, home):
     path, record = _record(base_env, project, home)
-    path.write_bytes(marshal.dumps({**record, "format": replay_store.FORMAT + 1}))
+    path.write_bytes(filestate.seal(marshal.dumps({**record, "format": replay_store.FORMAT + 1})))
     assert not _replays_in(base_env, project)
     path.write_bytes(b"not marshal data")
     assert not _replays_in(base_env, project)
@@ -285,7 +285,7 @@ def test_records_are_pruned_to_the_newest(tmp_path, monkeypatch):
         replay_store.save(["env", str(n)], str(tmp_path), environ, {"n": n})
         os.utime(replay_store.record_path(replay_store.invocation_key(["env", str(n)], str(tmp_path), environ), environ),
                  ns=(n * 10**9, n * 10**9))
-    kept = sorted(marshal.loads(p.read_bytes())["n"] for p in (tmp_path / "buildpolicy" / replay_store.MEMO_DIR).iterdir())
+    kept = sorted(marshal.loads(filestate.unseal(p.read_bytes()))["n"] for p in (tmp_path / "buildpolicy" / replay_store.MEMO_DIR).iterdir())
     assert kept == [2, 3, 4]
 
 

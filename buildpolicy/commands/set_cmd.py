@@ -77,7 +77,7 @@ def refuse_if_it_breaks_runs(cwd: Path, environ, name: str, raw: str, path: Path
 
 def run(args, command_argv) -> int:
     """Validate the value against the knob, then edit the layer's file; exit 2 on any problem."""
-    from buildpolicy.team.edit import effective_knob, layer_file, set_knob, toml_value
+    from buildpolicy.team.edit import edit_lock, effective_knob, layer_file, set_knob, toml_value
     from buildpolicy.engine.pipeline import Request, prepare
     from buildpolicy.paths import find_profile
 
@@ -89,7 +89,8 @@ def run(args, command_argv) -> int:
     value = toml_value(spec, args.value)  # before anything is written
     path = layer_file(args.layer, prepared.paths, find_profile(cwd))
     refuse_if_it_breaks_runs(cwd, environ, spec.name, args.value, path, args.layer)
-    created = set_knob(path, "profile" if args.layer == "project" else "policy", args.layer, spec.name, value)
+    with edit_lock(prepared.paths.state_dir):  # concurrent sets: each one's read-edit-write is whole
+        created = set_knob(path, "profile" if args.layer == "project" else "policy", args.layer, spec.name, value)
     shown = ", ".join(value) if isinstance(value, list) else value
     sys.stdout.write(f"{spec.name} = {shown} in {path} ({args.layer} layer{', new file' if created else ''})\n")
     if not args.quiet:

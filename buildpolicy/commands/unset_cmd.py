@@ -22,7 +22,7 @@ def add_arguments(parser) -> None:
 
 def run(args, command_argv) -> int:
     """Remove the value; removing a value that is not there is not an error (a note says so)."""
-    from buildpolicy.team.edit import effective_knob, layer_file, unset_knob
+    from buildpolicy.team.edit import edit_lock, effective_knob, layer_file, unset_knob
     from buildpolicy.engine.envstate import restore_baseline
     from buildpolicy.paths import Paths, find_profile
 
@@ -33,7 +33,8 @@ def run(args, command_argv) -> int:
     # uninstalled plugin must be removable too, so nothing is loaded first.
     paths = Paths.from_environ(restore_baseline(environ)[0])
     path = layer_file(args.layer, paths, find_profile(cwd))
-    removed = unset_knob(path, "profile" if args.layer == "project" else "policy", args.knob, args.layer)
+    with edit_lock(paths.state_dir):  # concurrent edits: each one's read-edit-write is whole
+        removed = unset_knob(path, "profile" if args.layer == "project" else "policy", args.knob, args.layer)
     if not removed:
         if not args.quiet:
             print(f"buildpolicy: note: knob {args.knob} has no value in {path} ({args.layer} layer); nothing changed",

@@ -38,7 +38,7 @@ from buildpolicy.engine import hookspecs
 from buildpolicy.errors import BuildpolicyError
 from buildpolicy.model import Decision, KnobSpec
 from buildpolicy.filestate import sys_path_state
-from buildpolicy.filestate import atomic_write
+from buildpolicy.filestate import load_state_json, write_state
 
 ENTRY_POINT_GROUP = "buildpolicy"
 BUILTIN_DIST = "buildpolicy"
@@ -53,13 +53,15 @@ def discover_entry_points(cache_dir: Path | None) -> list[tuple[str, str, str]]:
     fingerprint = sys_path_state()
     cache_file = cache_dir / "entry-points.json" if cache_dir else None
     if cache_file is not None:
+        # A missing, unsafe (another user's, a FIFO…) or corrupt cache reads as None and is rebuilt:
+        # entry points name modules that are imported, so only this user's own cache is believed.
+        cached = load_state_json(cache_file)
         try:
-            cached = json.loads(cache_file.read_text())
             if isinstance(cached, dict) and cached.get("fingerprint") == fingerprint:
                 entries = [tuple(item) for item in cached["entry_points"]]
                 if all(len(item) == 3 and all(isinstance(part, str) for part in item) for item in entries):
                     return entries
-        except (OSError, ValueError, KeyError, TypeError):
+        except (KeyError, TypeError):
             pass  # a corrupt cache is rebuilt
     from importlib.metadata import distributions
 
@@ -79,7 +81,7 @@ def discover_entry_points(cache_dir: Path | None) -> list[tuple[str, str, str]]:
     if cache_file is not None:
         try:
             payload = {"fingerprint": fingerprint, "entry_points": result}
-            atomic_write(cache_file, json.dumps(payload).encode())
+            write_state(cache_file, json.dumps(payload).encode())
         except OSError:
             pass
     return result

@@ -2,7 +2,8 @@
 
 One JSON file in the cache dir. A key holds the binary's path, size and mtime_ns,
 so replacing or updating a binary invalidates its entries without any bookkeeping.
-A corrupt or unreadable file is ignored and rebuilt; a failed write is not fatal.
+A corrupt, unreadable or unsafe file (``filestate.read_state``: a FIFO, a huge
+file, another user's) is ignored and rebuilt; a failed write is not fatal.
 """
 
 from __future__ import annotations
@@ -47,12 +48,10 @@ class ProbeCache:
 
     def _load(self) -> dict[str, Any]:
         if self._entries is None:
+            from buildpolicy.filestate import load_state_json
+
             self._entries = {}
-            try:
-                with open(self.path, "rb") as handle:
-                    data = json.load(handle)
-            except (OSError, ValueError):
-                return self._entries  # missing or corrupt: start afresh
+            data = load_state_json(self.path)  # None when missing or corrupt: start afresh
             if isinstance(data, dict) and data.get("version") == VERSION and isinstance(data.get("entries"), dict):
                 self._entries = data["entries"]
         return self._entries
@@ -71,8 +70,8 @@ class ProbeCache:
             del entries[next(iter(entries))]
         data = json.dumps({"version": VERSION, "entries": entries}, indent=0).encode()
         try:
-            from buildpolicy.filestate import atomic_write  # writes are rare; paths imports attrs
+            from buildpolicy.filestate import write_state
 
-            atomic_write(self.path, data)
+            write_state(self.path, data)
         except OSError:
-            pass  # a read-only cache dir costs speed, never correctness
+            pass  # a read-only or refused cache dir costs speed, never correctness

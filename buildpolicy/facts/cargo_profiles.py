@@ -23,16 +23,31 @@ BUILTIN_INCREMENTAL = {"dev": True, "release": False}
 _KEYS = ("inherits", "incremental")
 
 
+# A Cargo.toml or cargo config larger than this is not read (the facts it feeds are unknown).
+MAX_MANIFEST_BYTES = 16 << 20
+
+
 def _load_toml(path: Path) -> dict | None:
+    """The TOML table in ``path``; None when it does not exist.
+
+    A file that cannot be read as TOML (not a regular file, huge, malformed,
+    nested deeper than the parser goes) makes the facts unknown: FactUnknown.
+    """
     import tomllib  # lazy: only profile facts need TOML here
 
+    from buildpolicy.filestate import Refused, read_bounded
+
     try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
+        raw = read_bounded(path, MAX_MANIFEST_BYTES)  # never a FIFO's endless wait
+    except Refused as exc:
+        raise FactUnknown(f"{path} cannot be read: {exc.strerror}") from None
     except OSError:
         return None
-    except ValueError as exc:
-        raise FactUnknown(f"{path} is not valid TOML: {exc}") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        why = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise FactUnknown(f"{path} is not valid TOML: {why}") from None
 
 
 def find_manifest(start: Path) -> Path | None:
@@ -123,7 +138,7 @@ def load_profiles(s) -> tuple[dict[str, dict], dict]:
     config_files = _config_files(ctx)
     key = json.dumps(["cargo-profiles", str(start), str(manifest), [str(p) for p in config_files], list(args.config_args)])
     cached = s.cache.get(key)
-    if cached and all(stat_token(path) == token for path, token in cached["files"]):
+    if _well_formed(cached) and all(stat_token(path) == token for path, token in cached["files"]):
         s.note_cached()
         return cached["profiles"], cached["build"]
 
@@ -148,6 +163,17 @@ def load_profiles(s) -> tuple[dict[str, dict], dict]:
     return profiles, build
 
 
+def _well_formed(cached) -> bool:
+    """Whether a probe-cache entry has the shape ``load_profiles`` stores (a damaged one is a miss)."""
+    if not isinstance(cached, dict) or not isinstance(cached.get("files"), list):
+        return False
+    if not all(isinstance(f, list) and len(f) == 2 and all(isinstance(p, str) for p in f) for f in cached["files"]):
+        return False
+    profiles, build = cached.get("profiles"), cached.get("build")
+    return (isinstance(profiles, dict) and all(isinstance(t, dict) for t in profiles.values())
+            and isinstance(build, dict) and isinstance(build.get("target_rustflags", []), list))
+
+
 def _config_arg(cwd: Path, text: str, read: list[str]) -> dict:
     # `--config KEY=VALUE` is a TOML line; anything else names a config file,
     # relative to the working directory as cargo resolves it.
@@ -155,7 +181,7 @@ def _config_arg(cwd: Path, text: str, read: list[str]) -> dict:
 
     try:
         return tomllib.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         path = cwd / text
         read.append(str(path))  # an edit of the file invalidates the cached profiles
         return _load_toml(path) or {}

@@ -30,7 +30,6 @@ from buildpolicy.policy.knobs import FileKnob
 from buildpolicy.model import LAYER_RANK, EnvTemplate, Provenance, Rule
 from buildpolicy.policy.packs import Pack
 from buildpolicy.filestate import stat_token
-from buildpolicy.filestate import atomic_write
 from buildpolicy.policy.trust import UNTRUSTED_LAYERS, Finding
 
 PROFILE_KEYS = ("policies", "default_profile", "extends", "plugin_paths", "disable_plugins", "feature_profiles", "knobs", "rule")
@@ -529,18 +528,15 @@ def load_policies(
     ``inputs_out``, when given, receives ``(path, stat token)`` of every file and
     directory the set depends on (for the warm ``env`` replay, ``buildpolicy.replay``).
     """
-    import pickle
-
     def report(inputs) -> None:
         if inputs_out is not None:
             inputs_out.extend(_input_paths(inputs))
 
     key = "\0".join(str(p) for p in (profile, builtin_dir, site_dir, user_dir))  # what the set was compiled for
     cache_file = _cache_file(cache_dir, profile, builtin_dir, site_dir, user_dir) if cache_dir is not None else None
-    if cache_file is not None:
+    if cache_file is not None and (cached := _read_cache(cache_file)) is not None:
         try:
-            with open(cache_file, "rb") as handle:
-                cached_key, inputs, policy_set = pickle.load(handle)
+            cached_key, inputs, policy_set = cached
             if (
                 cached_key == key
                 and isinstance(policy_set, PolicySet)
@@ -558,11 +554,41 @@ def load_policies(
     policy_set = _compile(profile, ordered, fact_type, known_facts, packs)
     report(inputs)
     if cache_file is not None:
-        try:
-            atomic_write(cache_file, pickle.dumps((key, inputs, policy_set), protocol=pickle.HIGHEST_PROTOCOL))
-        except OSError:
-            pass
+        _write_cache(cache_file, (key, inputs, policy_set))
     return policy_set
+
+
+MAX_CACHE_BYTES = 64 << 20  # neither kept nor read past this (the shipped policies pickle to 3 KB)
+
+
+def _read_cache(cache_file: Path):
+    """The unpickled content of ``cache_file``, or None when it is missing, unsafe or corrupt.
+
+    A pickle is code: only a sealed regular file of this user's, in directories no other
+    user can write to, is unpickled (``filestate.read_state``), never one planted at its name.
+    """
+    import pickle
+
+    from buildpolicy.filestate import read_state, unseal
+
+    try:
+        return pickle.loads(unseal(read_state(cache_file, MAX_CACHE_BYTES)))  # damaged: never unpickled
+    except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt
+        return None
+
+
+def _write_cache(cache_file: Path, content) -> None:
+    """Pickle ``content`` into ``cache_file`` (atomically); a failure only costs the next run's speed."""
+    import pickle
+
+    from buildpolicy.filestate import seal, write_state
+
+    try:
+        data = seal(pickle.dumps(content, protocol=pickle.HIGHEST_PROTOCOL))
+        if len(data) <= MAX_CACHE_BYTES:
+            write_state(cache_file, data)
+    except (OSError, pickle.PicklingError, RecursionError):
+        pass
 
 
 def _discover(profile, site_dir, user_dir, builtin_dir):
@@ -577,7 +603,7 @@ def _discover(profile, site_dir, user_dir, builtin_dir):
     if profile is not None:
         try:
             profile_data = tomllib.loads(profile.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             profile_data = None  # reported with its position by the full parse
         extends = (profile_data or {}).get("extends")
         if isinstance(extends, list):

@@ -94,15 +94,26 @@ class TomlDocument:
         return f"TomlDocument({self.path!r})"
 
 
+# No buildpolicy file comes near these; past them a file is refused, not parsed
+# (tomllib, the schema validator and the position scanner all recurse).
+MAX_TOML_BYTES = 16 << 20
+MAX_NESTING = 32  # tables, arrays and inline tables inside one another, dotted keys counted
+
+
 def parse_toml(path: str | Path, text: str | None = None) -> TomlDocument:
     """Parse TOML from ``text`` (or the file at ``path``) into a :class:`TomlDocument`.
 
     Raises :class:`TomlSyntaxError` for malformed TOML, located where tomllib
-    says, and for a file that is not valid UTF-8.
+    says, for a file that is not valid UTF-8, and for values nested more than
+    ``MAX_NESTING`` deep (located at the first one). Reading the file refuses
+    anything but a regular file of at most ``MAX_TOML_BYTES`` (an OSError):
+    a FIFO in a repository must not hang a prompt.
     """
     path = str(path)
     if text is None:
-        raw = Path(path).read_bytes()
+        from buildpolicy.filestate import read_bounded
+
+        raw = read_bounded(path, MAX_TOML_BYTES)
         try:
             text = raw.decode("utf-8-sig")  # tolerate a byte-order mark
         except UnicodeDecodeError as exc:
@@ -118,7 +129,133 @@ def parse_toml(path: str | Path, text: str | None = None) -> TomlDocument:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise TomlSyntaxError(_syntax_diagnostic(path, text, exc)) from None
+    except RecursionError:
+        raise TomlSyntaxError(_nesting_diagnostic(path, text)) from None
+    if too_deep(data, MAX_NESTING):
+        raise TomlSyntaxError(_nesting_diagnostic(path, text))
     return TomlDocument(data, path, text)
+
+
+def too_deep(data, limit: int) -> bool:
+    """Whether any value in ``data`` (tables and lists, walked without recursion) is nested
+    more than ``limit`` levels below the top."""
+    stack = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+    return False
+
+
+def _nesting_diagnostic(path: str, text: str) -> Diagnostic:
+    message = (f"invalid TOML: values nested more than {MAX_NESTING} levels deep "
+               "(tables, arrays and inline tables inside one another)")
+    offset = nesting_offset(text, MAX_NESTING)
+    if offset is None:
+        return Diagnostic(path, None, None, message)
+    line = text.count("\n", 0, offset) + 1
+    return Diagnostic(path, line, offset - (text.rfind("\n", 0, offset) + 1) + 1, message)
+
+
+_NEST_TOKEN = re.compile(r"""
+    (?P<nl>\n)
+  | (?P<ws>[ \t\r]+)
+  | (?P<comment>\#[^\n]*)
+  | (?P<mlstring>"{3}|'{3})
+  | (?P<string>"(?:[^"\\\n]|\\.)*"?|'[^'\n]*'?)
+  | (?P<open>[\[{])
+  | (?P<close>[\]}])
+  | (?P<punct>[=,.])
+  | (?P<word>[^\s\#"'\[\]{}=,.]+)
+""", re.VERBOSE)
+
+
+def nesting_offset(text: str, limit: int) -> int | None:
+    """The offset of the first value in ``text`` nested more than ``limit`` levels deep, or None.
+
+    A scan without recursion that follows what nests in TOML: ``[a.b]`` headers
+    (an array of tables adds a level), dotted keys, arrays and inline tables.
+    Depths count as in :func:`too_deep`. Used to locate a nesting error; the text
+    need not be valid TOML.
+    """
+    stack: list[tuple[str, int]] = []  # open arrays ("a") and inline tables ("t"), with their level
+    table = 0  # level of the current [table]
+    mode = "key"  # "key", "value", "after" (a value is complete), "header"
+    segments, key_at, level = 0, 0, 0
+    pos, n = 0, len(text)
+    while pos < n:
+        m = _NEST_TOKEN.match(text, pos)
+        if m is None:
+            pos += 1
+            continue
+        kind, token, start, pos = m.lastgroup, m.group(), m.start(), m.end()
+        if kind in ("ws", "comment"):
+            continue
+        if kind == "nl":
+            if not stack and mode != "header":
+                mode, segments = "key", 0
+            continue
+        if kind == "mlstring":
+            end = text.find(token, pos)
+            while end > 0 and token[0] == '"' and (end - len(text[:end].rstrip("\\"))) % 2:
+                end = text.find(token, end + 1)  # an escaped quote: not the end
+            pos = n if end < 0 else end + 3
+            kind = "string"
+        if mode == "header":
+            if token == ".":
+                segments += 1
+            elif token == "]":
+                levels = segments + (1 if text.startswith("[[", key_at) else 0)
+                if levels > limit:
+                    return key_at
+                table, mode = levels, "after"
+                if text.startswith("]]", start):
+                    pos += 1
+            continue
+        if mode == "key":
+            if token == "[" and not stack and segments == 0:
+                mode, segments, key_at = "header", 1, start
+                if text.startswith("[[", start):
+                    pos += 1
+            elif kind in ("word", "string"):
+                if segments == 0:
+                    segments, key_at = 1, start
+            elif token == ".":
+                segments += 1
+            elif token == "=":
+                level = (stack[-1][1] if stack else table) + max(segments, 1)
+                if level > limit:
+                    return key_at
+                mode = "value"
+            elif token == "}" and stack:  # an empty inline table
+                stack.pop()
+                mode = "after"
+            continue
+        if mode == "value" and kind in ("open", "word", "string"):
+            if level > limit:
+                return start
+            if token == "[":
+                stack.append(("a", level))
+                level += 1
+            elif token == "{":
+                stack.append(("t", level))
+                mode, segments = "key", 0
+            else:
+                mode = "after"
+            continue
+        if kind == "close" and stack:
+            stack.pop()
+            mode = "after"
+        elif token == "," and stack:
+            if stack[-1][0] == "a":
+                mode, level = "value", stack[-1][1] + 1
+            else:
+                mode, segments = "key", 0
+    return None
 
 
 _AT_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")

@@ -176,11 +176,12 @@ def record_path(state_dir: Path, profile: str) -> Path:
 
 
 def _read_record(path: Path) -> dict | None:
-    # A corrupt or unreadable record is ignored (treated as "not allowed"), never fatal.
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    # A corrupt or unreadable record is ignored (treated as "not allowed"), never fatal;
+    # so is one that is not a regular file of this user's in a directory only they can
+    # write (filestate.read_state): a record planted by someone else would allow anything.
+    from buildpolicy.filestate import load_state_json
+
+    data = load_state_json(path)
     if not isinstance(data, dict) or data.get("version") != RECORD_VERSION or not isinstance(data.get("files"), dict):
         return None
     return data
@@ -189,7 +190,7 @@ def _read_record(path: Path) -> dict | None:
 def _write_record(path: Path, profile: str, overall: str, each: dict[str, str]) -> None:
     import time
 
-    from buildpolicy.filestate import atomic_write
+    from buildpolicy.filestate import write_state
 
     record = {
         "version": RECORD_VERSION,
@@ -198,7 +199,7 @@ def _write_record(path: Path, profile: str, overall: str, each: dict[str, str]) 
         "files": {p: {"sha256": d, "stat": stat_token(p)} for p, d in each.items()},
         "allowed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    atomic_write(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+    write_state(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
 
 
 @attrs.frozen

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import os
 
-from buildpolicy.filestate import atomic_write, cache_dir
+from buildpolicy.filestate import cache_dir, read_state, seal, unseal, write_state
 
-FORMAT = 1
+FORMAT = 2  # 2: sealed (filestate.seal), so a damaged record is never unmarshalled
 MEMO_DIR = "replay"
 MAX_RECORDS = 64  # distinct invocations (directory × environment × arguments) kept
 ENV_SWITCH = "BUILDPOLICY_REPLAY"
@@ -46,12 +46,14 @@ def enabled(environ) -> bool:
 def load(key: str, environ):
     """The record stored for ``key``, or None when there is none or it is not a record of it.
 
-    Any error reading it is the caller's to treat as "no record".
+    Any error reading it is the caller's to treat as "no record"; a record that is
+    not a regular file of this user's, in a directory only they can write, is
+    refused (``filestate.read_state``): its output would be evaluated by a shell.
+    A damaged one fails its seal and is never unmarshalled.
     """
     import marshal
 
-    with open(record_path(key, environ), "rb") as handle:
-        record = marshal.load(handle)
+    record = marshal.loads(unseal(read_state(record_path(key, environ))))
     if not (isinstance(record, dict) and record.get("format") == FORMAT and record.get("key") == key):
         return None
     return record
@@ -71,7 +73,7 @@ def save(argv: list[str], cwd: str, environ, record: dict) -> None:
     except ValueError:
         return  # a value marshal cannot hold: just not recorded
     try:
-        atomic_write(path, data, mode=0o600)  # what a user's prompt printed is theirs alone
+        write_state(path, seal(data), mode=0o600)  # what a user's prompt printed is theirs alone
         _prune(os.path.dirname(path))
     except OSError:
         pass

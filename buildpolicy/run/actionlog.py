@@ -15,23 +15,36 @@ Lines are appended with one ``write`` under a short lock, so concurrent
 ``exec``\\ s never interleave; past ``MAX_BYTES`` the file is rotated to
 ``actions.jsonl.1`` (one generation kept). A line that is corrupt, truncated
 or of the wrong shape is skipped when reading, never fatal.
+
+The log is private (mode 0600, like the replay records) and its ``argv`` is
+redacted (``redact_argv``): the values of options that carry secrets
+(``--token``, ``--password``, ``--config registries.x.token=…``…), the token
+of ``cargo login`` and the password of ``https://user:password@host`` become
+``<redacted>``. A log that is not a regular file of this user's (a FIFO, a
+symlink to a device, another user's file) is never read or appended to.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from buildpolicy.filestate import read_state
+
 LOG_NAME = "actions.jsonl"
 LOCK_NAME = "actions.lock"
 MAX_BYTES = 8 << 20
+# A log past this (the rotation keeps it near MAX_BYTES) is not read: it is not one we wrote.
+READ_LIMIT = 2 * MAX_BYTES
 VERSION = 1
 # "adaptive:6 (cpus=8, mem_avail=…)" varies with free memory at every run; the
 # part before the parenthesis is the decision itself.
@@ -43,13 +56,98 @@ def log_path(state_dir: Path) -> Path:
     return Path(state_dir) / LOG_NAME
 
 
+REDACTED = "<redacted>"
+# Options whose value is a secret, by a word in their name (--token, --registry-token,
+# --password, --api-key, --client-secret, --auth-token, --credentials…).
+_SECRET_WORDS = r"(token|passw(or)?d|secret|api[-_]?key|credential|auth(?!or))"
+_SECRET_OPTION = re.compile(rf"^--?[A-Za-z0-9_-]*{_SECRET_WORDS}[A-Za-z0-9_-]*$", re.IGNORECASE)
+# Keys of `--config KEY=VALUE` (cargo) and `KEY=VALUE` words whose value is a secret.
+_SECRET_KEY = re.compile(_SECRET_WORDS, re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:)[^/@\s]+(?=@)")
+
+
+def _redact_assignment(text: str, config: bool = False) -> str:
+    """``KEY=VALUE`` with a secret-looking KEY → ``KEY=<redacted>``; URL passwords in any word.
+
+    A ``--config`` value is TOML, where the secret's name may be inside the value
+    (``registries.x = { token = "…" }``): any secret-looking word redacts it.
+    """
+    key, sep, _value = text.partition("=")
+    if sep and _SECRET_KEY.search(text if config else key):
+        return f"{key}={REDACTED}"
+    return _URL_PASSWORD.sub(lambda m: m.group("head") + REDACTED, text)
+
+
+def redact_argv(argv: Iterable[str]) -> list[str]:
+    """``argv`` with secrets replaced by ``<redacted>``, for what is written to disk.
+
+    Values of options named like a secret (``--token X``, ``--token=X``,
+    ``--password``, ``--api-key``…), ``--config KEY=VALUE`` / ``-c`` pairs and
+    bare ``KEY=VALUE`` words whose key names one (``registries.x.token=…``,
+    ``CARGO_REGISTRY_TOKEN=…``), the argument of ``cargo login``, and the password
+    in ``scheme://user:password@host``. Everything else is kept as given.
+    """
+    words = [str(word) for word in argv]
+    out: list[str] = []
+    secret_next = config_next = False
+    login = False
+    for index, word in enumerate(words):
+        if secret_next:
+            out.append(REDACTED)
+            secret_next = False
+            continue
+        if config_next:
+            out.append(_redact_assignment(word, config=True))
+            config_next = False
+            continue
+        name, sep, _value = word.partition("=")
+        if word.startswith("-") and _SECRET_OPTION.match(name):
+            if sep:
+                out.append(f"{name}={REDACTED}")
+            else:
+                out.append(word)
+                secret_next = True
+            continue
+        if word in ("--config", "-c"):
+            out.append(word)
+            config_next = True
+            continue
+        if name == "--config" and sep:
+            out.append(f"--config={_redact_assignment(word[len('--config='):], config=True)}")
+            continue
+        if login and not word.startswith("-"):
+            out.append(REDACTED)  # `cargo login <token>`
+            continue
+        if word == "login" and index > 0 and _is_cargo_like(words[: index]):
+            login = True
+        out.append(_redact_assignment(word))
+    return out
+
+
+def _is_cargo_like(before: list[str]) -> bool:
+    """Whether ``login`` after these words is cargo's subcommand (``cargo [+tc] [flags] login``)."""
+    program = os.path.basename(before[0])
+    return program in ("cargo", "cargo.exe") and all(w.startswith(("-", "+")) for w in before[1:])
+
+
 def append(state_dir: Path, entry: Mapping[str, Any]) -> None:
-    """Append ``entry`` as one line; rotate a full log. Raises OSError (callers warn)."""
+    """Append ``entry`` as one line; rotate a full log. Raises OSError (callers warn).
+
+    The log is created 0600 (and an older 0644 one narrowed); a log that is not a
+    regular file (a FIFO, a symlink) is replaced by a new one, and a state
+    directory another user could write to is refused (``filestate.Refused``).
+    """
+    from buildpolicy.filestate import Refused, unsafe_directory
     from buildpolicy.run.locks import locked
 
     path = log_path(state_dir)
     line = (json.dumps(entry, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode("utf-8", "surrogateescape")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    reason = unsafe_directory(path.parent)
+    if reason is None and not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        reason = unsafe_directory(path.parent)
+    if reason is not None:
+        raise Refused(errno.EPERM, reason)
     with locked(Path(state_dir) / LOCK_NAME, timeout=1.0):
         # Without the lock (a stuck holder) the O_APPEND write of one line is still
         # atomic enough on local filesystems: better a rare risk than a lost entry.
@@ -58,7 +156,7 @@ def append(state_dir: Path, entry: Mapping[str, Any]) -> None:
                 os.replace(path, path.with_name(LOG_NAME + ".1"))
         except FileNotFoundError:
             pass
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = _open_for_append(path)
         try:
             # A torn last line (a crash mid-write, a damaged file) must not swallow
             # this entry: start it on a line of its own.
@@ -68,6 +166,28 @@ def append(state_dir: Path, entry: Mapping[str, Any]) -> None:
             os.write(fd, line)
         finally:
             os.close(fd)
+
+
+def _open_for_append(path: Path) -> int:
+    """A descriptor appending to the regular file ``path`` (mode 0600), replacing anything else there."""
+    flags = (os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+             | getattr(os, "O_NOFOLLOW", 0))
+    uid = getattr(os, "geteuid", lambda: None)()
+    for _attempt in range(2):
+        try:
+            fd = os.open(path, flags, 0o600)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:  # ELOOP: a symlink (to /dev/zero, to someone's file)
+                raise
+        else:
+            st = os.fstat(fd)
+            if stat.S_ISREG(st.st_mode) and uid in (None, st.st_uid):
+                if stat.S_IMODE(st.st_mode) != 0o600:
+                    os.fchmod(fd, 0o600)  # a log from before it was private
+                return fd
+            os.close(fd)
+        os.unlink(path)  # not a log of ours: a new one replaces it
+    raise OSError(errno.EEXIST, f"{path} keeps being replaced by something that is not a log")
 
 
 def _valid(entry: Any) -> bool:
@@ -91,18 +211,18 @@ def read_entries(state_dir: Path) -> tuple[list[dict[str, Any]], int]:
     path = log_path(state_dir)
     for file in (path.with_name(LOG_NAME + ".1"), path):
         try:
-            data = file.read_bytes()
+            data = read_state(file, READ_LIMIT)  # never a FIFO's wait, /dev/zero's endless read
         except FileNotFoundError:
             continue
         except OSError:
-            skipped += 1  # an unreadable file counts as one skipped unit
+            skipped += 1  # an unreadable (or refused) file counts as one skipped unit
             continue
         for raw in data.splitlines():
             if not raw.strip():
                 continue
             try:
                 entry = json.loads(raw.decode("utf-8", "surrogateescape"))
-            except ValueError:
+            except (ValueError, RecursionError):
                 skipped += 1
                 continue
             if _valid(entry):

@@ -253,7 +253,7 @@ def _log(result, plan, started_at, duration, waited, status, request, quiet, tar
         "rustflags": flags,
         "rustflags_var": var,
         "decisions": {name: d.status for name, d in result.decisions.items()},
-        "argv": list(plan.argv),
+        "argv": actionlog.redact_argv(plan.argv),  # the log outlives the command: no tokens in it
         "cwd": str(request.cwd),
     }
     try:

@@ -89,7 +89,7 @@ def record_build_flags(result, target_dir: Path | str | None = None) -> Path | N
     """
     import time
 
-    from buildpolicy.filestate import atomic_write
+    from buildpolicy.filestate import write_state
 
     target = Path(target_dir) if target_dir is not None else target_dir_for(result)
     path = fingerprint_path(result.paths.state_dir, result.profile, target)
@@ -101,7 +101,7 @@ def record_build_flags(result, target_dir: Path | str | None = None) -> Path | N
         "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     try:
-        atomic_write(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+        write_state(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
     except OSError:
         return None
     return path
@@ -109,10 +109,9 @@ def record_build_flags(result, target_dir: Path | str | None = None) -> Path | N
 
 def last_build_flags(state_dir: Path, profile: str, target_dir: Path | str) -> dict[str, str] | None:
     """The flags recorded for (profile, target dir), or None (no record, or an unreadable one)."""
-    try:
-        data = json.loads(fingerprint_path(state_dir, profile, target_dir).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    from buildpolicy.filestate import load_state_json
+
+    data = load_state_json(fingerprint_path(state_dir, profile, target_dir))  # None: missing, unsafe or corrupt
     flags = data.get("flags") if isinstance(data, dict) and data.get("version") == FINGERPRINT_VERSION else None
     if not isinstance(flags, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in flags.items()):
         return None

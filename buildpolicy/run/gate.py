@@ -29,7 +29,9 @@ with SIGKILL the gate opens early; it never stays shut.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -39,6 +41,7 @@ from buildpolicy.model import Decision
 
 GATE_VAR = "BUILDPOLICY_GATE_HELD"
 LOCK_NAME = "gate.lock"
+HOLDER_LIMIT = 64 << 10  # the holder file names a pid, an argv and a directory
 # cargo subcommands that compile (aliases are expanded before the lookup) and
 # the common third-party ones that build the project too.
 COMPILE_COMMANDS = frozenset({
@@ -77,10 +80,12 @@ def is_locked(path: Path) -> bool:
     import fcntl
 
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO must not block
     except OSError:
         return False
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
         # flock locks belong to an open file description: this new one conflicts
         # with any holder, even one in this very process.
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -141,6 +146,14 @@ def decide(ctx) -> Decision:
     if command not in COMPILE_COMMANDS:
         return Decision("gate", None, "not-needed", f"cargo {command or '(no command)'} does not compile")
     path = lock_path(ctx)
+    if not ctx.knob("gate_lock"):
+        from buildpolicy.filestate import unsafe_directory
+
+        # The default lock is this user's own state: not one in a directory another user controls
+        # (they could hold it forever). A configured gate_lock may be shared on purpose.
+        unsafe = unsafe_directory(path.parent)
+        if unsafe is not None:
+            return Decision("gate", None, "disabled", f"the default gate lock {path} is not used: {unsafe}")
     holder = inherited_holder(ctx.environ, path)
     if holder == os.getpid():
         return Decision("gate", str(path), "acquired", f"this exec (pid {holder}) holds {path}")
@@ -177,7 +190,12 @@ class GateLock:
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Read-only is enough for flock, and lets users share a gate file one of them created.
-        self.fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        # Non-blocking: opening a FIFO planted at the lock's name would wait for a writer forever.
+        fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(errno.EINVAL, "not a regular file")  # exec runs ungated, and says why
+        self.fd = fd
         started = time.monotonic()
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -211,7 +229,10 @@ class GateLock:
 
         from buildpolicy.filestate import atomic_write
 
-        info = {"pid": os.getpid(), "argv": list(argv), "cwd": cwd, "since": time.time()}
+        from buildpolicy.run.actionlog import redact_argv
+
+        # Readable by every user of a shared gate: no tokens from the command line.
+        info = {"pid": os.getpid(), "argv": redact_argv(argv), "cwd": cwd, "since": time.time()}
         try:
             atomic_write(self.holder_file, json.dumps(info).encode())
         except OSError:
@@ -219,29 +240,42 @@ class GateLock:
 
     def describe_holder(self) -> str:
         """Who holds the gate, from the holder file, for the waiting note."""
-        import json
-
+        info = self._holder_info()
         try:
-            info = json.loads(self.holder_file.read_bytes())
             pid = int(info["pid"])
             os.kill(pid, 0)
-        except (OSError, ValueError, KeyError, TypeError):
+            argv = info.get("argv", [])
+            what = " ".join(str(a) for a in argv[:4] if isinstance(a, str)) if isinstance(argv, list) else ""
+            since = _format_duration(max(0.0, time.time() - float(info.get("since", time.time()))))
+        except (OSError, ValueError, KeyError, TypeError, OverflowError):
             return "held by another process"
-        what = " ".join(str(a) for a in info.get("argv", [])[:4]) or "a command"
-        since = _format_duration(max(0.0, time.time() - float(info.get("since", time.time()))))
-        where = f" in {info['cwd']}" if info.get("cwd") else ""
-        return f"held by pid {pid}: {what}{where}, for {since}"
+        cwd = info.get("cwd")
+        where = f" in {cwd}" if isinstance(cwd, str) and cwd else ""
+        return f"held by pid {pid}: {what or 'a command'}{where}, for {since}"
+
+    def _holder_info(self) -> dict:
+        """The holder file's content; {} when it is missing, not a small regular file, or not JSON.
+
+        Not ``read_state``: a shared gate's holder file belongs to whichever user holds it.
+        """
+        import json
+
+        from buildpolicy.filestate import read_bounded
+
+        try:
+            info = json.loads(read_bounded(self.holder_file, HOLDER_LIMIT))
+        except (OSError, ValueError, RecursionError):
+            return {}
+        return info if isinstance(info, dict) else {}
 
     def release(self) -> None:
         """Open the gate (closing the descriptor releases the lock)."""
         if self.fd is None:
             return
-        import json
-
         try:
-            if json.loads(self.holder_file.read_bytes()).get("pid") == os.getpid():
+            if self._holder_info().get("pid") == os.getpid():
                 self.holder_file.unlink()
-        except (OSError, ValueError, AttributeError):
+        except OSError:
             pass
         os.close(self.fd)
         self.fd = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,8 +36,13 @@ def locked(path: Path, timeout: float = 1.0) -> Iterator[bool]:
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        # Non-blocking: a FIFO planted at the lock's name must not make the open wait.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)
     except OSError:
+        yield False
+        return
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO, a device: not a lock anyone else takes
+        os.close(fd)
         yield False
         return
     try:

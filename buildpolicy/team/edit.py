@@ -14,12 +14,19 @@ comments, order and formatting survive; a knob declared as a table
 (``[knobs.linker] aliases = [...]``) gets its ``default`` key set instead of
 being replaced. The result is parsed and schema-validated again, then written
 atomically with the original file's permissions.
+
+Concurrent edits (several ``set`` at once from scripts or shells) are
+serialised by ``edit_lock``: each reads the file, edits and replaces it while
+holding an exclusive lock in the state directory, so none overwrites another's
+change with a copy read before it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +36,31 @@ from buildpolicy.filestate import atomic_write
 
 LAYERS = ("user", "site", "project")
 LAYER_FILE = "knobs.toml"
+EDIT_LOCK = "knob-edit.lock"
+# An edit holds the lock for milliseconds; a queue of many, or a slow disk's fsync, for seconds.
+EDIT_LOCK_TIMEOUT = 60.0
+
+
+@contextlib.contextmanager
+def edit_lock(state_dir: Path, timeout: float = EDIT_LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold the lock that serialises ``set``/``unset`` edits (of any layer file) for the block.
+
+    Raises BuildpolicyError (nothing written) when it cannot be taken within ``timeout``.
+    """
+    from buildpolicy.filestate import unsafe_directory
+    from buildpolicy.run.locks import locked
+
+    if unsafe_directory(state_dir) is not None:
+        # Another user could hold a lock there forever: edit without it, as every
+        # other use of that state directory goes without it (the refusal was reported).
+        yield
+        return
+    path = Path(state_dir) / EDIT_LOCK
+    with locked(path, timeout=timeout) as held:
+        if not held:
+            raise BuildpolicyError(f"cannot take the edit lock {path} (another `buildpolicy set` or `unset` "
+                                   f"still holds it after {timeout:.0f}s, or it cannot be created); nothing was changed")
+        yield
 
 
 def layer_file(layer: str, paths, profile: Path | None) -> Path:
@@ -78,8 +110,11 @@ def _read(path: Path, kind: str):
     from buildpolicy.policy.tomlpos import parse_toml
     from buildpolicy.policy.validate import validate_document
 
+    from buildpolicy.filestate import read_bounded
+    from buildpolicy.policy.tomlpos import MAX_TOML_BYTES
+
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(path, MAX_TOML_BYTES).decode("utf-8")  # a FIFO is refused, not waited on
     except FileNotFoundError:
         return None, None
     except (OSError, UnicodeDecodeError) as exc:
@@ -105,7 +140,10 @@ def _new_document(layer: str):
 
 
 def set_knob(path: Path, kind: str, layer: str, name: str, value: Any) -> bool:
-    """Write ``name = value`` into the ``[knobs]`` table of ``path``; return whether the file was created."""
+    """Write ``name = value`` into the ``[knobs]`` table of ``path``; return whether the file was created.
+
+    Callers hold ``edit_lock`` around it: the read, the edit and the write are one update.
+    """
     import tomlkit
 
     doc, _ = _read(path, kind)
@@ -128,7 +166,9 @@ def set_knob(path: Path, kind: str, layer: str, name: str, value: Any) -> bool:
 def unset_knob(path: Path, kind: str, name: str, layer: str | None = None) -> bool:
     """Remove the value of ``name`` from ``path``'s ``[knobs]`` table; return whether there was one.
 
-    ``layer`` (user, site, project) only shapes the message of a write error."""
+    ``layer`` (user, site, project) only shapes the message of a write error.
+    Callers hold ``edit_lock`` around it, as for ``set_knob``.
+    """
     import tomlkit
 
     doc, _ = _read(path, kind)

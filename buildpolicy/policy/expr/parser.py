@@ -10,6 +10,27 @@ from buildpolicy.policy.expr.typecheck import Typed, check_compare, describe, re
 
 #: The fact types ``fact_type`` may return.
 FACT_TYPES = frozenset({"string", "int", "size", "number", "bool", "list", "any"})
+#: How deep parentheses and ``not`` may nest. The parser and the evaluation recurse
+#: once per level: past this, a positioned error instead of a RecursionError.
+MAX_NESTING = 64
+#: The most tokens a ``when`` may have: 100 times a long hand-written one. Rules are
+#: compiled at the first prompt after an edit; megabytes of expression would make it slow.
+MAX_TOKENS = 5_000
+
+
+def _balanced(terms: list[Typed], node_class) -> Typed:
+    """``a and b and c …`` as a balanced tree of ``node_class`` (And or Or), left to right.
+
+    Both are associative and evaluate left to right either way; a balanced tree
+    keeps a chain of 100,000 terms 17 levels deep, so evaluating or pickling
+    it never exhausts the stack.
+    """
+    while len(terms) > 1:
+        paired = [Typed(node_class(a.node, b.node), "bool", a.pos, b.end) for a, b in zip(terms[::2], terms[1::2])]
+        if len(terms) % 2:
+            paired.append(terms[-1])
+        terms = paired
+    return terms[0]
 
 
 class Parser:
@@ -20,12 +41,16 @@ class Parser:
         self.fact_type = fact_type
         self.known_facts = known_facts
         self.facts: set[str] = set()
+        self.depth = 0  # open parentheses and `not`s around the current position
 
     # -- helpers --------------------------------------------------------------------
 
     @property
     def tok(self) -> Tok:
-        return self.tokens[self.i]
+        tok = self.tokens[self.i]
+        if tok.kind == "long":
+            raise Fault(tok.pos, f"expression too long: more than {MAX_TOKENS} tokens")
+        return tok
 
     def peek(self, ahead=1) -> Tok:
         return self.tokens[min(self.i + ahead, len(self.tokens) - 1)]
@@ -68,32 +93,39 @@ class Parser:
         return result
 
     def parse_or(self) -> Typed:
-        left = self.parse_and()
+        terms = [self.parse_and()]
         while self.tok.is_("kw", "or"):
             # Check the left side first so errors are reported left to right.
-            require_condition(self.text, left, "'or'")
+            require_condition(self.text, terms[-1], "'or'")
             self.advance()
-            right = self.parse_and()
-            require_condition(self.text, right, "'or'")
-            left = Typed(Or(left.node, right.node), "bool", left.pos, right.end)
-        return left
+            terms.append(self.parse_and())
+            require_condition(self.text, terms[-1], "'or'")
+        return _balanced(terms, Or)
 
     def parse_and(self) -> Typed:
-        left = self.parse_not()
+        terms = [self.parse_not()]
         while self.tok.is_("kw", "and"):
             # Check the left side first so errors are reported left to right.
-            require_condition(self.text, left, "'and'")
+            require_condition(self.text, terms[-1], "'and'")
             self.advance()
-            right = self.parse_not()
-            require_condition(self.text, right, "'and'")
-            left = Typed(And(left.node, right.node), "bool", left.pos, right.end)
-        return left
+            terms.append(self.parse_not())
+            require_condition(self.text, terms[-1], "'and'")
+        return _balanced(terms, And)
+
+    def enter(self, tok: Tok) -> None:
+        """One level deeper (a ``(`` or a ``not`` at ``tok``); a Fault past ``MAX_NESTING``."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise Fault(tok.pos, f"expression nested too deeply: more than {MAX_NESTING} levels of "
+                                 "parentheses and 'not'")
 
     def parse_not(self) -> Typed:
         if self.tok.is_("kw", "not"):
+            self.enter(self.tok)
             start = self.advance().pos
             operand = self.parse_not()
             require_condition(self.text, operand, "'not'")
+            self.depth -= 1
             return Typed(Not(operand.node), "bool", start, operand.end)
         return self.parse_comparison()
 
@@ -139,6 +171,7 @@ class Parser:
         if tok.is_("op", "["):
             return self.parse_list()
         if tok.is_("op", "("):
+            self.enter(tok)
             self.advance()
             inner = self.parse_or()
             if not self.tok.is_("op", ")"):
@@ -146,6 +179,7 @@ class Parser:
                     raise Fault(tok.pos, "unclosed '('")
                 raise Fault(self.tok.pos, f"expected ')' but found {self.tok_text(self.tok)}")
             end = self.advance().end
+            self.depth -= 1
             return Typed(inner.node, inner.type, tok.pos, end, inner.elem)
         if kind == "eof":
             raise Fault(tok.pos, "unexpected end of expression; expected a value or a fact")
@@ -208,7 +242,7 @@ def compile_expr(text: str, *, fact_type: Callable[[str], str | None], file=None
     Raises :class:`ExprError` for syntax errors, unknown facts and type mismatches.
     """
     try:
-        parser = Parser(text, tokenize(text), fact_type, known_facts)
+        parser = Parser(text, tokenize(text, MAX_TOKENS), fact_type, known_facts)
         root = parser.parse()
     except Fault as fault:
         raise ExprError(diagnostic(text, fault.offset, fault.message, file, line, col)) from None

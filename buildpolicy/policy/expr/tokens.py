@@ -38,6 +38,9 @@ class ExprError(BuildpolicyError):
 # --------------------------------------------------------------------------------------
 
 
+_CONTEXT = 60  # characters shown on each side of a fault in a very long line
+
+
 def diagnostic(text: str, offset: int, message: str, file, line, col) -> Diagnostic:
     """Build a Diagnostic for ``text[offset]``.
 
@@ -59,8 +62,16 @@ def diagnostic(text: str, offset: int, message: str, file, line, col) -> Diagnos
     else:
         err_line, err_col = base_line + line_index, 1 + in_line
     source_line = text[line_start:line_end]
+    caret_at = in_line
+    if len(source_line) > 2 * _CONTEXT:
+        # A 100,000-term line is shown around the fault, not whole.
+        first = max(0, in_line - _CONTEXT)
+        last = min(len(source_line), in_line + _CONTEXT)
+        head, tail = ("…" if first else ""), ("…" if last < len(source_line) else "")
+        source_line = head + source_line[first:last] + tail
+        caret_at = len(head) + in_line - first
     # Keep tabs in the caret's indentation so the caret lines up however tabs render.
-    pad = "".join("\t" if ch == "\t" else " " for ch in source_line[:in_line])
+    pad = "".join("\t" if ch == "\t" else " " for ch in source_line[:caret_at])
     detail = ("    " + source_line, "    " + pad + "^")
     return Diagnostic(file, err_line, err_col, message, detail)
 
@@ -90,6 +101,7 @@ def unknown_fact_message(name: str, known_facts: Iterable[str]) -> str:
 
 
 KEYWORDS = frozenset({"and", "or", "not", "in", "true", "false", "null"})
+MAX_NUMBER_DIGITS = 100  # a float has ~17 significant digits and a byte count 20: 100 is no limit in practice
 COMPARE_OPS = frozenset({"==", "!=", "<", "<=", ">", ">="})
 
 # One master pattern; strings are scanned by hand (escapes, unterminated detection).
@@ -121,7 +133,7 @@ _ESCAPES = {"'": "'", '"': '"', "\\": "\\"}
 
 
 class Tok:
-    """A token: ``kind`` is num/size/str/name/kw/op/eof; ``pos``/``end`` are offsets."""
+    """A token: ``kind`` is num/size/str/name/kw/op/eof (or ``long``, see ``tokenize``); ``pos``/``end`` are offsets."""
 
     __slots__ = ("kind", "value", "pos", "end")
 
@@ -146,8 +158,13 @@ def _fact_name_fault(name: str, pos: int) -> Fault | None:
     return None
 
 
-def tokenize(text: str) -> list[Tok]:
-    """Split ``text`` into tokens, raising Fault at the first bad character."""
+def tokenize(text: str, max_tokens: int | None = None) -> list[Tok]:
+    """Split ``text`` into tokens, raising Fault at the first bad character.
+
+    With ``max_tokens``, stops after that many and ends the list with a ``long``
+    token where it stopped (the parser reports it if it gets that far), so a
+    megabyte of expression costs no more than its first tokens.
+    """
     tokens: list[Tok] = []
     pos = 0
     n = len(text)
@@ -160,6 +177,9 @@ def tokenize(text: str) -> list[Tok]:
         if kind == "ws":
             pos = m.end()
             continue
+        if max_tokens is not None and len(tokens) >= max_tokens:
+            tokens.append(Tok("long", None, pos, pos))  # at the first token past the limit
+            return tokens
         if kind in ("num", "unit"):
             number, unit = m.group("num"), m.group("unit")
             if unit:
@@ -168,6 +188,9 @@ def tokenize(text: str) -> list[Tok]:
                     tokens.append(Tok("size", parse_size(literal), pos, m.end()))
                 except ValueError as exc:
                     raise Fault(pos, f"invalid size literal: {exc}") from None
+            elif len(number) > MAX_NUMBER_DIGITS:
+                # int() refuses 4,300 digits with a ValueError; float() makes them inf.
+                raise Fault(pos, f"number too long: more than {MAX_NUMBER_DIGITS} digits")
             elif "." in number:
                 tokens.append(Tok("num", float(number), pos, m.end()))
             else:

@@ -3,6 +3,7 @@ that are down, and make the ``remote`` decision."""
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -250,20 +251,20 @@ class DownCache:
         self.lock = Path(state_dir) / DOWN_LOCK
 
     def load(self) -> dict[str, dict[str, Any]]:
-        """Every entry; a missing, unreadable or corrupt file reads as empty."""
-        import json
+        """Every entry; a missing, unreadable, unsafe or corrupt file reads as empty
+        (``filestate.load_state_json``: never a FIFO's wait, never another user's file)."""
+        from buildpolicy.filestate import load_state_json
 
-        try:
-            data = json.loads(self.path.read_bytes())
-            hosts = data["hosts"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return {}
+        data = load_state_json(self.path)
+        hosts = data.get("hosts") if isinstance(data, dict) else None
         if not isinstance(hosts, dict):
             return {}
         entries = {}
         for key, entry in hosts.items():
-            if isinstance(entry, dict) and isinstance(entry.get("failed_at"), (int, float)):
-                entries[str(key)] = {"failed_at": float(entry["failed_at"]), "reason": str(entry.get("reason", ""))}
+            failed_at = entry.get("failed_at") if isinstance(entry, dict) else None
+            if isinstance(failed_at, (int, float)) and not isinstance(failed_at, bool) and math.isfinite(failed_at):
+                reason = entry.get("reason")
+                entries[str(key)] = {"failed_at": float(failed_at), "reason": reason if isinstance(reason, str) else ""}
         return entries
 
     def recent(self, ttl: float, now: float) -> dict[str, dict[str, Any]]:
@@ -279,7 +280,7 @@ class DownCache:
         import json
 
         from buildpolicy.run.locks import locked
-        from buildpolicy.filestate import atomic_write
+        from buildpolicy.filestate import write_state
 
         with locked(self.lock, timeout=2.0) as held:
             if not held:
@@ -291,7 +292,7 @@ class DownCache:
                 entries[key] = {"failed_at": now, "reason": reason}
             payload = json.dumps({"version": 1, "hosts": entries}, indent=1, sort_keys=True).encode()
             try:
-                atomic_write(self.path, payload)
+                write_state(self.path, payload)
             except OSError:
                 return False
         return True
