@@ -15,32 +15,6 @@ from buildpolicy.commands.common import add_common, make_request
 from buildpolicy.errors import EXIT_PROBLEMS, BuildpolicyError
 
 
-def possible_conflicts(rules) -> list[str]:
-    """Pairs of rules of one layer and priority that set one variable differently and could match together."""
-    from buildpolicy.policy.expr.nodes import may_both_match
-
-    warnings = []
-    active = [rule for rule in rules if rule.enabled]
-    for index, first in enumerate(active):
-        for second in active[index + 1 :]:
-            if (first.layer, first.priority) != (second.layer, second.priority):
-                continue
-            if first.knob or second.knob:
-                pass  # a knob switch `on` makes a rule match regardless of `when`
-            elif not may_both_match(first.when, second.when):
-                continue
-            mine = {entry.name: entry.value for entry in first.env}
-            for entry in second.env:
-                if entry.name in mine and mine[entry.name] != entry.value:
-                    warnings.append(
-                        f"{second.file}:{entry.line}: rules {first.id!r} ({first.file}:{first.line}) and {second.id!r} "
-                        f"set {entry.name} to {mine[entry.name]!r} and {entry.value!r} in the {first.layer} layer with "
-                        f"priority {first.priority}; if both match, the run fails: give one a higher priority or make "
-                        "their `when`s exclusive"
-                    )
-    return warnings
-
-
 # TOML files of the Rust toolchain and common cargo tools: never policy files,
 # even in a directory given to `check` (a crate root holds several of them).
 NOT_POLICY_FILES = frozenset({
@@ -138,6 +112,8 @@ def run(args, command_argv) -> int:
             print(f"{message}", file=sys.stderr)
         print(f"buildpolicy check: {len(exc.messages)} problem(s)", file=sys.stderr)
         return exc.exit_code
+    from buildpolicy.policy.conflicts import possible_conflicts
+
     conflicts = possible_conflicts(rules)
     for warning in conflicts:
         print(f"warning: {warning}", file=sys.stderr)

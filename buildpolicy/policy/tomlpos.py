@@ -67,6 +67,18 @@ class TomlDocument:
         """
         return self._lookup(keypath, value=True)
 
+    def index_of(self, line: int, col: int) -> int:
+        """The index in ``text`` of 1-based ``line`` and ``col`` (a position this class returned)."""
+        if self._keys is None:
+            self._scan()
+        return self._scanner.line_starts[line - 1] + col - 1
+
+    def position_of(self, index: int) -> Pos:
+        """(line, col) of index ``index`` of ``text``."""
+        if self._keys is None:
+            self._scan()
+        return self._scanner.coords(index)
+
     def _lookup(self, keypath, value: bool) -> Pos | None:
         if self._keys is None:
             self._scan()
@@ -94,15 +106,16 @@ class TomlDocument:
         return f"TomlDocument({self.path!r})"
 
 
-def parse_toml(path: str | Path, text: str | None = None) -> TomlDocument:
-    """Parse TOML from ``text`` (or the file at ``path``) into a :class:`TomlDocument`.
+def parse_toml(path: str | Path, text: str | None = None, raw: bytes | None = None) -> TomlDocument:
+    """Parse TOML from ``text``, the bytes ``raw``, or else the file at ``path``, into a :class:`TomlDocument`.
 
     Raises :class:`TomlSyntaxError` for malformed TOML, located where tomllib
     says, and for a file that is not valid UTF-8.
     """
     path = str(path)
     if text is None:
-        raw = Path(path).read_bytes()
+        if raw is None:
+            raw = Path(path).read_bytes()
         try:
             text = raw.decode("utf-8-sig")  # tolerate a byte-order mark
         except UnicodeDecodeError as exc:
