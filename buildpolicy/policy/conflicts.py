@@ -25,12 +25,13 @@ MAX_PAIRS_PER_VARIABLE = 10
 _SMALL_GROUP = 8
 
 
-class _Pins:
+class Pins:
     """Each rule's pinned facts (``required_values``), computed once."""
 
     def __init__(self):
         self._pins: dict[int, dict] = {}
-        self.computed = 0  # how many rules were analysed (tests count work with it)
+        self.computed = 0  # how many rules were analysed (tests count the work with these)
+        self.compared = 0  # how many pairs were compared
 
     def of(self, rule) -> dict:
         """The facts ``rule``'s ``when`` pins; none for a knob-governed rule (``on`` ignores ``when``)."""
@@ -42,6 +43,7 @@ class _Pins:
 
     def compatible(self, first, second) -> bool:
         """Whether the two rules may match together (no fact pinned to two values)."""
+        self.compared += 1
         a, b = self.of(first), self.of(second)
         return all(a[name] == b[name] for name in a.keys() & b.keys())
 
@@ -55,7 +57,7 @@ def _key(value):
     return value
 
 
-def _candidate_pairs(entries: list, pins: _Pins, out: list) -> None:
+def _candidate_pairs(entries: list, pins: Pins, out: list) -> None:
     """Append the ``(i, j)`` indexes into ``entries`` of pairs that may match together,
     stopping once more than ``MAX_PAIRS_PER_VARIABLE`` are found."""
     if len(out) > MAX_PAIRS_PER_VARIABLE:
@@ -88,19 +90,29 @@ def _candidate_pairs(entries: list, pins: _Pins, out: list) -> None:
     _candidate_pairs(free, pins, out)
 
 
-def _all_pairs(left: list, right: list, pins: _Pins, out: list, same: bool) -> None:
-    for position, (i, first, first_entry) in enumerate(left):
-        for j, second, entry in right[position + 1:] if same else right:
-            if first is not second and first_entry.value != entry.value and pins.compatible(first, second):
+def _all_pairs(left: list, right: list, pins: Pins, out: list, same: bool) -> None:
+    """Compare every rule of ``left`` with every rule of ``right`` that sets another value
+    (``same``: left and right are one list; each pair once). Rules are grouped by value
+    first, so many rules agreeing on a value cost nothing."""
+    by_value: dict[str, list] = {}
+    for item in right:
+        by_value.setdefault(item[2].value, []).append(item)
+    for i, first, first_entry in left:
+        for value, items in by_value.items():
+            if value == first_entry.value:
+                continue
+            for j, second, _entry in items:
+                if (same and j <= i) or first is second or not pins.compatible(first, second):
+                    continue
                 out.append((min(i, j), max(i, j)))
                 if len(out) > MAX_PAIRS_PER_VARIABLE:
                     return
 
 
-def possible_conflicts(rules, pins: _Pins | None = None) -> list[str]:
+def possible_conflicts(rules, pins: Pins | None = None) -> list[str]:
     """Warnings for pairs of enabled rules of one layer and priority that set one
     variable to different values and could match together, in rule order."""
-    pins = pins or _Pins()
+    pins = pins or Pins()
     groups: dict[tuple, list] = {}
     for rule in rules:
         if rule.enabled:

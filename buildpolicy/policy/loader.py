@@ -34,6 +34,7 @@ from buildpolicy.policy.packs import Pack
 from buildpolicy.filestate import stat_token
 from buildpolicy.filestate import atomic_write
 from buildpolicy.policy.buildvars import STATE_VAR
+from buildpolicy.policy.tomlpos import read_toml_bytes, source_position
 from buildpolicy.policy.trust import UNTRUSTED_LAYERS, Finding
 
 PROFILE_KEYS = ("policies", "default_profile", "extends", "plugin_paths", "disable_plugins", "feature_profiles", "knobs", "rule")
@@ -186,94 +187,6 @@ def _invalid_parts(data: dict, kind: str) -> _Skip:
     return _Skip(frozenset(prefixes))
 
 
-def _decoded_to_raw(text: str, start: int) -> list[int] | None:
-    r"""Map the TOML string opening at ``text[start]`` back to its source.
-
-    Returns, for each character of the decoded value, its index in ``text``,
-    then the index of the closing quote (for faults at the end of the value).
-    Basic strings decode escapes (``\n``, ``\t``, ``\"``, ``\\``, ``\uXXXX``,
-    ``\UXXXXXXXX``: several source characters for one) and, when multi-line,
-    drop a line-ending backslash with the whitespace and newlines after it;
-    multi-line strings drop a newline right after the opening quotes and read
-    CRLF as one newline; literal strings are otherwise 1:1. None when
-    ``text[start]`` opens no string (a bare key, which is 1:1 too).
-    """
-    if text.startswith(('"""', "'''"), start):
-        delim, multiline = text[start : start + 3], True
-    elif text.startswith(('"', "'"), start):
-        delim, multiline = text[start], False
-    else:
-        return None
-    basic = delim[0] == '"'
-    n = len(text)
-    i = start + len(delim)
-    if multiline:
-        if text.startswith("\r\n", i):
-            i += 2
-        elif text.startswith("\n", i):
-            i += 1
-    raw: list[int] = []
-    while i < n:
-        if text.startswith(delim, i):
-            run = i
-            while run < n and text[run] == delim[0]:
-                run += 1
-            # Up to two quotes may end a multi-line value right before its closing quotes: a""""
-            extra = min(run - i - len(delim), 2) if multiline else 0
-            raw.extend(range(i, i + extra))
-            i += extra
-            break
-        if basic and text[i] == "\\":
-            nxt = text[i + 1 : i + 2]
-            if multiline and nxt in (" ", "\t", "\r", "\n"):
-                i += 1
-                while i < n and text[i] in " \t\r\n":
-                    i += 1
-                continue
-            raw.append(i)
-            i += {"u": 6, "U": 10, "x": 4}.get(nxt, 2)
-            continue
-        raw.append(i)
-        i += 2 if multiline and text.startswith("\r\n", i) else 1
-    raw.append(i)
-    return raw
-
-
-def _source_position(doc, keypath, value: bool, offset: int) -> tuple[int | None, int | None]:
-    """File line and column of character ``offset`` of the decoded string at ``keypath``
-    (its value, or with ``value=False`` its key)."""
-    pos = doc.value_pos(keypath) if value else doc.key_pos(keypath)
-    if not pos:
-        return None, None
-    text = doc.text
-    start = doc.index_of(*pos)
-    mapping = _decoded_to_raw(text, start)
-    index = start + max(offset, 0) if mapping is None else mapping[min(max(offset, 0), len(mapping) - 1)]
-    return doc.position_of(index)
-
-
-def read_policy_bytes(path: Path) -> bytes:
-    """The bytes of a profile or policy file, read once: what is compiled is what is hashed.
-
-    The file is opened without blocking and must be a regular file once open,
-    so a FIFO or device put where a policy file was listed is an error, not a
-    hang (``OSError``).
-    """
-    import errno
-    import stat
-
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
-
-
 class _Compiler:
     """Compiles the files of one run, collecting every diagnostic."""
 
@@ -310,7 +223,7 @@ class _Compiler:
 
         try:
             if raw is None:
-                raw = read_policy_bytes(path)
+                raw = read_toml_bytes(path)
             self.digests[str(path)] = hashlib.sha256(raw).hexdigest()
             doc = parse_toml(path, raw=raw)
         except TomlSyntaxError as exc:
@@ -395,14 +308,14 @@ class _Compiler:
         """Move an expression or template diagnostic from inside ``text`` to the file.
 
         ``diagnostic`` was made without a base position, so its line and column
-        give the fault's offset in the decoded string; ``_source_position`` maps
+        give the fault's offset in the decoded string; ``tomlpos.source_position`` maps
         that offset back through quotes, escapes and line-ending backslashes to
         the file's line and column. The detail (the text with a caret) is kept.
         """
         lines = text.split("\n")
         rel_line, rel_col = diagnostic.line or 1, diagnostic.col or 1
         offset = sum(len(part) + 1 for part in lines[: rel_line - 1]) + rel_col - 1
-        line, col = _source_position(doc, keypath, value, offset)
+        line, col = source_position(doc, keypath, value, offset)
         return Diagnostic(diagnostic.file, line, col, diagnostic.message, diagnostic.detail)
 
     def _add_rule(self, layer: str, doc, index: int, table: dict) -> None:
@@ -431,7 +344,7 @@ class _Compiler:
             elif name == STATE_VAR:
                 self.diagnostics.append(Diagnostic(path, key_line, key_col, _STATE_VAR_MESSAGE.format(rule=rule_id, verb="set")))
             if "\0" in value:
-                line, col = _source_position(doc, ("rule", index, "env", name), True, value.index("\0"))
+                line, col = source_position(doc, ("rule", index, "env", name), True, value.index("\0"))
                 self.diagnostics.append(
                     Diagnostic(path, line, col, f"rule {rule_id!r}: the value of {name} contains a NUL character, which an "
                                "environment variable cannot hold (the value would be cut short there): remove it")
@@ -672,7 +585,7 @@ def _discover(profile, site_dir, user_dir, builtin_dir) -> _Discovered:
     if profile is not None:
         stats[str(profile)] = stat_token(profile)  # before reading: an edit from here on invalidates
         try:
-            preread[profile] = read_policy_bytes(profile)
+            preread[profile] = read_toml_bytes(profile)
             profile_data = tomllib.loads(preread[profile].decode("utf-8-sig"))
         except (OSError, ValueError):
             profile_data = None  # reported with its position by the full parse

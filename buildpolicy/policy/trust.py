@@ -330,21 +330,26 @@ def deny(profile: str, state_dir: Path) -> bool:
     return True
 
 
-def refusal(findings, policy_set, verdict: Verdict, exit_code: int = 2) -> BuildpolicyError:
-    """The error of ``env``/``exec`` (exit 2) and ``check``: every untrusted item, where it is, and the fix."""
+def refusal(findings, policy_set, verdict: Verdict, refused: bool = True) -> BuildpolicyError:
+    """The error of ``env``/``exec`` (exit 2): every untrusted item, where it is, and the fix.
+
+    With ``refused=False`` (``check``) each item says that ``env`` and ``exec``
+    would refuse it, rather than that this command does.
+    """
     root = str(Path(policy_set.profile_path).parent)
     if verdict.allowed_before:
         why = "the project's files changed since `buildpolicy allow`"
     else:
         why = "the project's policy files are not trusted"
-    messages: list = [f.diagnostic(f"; refused: {why}") for f in findings]
+    verb = "refused" if refused else "`env` and `exec` refuse it"
+    messages: list = [f.diagnostic(f"; {verb}: {why}") for f in findings]
     if verdict.changed:
         messages.append("changed since `buildpolicy allow`: " + ", ".join(verdict.changed))
     messages.append(
         f"review them, then run `{ALLOW_FIX}` in {root} to trust buildpolicy.toml and its policy files as they are now "
         "(any edit needs a new `buildpolicy allow`; `buildpolicy deny` revokes it)"
     )
-    return BuildpolicyError(messages, exit_code)
+    return BuildpolicyError(messages)
 
 
 def warnings_for(findings, verdict: Verdict) -> list[str]:
