@@ -79,3 +79,11 @@ def test_check_reports_untrusted_items_with_the_other_problems(cli, project):
     checked = cli("check", cwd=project)
     assert checked.returncode == 1
     assert "sets LD_PRELOAD" in checked.stderr and "bad value 5" in checked.stderr
+
+
+def test_a_loose_policy_file_is_checked_with_a_warning_for_what_would_need_allow(cli, tmp_path):
+    loose = write(tmp_path / "shared" / "team.toml", '[[rule]]\nid = "p"\nenv = { LD_PRELOAD = "/x.so" }\n')
+    proc = cli("check", str(loose), cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.startswith("ok: 1 file(s), 1 rule(s), 1 warning(s)")
+    assert (f"warning: {loose}:3:9: rule 'p' sets LD_PRELOAD, which is not a build variable (in a project, `env` and "
+            "`exec` refuse it until `buildpolicy allow`)") in proc.stderr

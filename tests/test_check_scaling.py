@@ -77,3 +77,42 @@ def test_each_file_is_scanned_once_however_many_positions_are_asked(tmp_path, mo
     monkeypatch.setattr(tomlpos.TomlDocument, "_scan", lambda self: scans.append(self.path) or real(self))
     compile_rules(tmp_path, bench_shaped(400), files=4)
     assert len(scans) == 4
+
+
+# Rule tables the fast schema check must judge exactly as jsonschema does whenever it says "valid".
+RULE_TABLES = [
+    {"id": "a"}, {"id": "a", "when": "ci", "env": {"CARGO_X": "1"}, "unset": ["CARGO_Y"], "priority": 2, "force": True},
+    {"id": "a", "decide": {"sccache": "off", "n": 3, "b": False}, "rustflags": ["-Cx"], "enabled": False, "knob": "k"},
+    {"id": "a", "description": "d", "status": "s"},
+    {}, {"id": ""}, {"id": "-bad"}, {"id": 5}, {"id": "a", "extra": 1}, {"id": "a", "priority": True},
+    {"id": "a", "priority": 5.0}, {"id": "a", "priority": 1.5}, {"id": "a", "env": {"": "x"}},
+    {"id": "a", "env": {"X": 1}}, {"id": "a", "env": []}, {"id": "a", "unset": ["CARGO X"]}, {"id": "a", "unset": [""]},
+    {"id": "a", "unset": "X"}, {"id": "a", "decide": {"x": 1.5}}, {"id": "a", "decide": {"x": [1]}},
+    {"id": "a", "rustflags": [1]}, {"id": "a", "knob": "Bad"}, {"id": "a", "force": "yes"}, {"id": "a", "when": 3},
+    "not a table", ["x"], None,
+]
+
+
+@pytest.mark.parametrize("kind", ["policy", "profile"])
+def test_the_fast_rule_check_never_vouches_for_what_the_schema_rejects(kind):
+    from buildpolicy.policy.rulecheck import rule_checker
+    from buildpolicy.policy.validate import _validator
+
+    validator = _validator(kind)
+    check = rule_checker(validator.schema)
+    assert check is not None, "the fast path is off: the schema's rule definition uses a keyword it does not know"
+    vouched = 0
+    for table in RULE_TABLES:
+        if check(table):
+            vouched += 1
+            assert list(validator.iter_errors({"rule": [table]})) == [], table
+    assert vouched >= 4
+
+
+def test_schema_errors_keep_the_positions_of_the_rules_in_the_file(tmp_path):
+    from buildpolicy.policy.validate import validate_data
+
+    tables = [{"id": "ok1"}, {"id": "bad", "force": "yes"}, {"id": "ok2", "env": {"CARGO_X": "1"}}, {"id": 7}]
+    messages = [d.message for d in validate_data({"rule": tables}, "policy")]
+    assert any(m.startswith("rule[1].force") for m in messages) and any(m.startswith("rule[3].id") for m in messages)
+    assert len(messages) == 2

@@ -34,7 +34,7 @@ def policy_files(directory: Path) -> list[Path]:
     return sorted(f for f in directory.glob("*.toml") if f.is_file() and f.name not in NOT_POLICY_FILES)
 
 
-def _check_paths(paths: list[str], request) -> tuple[int, list]:
+def _check_paths(paths: list[str], request) -> tuple[int, list, list[str]]:
     """Check what the caller named; every problem of every path is raised together.
 
     - a directory holding ``buildpolicy.toml`` (or a ``Cargo.toml``: a crate
@@ -46,6 +46,9 @@ def _check_paths(paths: list[str], request) -> tuple[int, list]:
       (``NOT_POLICY_FILES``: ``Cargo.toml``, ``rust-toolchain.toml``…);
     - a file is checked on its own, whatever its name: as a profile when it is
       named ``buildpolicy.toml``, else as a policy file.
+
+    Returns the number of files, the rules, and warnings: what in the files
+    checked outside a project would need ``buildpolicy allow`` in one.
     """
     import attrs
 
@@ -78,7 +81,9 @@ def _check_paths(paths: list[str], request) -> tuple[int, list]:
     problems.extend(compiler.diagnostics)
     if problems:
         raise BuildpolicyError(problems, EXIT_PROBLEMS)
-    return count, rules + list(merged)
+    untrusted = [f"{finding.diagnostic()} (in a project, `env` and `exec` refuse it until `buildpolicy allow`)"
+                 for finding in compiler.findings]
+    return count, rules + list(merged), untrusted
 
 
 HELP = "validate the profile and policy files; all errors at once"
@@ -99,9 +104,10 @@ def run(args, command_argv) -> int:
     """Report every problem with file:line:col; exit 1 when any is found."""
     from buildpolicy.engine.pipeline import evaluate
 
+    untrusted: list[str] = []
     try:
         if args.paths:
-            count, rules = _check_paths(args.paths, make_request(args, command_argv, "check"))
+            count, rules, untrusted = _check_paths(args.paths, make_request(args, command_argv, "check"))
         else:
             result = evaluate(make_request(args, command_argv, "check"))
             count, rules = len(result.policy_set.files), list(result.policy_set.rules)
@@ -114,7 +120,7 @@ def run(args, command_argv) -> int:
         return exc.exit_code
     from buildpolicy.policy.conflicts import possible_conflicts
 
-    conflicts = possible_conflicts(rules)
+    conflicts = untrusted + possible_conflicts(rules)
     for warning in conflicts:
         print(f"warning: {warning}", file=sys.stderr)
     sys.stdout.write(f"ok: {count} file(s), {len(rules)} rule(s)" + (f", {len(conflicts)} warning(s)" if conflicts else "") + "\n")

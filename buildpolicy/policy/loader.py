@@ -174,10 +174,10 @@ _NOTHING = _Skip()
 
 def _invalid_parts(data: dict, kind: str) -> _Skip:
     """The key-path prefixes of ``data`` that have schema errors (see ``_Skip``)."""
-    from buildpolicy.policy.validate import _validator
+    from buildpolicy.policy.validate import schema_errors
 
     prefixes = set()
-    for error in _validator(kind).iter_errors(data):
+    for error in schema_errors(data, kind):
         path = tuple(error.absolute_path)
         if "propertyNames" in error.absolute_schema_path and isinstance(error.instance, str):
             path += (error.instance,)  # a bad key is reported at the table holding it
@@ -551,7 +551,9 @@ def load_policies(
     inputs = _inputs(found.ordered, found.dirs, extra_key, any(p.from_entry_point for p in found.packs), found.stats)
     policy_set = _compile(profile, found.ordered, fact_type, known_facts, found.packs, found.preread)
     report(inputs)
-    if cache_file is not None:
+    # A file that changed while it was compiled leaves no cache behind: its
+    # stat token would vouch for bytes that were not the ones compiled.
+    if cache_file is not None and _unchanged(inputs, extra_key):
         try:
             atomic_write(cache_file, pickle.dumps((key, inputs, policy_set), protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:
