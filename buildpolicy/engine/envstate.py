@@ -14,7 +14,8 @@ names a project may set without ``buildpolicy allow``: a record naming
 ``LD_PRELOAD``, ``PATH`` or ``BUILDPOLICY_SITE_DIR`` restores and unsets
 nothing. A variable outside that set that a trusted user or site rule set is
 therefore not undone by the next ``env``: it stays as the shell has it, like a
-value the user set.
+value the user set (so a changed value of such a rule needs ``force = true``, or
+a new shell, to replace the one exported before).
 """
 
 from __future__ import annotations
@@ -75,9 +76,10 @@ def restore_baseline(environ: Mapping[str, str]) -> tuple[dict[str, str], dict[s
 
 
 def encode_state(set_env: Mapping[str, str], unset: list[str], baseline: Mapping[str, str]) -> str:
-    """The value of ``BUILDPOLICY_ENV_STATE`` for this run's output."""
+    """The value of ``BUILDPOLICY_ENV_STATE`` for this run's output (build variables only:
+    the next run believes nothing else from it)."""
     state = {
-        "set": {name: _digest(value) for name, value in sorted(set_env.items())},
-        "orig": {name: baseline.get(name) for name in sorted({*set_env, *unset}) if name in baseline},
+        "set": {name: _digest(value) for name, value in sorted(set_env.items()) if is_build_variable(name)},
+        "orig": {name: baseline.get(name) for name in sorted({*set_env, *unset}) if name in baseline and is_build_variable(name)},
     }
     return json.dumps(state, separators=(",", ":"), sort_keys=True)

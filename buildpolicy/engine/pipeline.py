@@ -246,10 +246,10 @@ def _knob_name_findings(policy_set, host) -> list:
     variable (a declared alias such as ``CARGO_FAST_LINKER``), see ``trust.knob_name_findings``."""
     from buildpolicy.policy.buildvars import is_build_variable
 
-    names = {alias: decl.name for decl in policy_set.knob_declarations
-             for alias in decl.get("aliases", ()) if isinstance(alias, str) and is_build_variable(alias)}
     if not any(rule.layer in ("project", "pack") for rule in policy_set.rules):
         return []
+    names = {alias: decl.name for decl in policy_set.knob_declarations
+             for alias in decl.get("aliases", ()) if isinstance(alias, str) and is_build_variable(alias)}
     for spec in host.knob_specs():
         names.update((alias, spec.name) for alias in spec.aliases if is_build_variable(alias))
     if not names:
