@@ -30,6 +30,13 @@ class Provenance:
     source: str
     file: str | None = None
     line: int | None = None
+    col: int | None = None  # for messages; not part of the JSON contract
+
+    def where(self) -> str:
+        """``file:line:col`` (as much of it as is known), or the source when there is no file."""
+        if not self.file:
+            return self.source
+        return ":".join(str(part) for part in (self.file, self.line, self.col) if part is not None)
 
     def describe(self) -> str:
         """Human form: ``project policies/mem.toml:4 rule low-memory-incremental``, ``plugin jobs``."""
@@ -118,6 +125,7 @@ class EnvTemplate:
     name: str
     value: str
     line: int | None = None
+    col: int | None = None  # of the name, for messages
 
 
 @attrs.frozen
@@ -140,10 +148,24 @@ class Rule:
     priority: int = 0
     force: bool = False
     enabled: bool = True
+    # (part, line, col) of the rule's parts for messages: "id", "decide.<name>", "unset.<name>".
+    positions: tuple[tuple[str, int | None, int | None], ...] = attrs.field(default=(), eq=False, repr=False)
 
     @property
     def provenance(self) -> Provenance:
         return Provenance(self.layer, f"rule {self.id}", self.file, self.line)
+
+    def position(self, part: str) -> tuple[int | None, int | None]:
+        """``(line, col)`` of ``part`` of the rule in its file; the rule's own line when unknown."""
+        for name, line, col in self.positions:
+            if name == part:
+                return line, col
+        return self.line, None
+
+    def where(self, part: str) -> str:
+        """``file:line:col`` of ``part`` of the rule (see ``position``)."""
+        line, col = self.position(part)
+        return ":".join(str(p) for p in (self.file, line, col) if p is not None)
 
 
 @attrs.frozen

@@ -339,7 +339,7 @@ def test_decide_follows_layer_precedence_and_same_layer_conflicts_fail(project, 
 
 def test_decide_values_are_checked_against_the_knob_of_that_name(project, base_env):
     write(project / "policies" / "typo.toml", '[[rule]]\nid = "typo"\ndecide = { sccache = "of", nosuch = "x" }\n')
-    with pytest.raises(BuildpolicyError, match=r"typo.toml:1: rule typo: decide.sccache = 'of'.*auto, on, off"):
+    with pytest.raises(BuildpolicyError, match=r"typo.toml:3:22: rule typo: decide.sccache = 'of'.*auto, on, off"):
         run(project, base_env)
     write(project / "policies" / "typo.toml", '[[rule]]\nid = "typo"\ndecide = { nosuch = "x" }\n')
     assert any("decides 'nosuch', but no plugin" in w for w in run(project, base_env).warnings)

@@ -29,14 +29,16 @@ EVIL = ('[[rule]]\nid = "hook"\nenv = { BASH_ENV = "/tmp/evil.sh", CARGO_TERM_CO
 @pytest.mark.parametrize("name", [
     "CARGO_TERM_COLOR", "CARGO_PROFILE_DEV_DEBUG", "RUSTC_WRAPPER", "RUSTC", "RUSTFLAGS", "RUSTDOCFLAGS",
     "RUSTUP_TOOLCHAIN", "SCCACHE_DIR", "TMPDIR", "CC", "CC_x86_64_unknown_linux_gnu", "CXX", "AR", "CFLAGS",
-    "CXXFLAGS_x86_64", "MAKEFLAGS", "CMAKE_GENERATOR", "NUM_JOBS", "BUILDPOLICY_JOBS",
+    "CXXFLAGS_x86_64", "MAKEFLAGS", "CMAKE_GENERATOR", "NUM_JOBS",
 ])
 def test_build_variables_are_safe(name):
     assert trust.is_safe_name(name) and trust.is_safe_name_template(name)
 
 
 @pytest.mark.parametrize("name", ["PATH", "LD_PRELOAD", "BASH_ENV", "PROMPT_COMMAND", "HOME", "CARGO", "RUSTFLAGSX",
-                                  "cargo_home", "SSH_AUTH_SOCK", "PYTHONPATH"])
+                                  "cargo_home", "SSH_AUTH_SOCK", "PYTHONPATH",
+                                  # knob variables configure buildpolicy itself (issue 10, item 2)
+                                  "BUILDPOLICY_JOBS"])
 def test_other_variables_are_not(name):
     assert not trust.is_safe_name(name) and not trust.is_safe_name_template(name)
 

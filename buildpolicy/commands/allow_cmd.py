@@ -30,8 +30,8 @@ def run(args, command_argv) -> int:
     if not args.quiet:
         count = len(trust.hashed_files(policy_set))
         lines = [f"allowed {policy_set.profile_path} ({count} file(s) hashed) as it is now"]
-        for finding in policy_set.trust_findings:
-            lines.append(f"  {finding.file}:{finding.line}: {finding.what}")
+        for finding in prepared.trust_findings:
+            lines.append(f"  {finding.diagnostic()}")
         lines.append(f"  (record: {record}; any edit needs a new `buildpolicy allow`; `buildpolicy deny` revokes)")
         sys.stdout.write("\n".join(lines) + "\n")
     return 0

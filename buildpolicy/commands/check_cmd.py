@@ -15,32 +15,6 @@ from buildpolicy.commands.common import add_common, make_request
 from buildpolicy.errors import EXIT_PROBLEMS, BuildpolicyError
 
 
-def possible_conflicts(rules) -> list[str]:
-    """Pairs of rules of one layer and priority that set one variable differently and could match together."""
-    from buildpolicy.policy.expr.nodes import may_both_match
-
-    warnings = []
-    active = [rule for rule in rules if rule.enabled]
-    for index, first in enumerate(active):
-        for second in active[index + 1 :]:
-            if (first.layer, first.priority) != (second.layer, second.priority):
-                continue
-            if first.knob or second.knob:
-                pass  # a knob switch `on` makes a rule match regardless of `when`
-            elif not may_both_match(first.when, second.when):
-                continue
-            mine = {entry.name: entry.value for entry in first.env}
-            for entry in second.env:
-                if entry.name in mine and mine[entry.name] != entry.value:
-                    warnings.append(
-                        f"{second.file}:{entry.line}: rules {first.id!r} ({first.file}:{first.line}) and {second.id!r} "
-                        f"set {entry.name} to {mine[entry.name]!r} and {entry.value!r} in the {first.layer} layer with "
-                        f"priority {first.priority}; if both match, the run fails: give one a higher priority or make "
-                        "their `when`s exclusive"
-                    )
-    return warnings
-
-
 # TOML files of the Rust toolchain and common cargo tools: never policy files,
 # even in a directory given to `check` (a crate root holds several of them).
 NOT_POLICY_FILES = frozenset({
@@ -60,7 +34,7 @@ def policy_files(directory: Path) -> list[Path]:
     return sorted(f for f in directory.glob("*.toml") if f.is_file() and f.name not in NOT_POLICY_FILES)
 
 
-def _check_paths(paths: list[str], request) -> tuple[int, list]:
+def _check_paths(paths: list[str], request) -> tuple[int, list, list[str]]:
     """Check what the caller named; every problem of every path is raised together.
 
     - a directory holding ``buildpolicy.toml`` (or a ``Cargo.toml``: a crate
@@ -72,6 +46,9 @@ def _check_paths(paths: list[str], request) -> tuple[int, list]:
       (``NOT_POLICY_FILES``: ``Cargo.toml``, ``rust-toolchain.toml``…);
     - a file is checked on its own, whatever its name: as a profile when it is
       named ``buildpolicy.toml``, else as a policy file.
+
+    Returns the number of files, the rules, and warnings: what in the files
+    checked outside a project would need ``buildpolicy allow`` in one.
     """
     import attrs
 
@@ -104,7 +81,9 @@ def _check_paths(paths: list[str], request) -> tuple[int, list]:
     problems.extend(compiler.diagnostics)
     if problems:
         raise BuildpolicyError(problems, EXIT_PROBLEMS)
-    return count, rules + list(merged)
+    untrusted = [f"{finding.diagnostic()} (in a project, `env` and `exec` refuse it until `buildpolicy allow`)"
+                 for finding in compiler.findings]
+    return count, rules + list(merged), untrusted
 
 
 HELP = "validate the profile and policy files; all errors at once"
@@ -125,9 +104,10 @@ def run(args, command_argv) -> int:
     """Report every problem with file:line:col; exit 1 when any is found."""
     from buildpolicy.engine.pipeline import evaluate
 
+    untrusted: list[str] = []
     try:
         if args.paths:
-            count, rules = _check_paths(args.paths, make_request(args, command_argv, "check"))
+            count, rules, untrusted = _check_paths(args.paths, make_request(args, command_argv, "check"))
         else:
             result = evaluate(make_request(args, command_argv, "check"))
             count, rules = len(result.policy_set.files), list(result.policy_set.rules)
@@ -138,7 +118,9 @@ def run(args, command_argv) -> int:
             print(f"{message}", file=sys.stderr)
         print(f"buildpolicy check: {len(exc.messages)} problem(s)", file=sys.stderr)
         return exc.exit_code
-    conflicts = possible_conflicts(rules)
+    from buildpolicy.policy.conflicts import possible_conflicts
+
+    conflicts = untrusted + possible_conflicts(rules)
     for warning in conflicts:
         print(f"warning: {warning}", file=sys.stderr)
     sys.stdout.write(f"ok: {count} file(s), {len(rules)} rule(s)" + (f", {len(conflicts)} warning(s)" if conflicts else "") + "\n")

@@ -8,6 +8,7 @@ import attrs
 from buildpolicy.engine.context import DecideContext
 from buildpolicy.errors import BuildpolicyError
 from buildpolicy.model import LAYER_RANK, Provenance, Rule, check_name
+from buildpolicy.policy.buildvars import STATE_VAR
 
 PLUGIN_RANK = -1  # plugin patches sit below every rule layer
 
@@ -37,10 +38,14 @@ def compose_env(outcomes, decisions, facts, baseline, ctx, policy_set=None):
     candidates: dict[str, list[Candidate]] = {}
     for decision in decisions.values():
         where = Provenance("plugin", f"plugin {decision.source}")
+        if STATE_VAR in dict(decision.set_env) or STATE_VAR in decision.unset:
+            ctx.warn(f"plugin {decision.source!r} sets or unsets {STATE_VAR}, buildpolicy's own record; ignored")
         for name, value in decision.set_env:
-            candidates.setdefault(name, []).append(Candidate(value, where, PLUGIN_RANK, 0, decision.force))
+            if name != STATE_VAR:
+                candidates.setdefault(name, []).append(Candidate(value, where, PLUGIN_RANK, 0, decision.force))
         for name in decision.unset:
-            candidates.setdefault(name, []).append(Candidate(None, where, PLUGIN_RANK, 0, True))
+            if name != STATE_VAR:
+                candidates.setdefault(name, []).append(Candidate(None, where, PLUGIN_RANK, 0, True))
     for outcome in outcomes:
         if not outcome.matched:
             continue
@@ -49,8 +54,12 @@ def compose_env(outcomes, decisions, facts, baseline, ctx, policy_set=None):
             name = _interpolate(entry.name, facts, ctx, rule)
             value = _interpolate(entry.value, facts, ctx, rule)
             source = policy_set.rule_source(rule) if policy_set is not None else f"rule {rule.id}"
-            where = Provenance(rule.layer, source, rule.file, entry.line or rule.line)
+            where = Provenance(rule.layer, source, rule.file, entry.line or rule.line, entry.col)
             check_name(name)
+            if name == STATE_VAR:
+                # Only a name made from facts gets here: the loader refuses the literal name.
+                raise BuildpolicyError(f"{where.where()}: rule {rule.id!r}: {entry.name!r} became {STATE_VAR}, the record "
+                                       "`buildpolicy env` keeps of what it changed; no rule may set it")
             candidates.setdefault(name, []).append(Candidate(value, where, LAYER_RANK[rule.layer], rule.priority, rule.force))
         for name in rule.unset:
             source = policy_set.rule_source(rule) if policy_set is not None else f"rule {rule.id}"
@@ -69,8 +78,8 @@ def compose_env(outcomes, decisions, facts, baseline, ctx, policy_set=None):
             if (other.rank, other.priority) == (winner.rank, winner.priority) and other.value != winner.value:
                 if winner.rank != PLUGIN_RANK:
                     conflicts.append(
-                        f"{name}: {winner.provenance.source} ({winner.provenance.file}:{winner.provenance.line}) sets "
-                        f"{winner.value!r} but {other.provenance.source} ({other.provenance.file}:{other.provenance.line}) "
+                        f"{name}: {winner.provenance.source} ({winner.provenance.where()}) sets "
+                        f"{winner.value!r} but {other.provenance.source} ({other.provenance.where()}) "
                         f"sets {other.value!r} in the same layer ({winner.provenance.layer}) with the same priority "
                         f"({winner.priority}); give one a higher `priority` or make their `when`s exclusive"
                     )

@@ -46,6 +46,7 @@ class DecideContext:
         # why a run may not be replayed.
         self.replay_files: list[tuple[str, str]] = []  # (path, stat token when declared)
         self.replay_blockers: list[str] = []
+        self.options_read: set[str] = set()  # option tables plugins asked for (the others name no plugin)
 
     def fact(self, name: str) -> Any:
         """The value of fact ``name`` (None when unknown)."""
@@ -89,11 +90,12 @@ class DecideContext:
         if provenance.layer == "default":
             return "default"
         if provenance.file:
-            return f"{provenance.file}:{provenance.line}"
+            return provenance.where()
         return provenance.source
 
     def option(self, plugin: str, key: str, default: Any = None) -> Any:
         """A plugin option from the ``[<plugin>]`` table of the policy files."""
+        self.options_read.add(plugin)
         entry = self.options.get(plugin, {}).get(key)
         return default if entry is None else entry.value
 

@@ -6,6 +6,16 @@ reconstructs the caller's own environment from it, so a value buildpolicy set
 last time is not mistaken for the user's inherited value ("inherited wins"),
 RUSTFLAGS merged last time is not merged again, and a variable set last time
 but not wanted now is restored or unset.
+
+The record travels in the environment, where anything could have written it
+(a CI step's ``$GITHUB_ENV``, a shell started by ``exec``), so it is only
+believed about **build variables** (``buildpolicy.policy.buildvars``), the
+names a project may set without ``buildpolicy allow``: a record naming
+``LD_PRELOAD``, ``PATH`` or ``BUILDPOLICY_SITE_DIR`` restores and unsets
+nothing. A variable outside that set that a trusted user or site rule set is
+therefore not undone by the next ``env``: it stays as the shell has it, like a
+value the user set (so a changed value of such a rule needs ``force = true``, or
+a new shell, to replace the one exported before).
 """
 
 from __future__ import annotations
@@ -14,7 +24,9 @@ import json
 import zlib
 from collections.abc import Mapping
 
-STATE_VAR = "BUILDPOLICY_ENV_STATE"
+from buildpolicy.policy.buildvars import STATE_VAR, is_build_variable
+
+__all__ = ["STATE_VAR", "restore_baseline", "encode_state"]
 
 
 def _digest(value: str) -> str:
@@ -42,6 +54,12 @@ def restore_baseline(environ: Mapping[str, str]) -> tuple[dict[str, str], dict[s
     except (ValueError, KeyError, TypeError):
         return baseline, {}  # a corrupt state is ignored, never fatal
     touched: dict[str, str | None] = {}
+    # Only build variables: a record must not be able to put anything else back.
+    was_set = {name: digest for name, digest in was_set.items() if isinstance(name, str) and is_build_variable(name)}
+    original = {
+        name: before for name, before in original.items()
+        if isinstance(name, str) and is_build_variable(name) and (before is None or isinstance(before, str) and "\0" not in before)
+    }
     for name, digest in was_set.items():
         if name in environ and _digest(environ[name]) == digest:
             before = original.get(name)
@@ -58,9 +76,10 @@ def restore_baseline(environ: Mapping[str, str]) -> tuple[dict[str, str], dict[s
 
 
 def encode_state(set_env: Mapping[str, str], unset: list[str], baseline: Mapping[str, str]) -> str:
-    """The value of ``BUILDPOLICY_ENV_STATE`` for this run's output."""
+    """The value of ``BUILDPOLICY_ENV_STATE`` for this run's output (build variables only:
+    the next run believes nothing else from it)."""
     state = {
-        "set": {name: _digest(value) for name, value in sorted(set_env.items())},
-        "orig": {name: baseline.get(name) for name in sorted({*set_env, *unset}) if name in baseline},
+        "set": {name: _digest(value) for name, value in sorted(set_env.items()) if is_build_variable(name)},
+        "orig": {name: baseline.get(name) for name in sorted({*set_env, *unset}) if name in baseline and is_build_variable(name)},
     }
     return json.dumps(state, separators=(",", ":"), sort_keys=True)

@@ -18,11 +18,11 @@ def knob_specs(host, policy_set) -> dict[str, KnobSpec]:
     errors = []
     for decl in policy_set.knob_declarations:
         spec = specs.get(decl.name)
-        where = f"{decl.provenance.file}:{decl.provenance.line}"
+        where = decl.where()
         if spec is not None and decl.name in declared_by_plugins:
             retyped = [key for key in ("type", "values", "minimum") if decl.get(key) is not None]
             if retyped:
-                errors.append(f"{where}: [knobs.{decl.name}] cannot change {', '.join(retyped)}: knob {decl.name!r} is "
+                errors.append(f"{decl.where('key:' + retyped[0])}: [knobs.{decl.name}] cannot change {', '.join(retyped)}: knob {decl.name!r} is "
                               f"declared by {spec.declared_by}; a profile may add aliases, value_aliases, a default "
                               "and a description")
                 continue
@@ -34,11 +34,18 @@ def knob_specs(host, policy_set) -> dict[str, KnobSpec]:
 
                     spec = rule_knob_spec(decl.name, next(r.id for r in policy_set.rules if r.knob == decl.name))
                 else:
-                    errors.append(f"{where}: [knobs.{decl.name}] declares no `type` and no plugin declares knob {decl.name!r}")
+                    from buildpolicy.errors import closest
+                    from buildpolicy.model import KNOB_TYPES
+
+                    close = closest(decl.name, declared_by_plugins)
+                    errors.append(f"{where}: [knobs.{decl.name}] declares no `type` and no plugin declares knob {decl.name!r}"
+                                  + (f" (did you mean [knobs.{close}]?)" if close else "")
+                                  + f"; a team knob needs `type` ({', '.join(KNOB_TYPES)})")
                     continue
             else:
                 if kind == "enum" and not decl.get("values"):
-                    errors.append(f"{where}: enum knob {decl.name!r} needs `values`")
+                    errors.append(f"{decl.where('key:type')}: enum knob {decl.name!r} needs `values` (the allowed values, "
+                                  "e.g. values = [\"on\", \"off\"])")
                     continue
                 spec = KnobSpec(
                     name=decl.name,
@@ -64,23 +71,30 @@ def knob_specs(host, policy_set) -> dict[str, KnobSpec]:
             try:
                 coerce(spec, decl.get("default"))
             except ValueError as exc:
-                errors.append(f"{decl.provenance.file}:{decl.provenance.line}: knob {decl.name!r}: bad default "
+                errors.append(f"{decl.where('value:default')}: knob {decl.name!r}: bad default "
                               f"{decl.get('default')!r}; allowed: {exc}")
-    errors += _alias_collisions(specs)
+    errors += _alias_collisions(specs, policy_set.knob_declarations)
     if errors:
         raise BuildpolicyError(errors)
     return specs
 
 
-def _alias_collisions(specs: dict[str, KnobSpec]) -> list[str]:
+def _alias_collisions(specs: dict[str, KnobSpec], declarations=()) -> list[str]:
     """An environment name may set one knob only: two knobs sharing an alias, or an
-    alias that is another knob's ``BUILDPOLICY_<KNOB>``, would make a value go astray."""
+    alias that is another knob's ``BUILDPOLICY_<KNOB>``, would make a value go astray.
+
+    Each collision is reported at the alias a file declared (``file:line:col``
+    of the string in ``aliases``), when one did."""
+    declared_at = {(decl.name, alias): decl.where(f"alias:{alias}")
+                   for decl in declarations for alias in decl.get("aliases", ()) if isinstance(alias, str)}
     owner: dict[str, str] = {}
     errors = []
     for name in sorted(specs):
         for var in specs[name].env_names:
             if var in owner and owner[var] != name:
-                errors.append(f"environment variable {var} would set both knob {owner[var]!r} and knob {name!r}: "
+                where = declared_at.get((name, var)) or declared_at.get((owner[var], var))
+                errors.append((f"{where}: " if where else "")
+                              + f"environment variable {var} would set both knob {owner[var]!r} and knob {name!r}: "
                               "give each knob its own aliases")
             owner.setdefault(var, name)
     return errors

@@ -19,7 +19,9 @@ from buildpolicy.engine.compose import compose_env, compose_rustflags
 from buildpolicy.engine.context import DecideContext
 from buildpolicy.engine.envstate import STATE_VAR, encode_state, restore_baseline
 from buildpolicy.engine.knobspecs import knob_specs
-from buildpolicy.engine.rules import RuleOutcome, check_policy_decisions, evaluate_rules
+from buildpolicy.engine.options import unknown_plugin_tables
+from buildpolicy.engine.rules import RuleOutcome, check_decide_values, evaluate_rules
+from buildpolicy.errors import BuildpolicyError
 from buildpolicy.filestate import stat_token
 from buildpolicy.model import Decision, KnobSpec, KnobValue, Provenance
 from buildpolicy.paths import Paths, find_profile
@@ -41,9 +43,10 @@ class Request:
     entry_points: bool = True
     emit_state: bool = False  # `env` exports BUILDPOLICY_ENV_STATE
     # How untrusted project/pack files are treated (buildpolicy.policy.trust):
-    # "enforce" refuses, "report" warns and skips their plugins and sensitive
-    # knobs, "ignore" does neither. None: enforce for env/exec, ignore for
-    # test, report otherwise.
+    # "enforce" refuses, "check" reports each untrusted item as a problem
+    # together with the run's other problems, "report" warns; both skip their
+    # plugins and sensitive knobs. "ignore" does neither. None: enforce for
+    # env/exec, check for check, ignore for test, report otherwise.
     trust: str | None = None
     paths: Paths | None = None  # directories to use instead of the environ's (policy tests)
 
@@ -53,11 +56,13 @@ TRUST_IGNORED = ("test",)
 
 
 def trust_mode(request: Request) -> str:
-    """``enforce``, ``report`` or ``ignore`` for ``request`` (see ``Request.trust``)."""
+    """``enforce``, ``check``, ``report`` or ``ignore`` for ``request`` (see ``Request.trust``)."""
     if request.trust is not None:
         return request.trust
     if request.command in TRUST_ENFORCED:
         return "enforce"
+    if request.command == "check":
+        return "check"
     return "ignore" if request.command in TRUST_IGNORED else "report"
 
 
@@ -138,13 +143,21 @@ class Prepared:
     input_files: list[tuple[str, str]]
     # The project directory when the user allowed the project as it is now, else None.
     allowed_root: str | None = None
+    trust_findings: tuple[Any, ...] = ()  # every item of project/pack files that needs `allow`
+    all_plugins_loaded: bool = True  # no team plugin left out (untrusted) and none failed to load
+    # Problems found so far that do not stop the run from going on (``evaluate``
+    # adds its own and raises them all together).
+    problems: list[Any] = attrs.Factory(list)
 
 
-def prepare(request: Request) -> Prepared:
+def prepare(request: Request, defer_problems: bool = False) -> Prepared:
     """Load the policies of every layer, check trust and register plugins.
 
     ``evaluate`` continues from here; ``buildpolicy set`` and ``buildpolicy
-    test`` use it alone to learn the declared knobs and facts.
+    test`` use it alone to learn the declared knobs and facts. Problems that
+    leave the run able to go on (untrusted items under ``check``, tables named
+    after no plugin, …) are raised together, or with ``defer_problems`` left in
+    ``Prepared.problems`` for the caller to raise with its own.
     """
     from buildpolicy.data import policies_dir
     from buildpolicy.facts import known_fact_names
@@ -180,24 +193,38 @@ def prepare(request: Request) -> Prepared:
     # Trust (DESIGN §9). Whether the user allowed the project matters for more than
     # untrusted items: probes may follow the project's own rust-toolchain file only
     # then (ProbeContext.allowed_root), and team plugins run only the bytes allowed.
-    # Without a trust record this is one failed open; with one, stats unless a file changed.
+    # Without a trust record this is one failed open; with one, the compiled files'
+    # digests are compared, and team plugin modules hashed only when they changed.
+    problems: list = []
     trusted = True
     verdict = None
     file_knobs = policy_set.knob_values
+    declared = policy_set  # whose knob declarations apply
+    findings = (*policy_set.trust_findings, *_knob_name_findings(policy_set, host))
     mode = trust_mode(request)
-    if policy_set.profile_path and mode != "ignore":
+    if (policy_set.profile_path or findings) and mode != "ignore":
         from buildpolicy.policy import trust
 
         verdict = trust.check(policy_set, paths.state_dir)  # may refresh the record: stat it after
-        record = trust.record_path(paths.state_dir, policy_set.profile_path)
-        input_files.append((str(record), stat_token(record)))
-        if policy_set.trust_findings and not verdict.trusted:
+        if policy_set.profile_path:
+            record = trust.record_path(paths.state_dir, policy_set.profile_path)
+            input_files.append((str(record), stat_token(record)))
+        if findings and not verdict.trusted:
             if mode == "enforce":
-                raise trust.refusal(policy_set, verdict)
+                raise trust.refusal(findings, policy_set, verdict)
             trusted = False
-            warnings.extend(trust.warnings_for(policy_set, verdict))
-            untrusted = {(f.file, f.name) for f in policy_set.trust_findings if f.kind == "knob"}
+            if mode == "check":
+                problems.extend(trust.refusal(findings, policy_set, verdict, refused=False).messages)
+            else:
+                warnings.extend(trust.warnings_for(findings, verdict))
+            untrusted = {(f.file, f.name) for f in findings if f.kind == "knob"}
             file_knobs = tuple(k for k in file_knobs if (k.provenance.file, k.name) not in untrusted)
+            # Aliases an untrusted file gives a sensitive knob are not applied either.
+            aliased = {(f.file, f.name) for f in findings if f.kind == "knob-alias"}
+            declared = attrs.evolve(policy_set, knob_declarations=tuple(
+                d if (d.provenance.file, d.name) not in aliased else attrs.evolve(
+                    d, fields=tuple(item for item in d.fields if item[0] != "aliases"))
+                for d in policy_set.knob_declarations))
     allowed_root = policy_set.project_root if verdict is not None and verdict.trusted else None
     plugin_paths = policy_set.plugin_paths if trusted else ()
     if plugin_paths or policy_set.disable_plugins:
@@ -214,9 +241,33 @@ def prepare(request: Request) -> Prepared:
         )
         plugin_facts = {spec.name: spec for spec in host.fact_specs()}
     warnings.extend(host.load_errors)
-    specs = knob_specs(host, policy_set)
-    return Prepared(baseline, touched, paths, policy_set, host, plugin_facts, specs, tuple(file_knobs), warnings,
-                    input_files, allowed_root)
+    try:
+        specs = knob_specs(host, declared)
+    except BuildpolicyError as exc:
+        raise BuildpolicyError(problems + exc.messages) from None
+    prepared = Prepared(baseline, touched, paths, policy_set, host, plugin_facts, specs, tuple(file_knobs), warnings,
+                        input_files, allowed_root, findings, trusted and not host.load_errors, problems)
+    if problems and not defer_problems:
+        raise BuildpolicyError(problems)
+    return prepared
+
+
+def _knob_name_findings(policy_set, host) -> list:
+    """Project and pack rules setting a knob's environment name that is also a build
+    variable (a declared alias such as ``CARGO_FAST_LINKER``), see ``trust.knob_name_findings``."""
+    from buildpolicy.policy.buildvars import is_build_variable
+
+    if not any(rule.layer in ("project", "pack") for rule in policy_set.rules):
+        return []
+    names = {alias: decl.name for decl in policy_set.knob_declarations
+             for alias in decl.get("aliases", ()) if isinstance(alias, str) and is_build_variable(alias)}
+    for spec in host.knob_specs():
+        names.update((alias, spec.name) for alias in spec.aliases if is_build_variable(alias))
+    if not names:
+        return []
+    from buildpolicy.policy.trust import knob_name_findings
+
+    return knob_name_findings(policy_set.rules, names)
 
 
 def evaluate(request: Request) -> Result:
@@ -227,11 +278,21 @@ def evaluate(request: Request) -> Result:
     from buildpolicy.policy.knobs import resolve_knobs
 
     started_ns = time.time_ns()  # files changed after this are not trusted for a replay
-    prepared = prepare(request)
+    prepared = prepare(request, defer_problems=True)
     baseline, touched, paths = prepared.baseline, prepared.touched, prepared.paths
     policy_set, host, plugin_facts = prepared.policy_set, prepared.host, prepared.plugin_facts
-    specs, warnings = prepared.knob_specs, prepared.warnings
-    knobs = resolve_knobs(specs.values(), prepared.file_knobs, baseline, request.cli_sets, warnings.append)
+    specs, warnings, problems = prepared.knob_specs, prepared.warnings, prepared.problems
+    # Every problem of the files is reported at once (`check` lists them all).
+    try:
+        knobs = resolve_knobs(specs.values(), prepared.file_knobs, baseline, request.cli_sets, warnings.append)
+    except BuildpolicyError as exc:
+        problems += exc.messages
+    try:
+        check_decide_values(policy_set.rules, specs)
+    except BuildpolicyError as exc:
+        problems += exc.messages
+    if problems:
+        raise BuildpolicyError(problems)
 
     probe_ctx = ProbeContext(
         cwd=request.cwd,
@@ -246,7 +307,6 @@ def evaluate(request: Request) -> Result:
     facts = FactStore(probe_ctx, request.fact_overrides, hermetic=request.hermetic, extra_specs=plugin_facts)
 
     outcomes, rule_decisions, policy_decisions = evaluate_rules(policy_set.rules, knobs, facts)
-    check_policy_decisions(policy_decisions, specs, policy_set.rules)
     ctx = DecideContext(
         facts=facts,
         knobs=knobs,
@@ -267,6 +327,14 @@ def evaluate(request: Request) -> Result:
             continue
         decisions[name] = decision
     warnings.extend(w for w in host.warnings if w not in warnings)
+    # A table no plugin reads is a typo or a misplaced setting (after deciding: a
+    # plugin may name its table after its decision, or read another one). Not
+    # knowable while some plugin is not loaded (untrusted, or failed).
+    if prepared.all_plugins_loaded:
+        tables = unknown_plugin_tables(policy_set, host, paths.cache_dir if request.entry_points else None,
+                                       also_known={*decisions, *ctx.options_read})
+        if tables:
+            raise BuildpolicyError(tables)
     for name, (_value, rule_id) in sorted(policy_decisions.items()):
         if name not in decisions:
             ctx.warn(f"rule {rule_id} decides {name!r}, but no plugin makes a decision of that name "

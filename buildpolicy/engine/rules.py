@@ -53,22 +53,26 @@ def evaluate_rules(rules, knobs, facts):
     return outcomes, decisions, _policy_decisions(outcomes)
 
 
-def check_policy_decisions(policy_decisions, specs, rules) -> None:
+def check_decide_values(rules, specs) -> None:
     """A rule's ``decide`` value for a decision that has a knob of the same name
-    must be a value that knob allows (``sccache = "of"`` is a typo, not a choice)."""
+    must be a value that knob allows (``sccache = "of"`` is a typo, not a choice).
+
+    Every rule is checked, matched or not, so ``check`` and ``env`` agree on
+    every machine; each error points at the value (``file:line:col``).
+    """
     from buildpolicy.policy.knobs import coerce
 
-    by_id = {rule.id: rule for rule in rules}
     errors = []
-    for name, (value, rule_id) in sorted(policy_decisions.items()):
-        spec = specs.get(name)
-        if spec is None:
-            continue
-        try:
-            coerce(spec, value)
-        except ValueError as exc:
-            rule = by_id[rule_id]
-            errors.append(f"{rule.file}:{rule.line}: rule {rule_id}: decide.{name} = {value!r} is not allowed; allowed: {exc}")
+    for rule in rules:
+        for name, value in rule.decide:
+            spec = specs.get(name)
+            if spec is None:
+                continue
+            try:
+                coerce(spec, value)
+            except ValueError as exc:
+                errors.append(f"{rule.where('decide.' + name)}: rule {rule.id}: decide.{name} = {value!r} is not allowed; "
+                              f"allowed: {exc}")
     if errors:
         raise BuildpolicyError(errors)
 

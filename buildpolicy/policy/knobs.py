@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from buildpolicy.errors import BuildpolicyError, closest
+from buildpolicy.errors import BuildpolicyError, Diagnostic, closest
 from buildpolicy.model import LAYER_RANK, KnobSpec, KnobValue, Provenance
 from buildpolicy.sizes import parse_size
 
@@ -117,12 +117,18 @@ def _convert(spec: KnobSpec, raw: Any) -> Any:
         return value
     if kind == "list":
         if isinstance(raw, str):
-            return tuple(part.strip() for part in raw.split(",") if part.strip())
-        if isinstance(raw, (list, tuple)):
-            return tuple(str(item) for item in raw)
-        raise ValueError(spec.allowed())
+            items = tuple(part.strip() for part in raw.split(",") if part.strip())
+        elif isinstance(raw, (list, tuple)):
+            items = tuple(str(item) for item in raw)
+        else:
+            raise ValueError(spec.allowed())
+        if any("\0" in item for item in items):
+            raise ValueError(spec.allowed() + " without NUL characters")
+        return items
     if isinstance(raw, (dict, list)):
         raise ValueError(spec.allowed())
+    if "\0" in str(raw):
+        raise ValueError(spec.allowed() + " without NUL characters")
     return str(raw)
 
 
@@ -132,7 +138,15 @@ class FileKnob:
 
     name: str
     value: Any
-    provenance: Provenance
+    provenance: Provenance  # the key in `[knobs]`, with its line and column
+    value_at: tuple[int | None, int | None] = (None, None)  # line and column of the value
+
+    def value_where(self) -> str:
+        """``file:line:col`` of the value (for a bad value), else of the key."""
+        line, col = self.value_at
+        if line is None:
+            return self.provenance.where()
+        return ":".join(str(p) for p in (self.provenance.file, line, col) if p is not None)
 
 
 def resolve_knobs(
@@ -149,12 +163,15 @@ def resolve_knobs(
     """
     specs = {spec.name: spec for spec in specs}
     candidates: dict[str, list[tuple[int, Any, Provenance]]] = {name: [] for name in specs}
-    errors: list[str] = []
+    errors: list = []
+    value_where: dict[int, str] = {}  # id(provenance) -> file:line:col of the value
 
     for item in file_values:
         if item.name not in specs:
-            errors.append(f"{item.provenance.file}:{item.provenance.line}: unknown knob {item.name!r}{_suggest(item.name, specs)}")
+            errors.append(Diagnostic(item.provenance.file, item.provenance.line, item.provenance.col,
+                                     f"unknown knob {item.name!r}{_suggest(item.name, specs)}"))
             continue
+        value_where[id(item.provenance)] = item.value_where()
         candidates[item.name].append((LAYER_RANK[item.provenance.layer], item.value, item.provenance))
 
     for spec in specs.values():
@@ -183,8 +200,11 @@ def resolve_knobs(
                 chosen = KnobValue(coerce(spec, raw), provenance)
                 break
             except ValueError as exc:
-                where = provenance.file and f"{provenance.file}:{provenance.line}" or provenance.source
-                message = f"knob {name!r}: bad value {raw!r} from {where}; allowed: {exc}"
+                if provenance.file:
+                    where = value_where.get(id(provenance)) or provenance.where()
+                    message = f"{where}: knob {name!r}: bad value {raw!r}; allowed: {exc}"
+                else:
+                    message = f"knob {name!r}: bad value {raw!r} from {provenance.source}; allowed: {exc}"
                 if spec.on_invalid == "warn":
                     warn(message + " (ignored)")
                     continue

@@ -11,7 +11,9 @@ the listing of every policy directory; a warm run only stats files.
 Load order (lowest first): builtin, the packs the profile ``extends`` (in
 order, layer ``pack``), the profile file, the project's policy files, site,
 user. While compiling, the items of project and pack files that need the
-user's trust are collected (see ``buildpolicy.policy.trust``) and cached with the set.
+user's trust are collected (see ``buildpolicy.policy.trust``) and cached with the set,
+together with the SHA-256 of the bytes each file was compiled from: a file is read
+once, and what is compiled is what ``buildpolicy allow`` vouches for.
 """
 
 from __future__ import annotations
@@ -30,14 +32,20 @@ from buildpolicy.policy.knobs import FileKnob
 from buildpolicy.model import LAYER_RANK, EnvTemplate, Provenance, Rule
 from buildpolicy.policy.packs import Pack
 from buildpolicy.filestate import stat_token
+from buildpolicy.policy.buildvars import STATE_VAR
+from buildpolicy.policy.tomlpos import read_toml_bytes, source_position
 from buildpolicy.policy.trust import UNTRUSTED_LAYERS, Finding
 
 PROFILE_KEYS = ("policies", "default_profile", "extends", "plugin_paths", "disable_plugins", "feature_profiles", "knobs", "rule")
 POLICY_KEYS = ("rule", "knobs")
+_STATE_VAR_MESSAGE = (
+    f"rule {{rule!r}} {{verb}}s {STATE_VAR}, the record `buildpolicy env` keeps of what it changed; "
+    "no policy file may set or unset it (remove the entry)"
+)
 _ENV_NAME_CHARS = re.compile(r"^[A-Za-z0-9_]*$")
 _TEMPLATE_PART = re.compile(r"\$\{[^}]*\}|\$\$")
 # Bumped when PolicySet's fields change, so an old pickle is never unpickled into the new class.
-_CACHE_FORMAT = "2"
+_CACHE_FORMAT = "3"
 
 
 @attrs.frozen
@@ -46,11 +54,20 @@ class KnobDeclaration:
 
     name: str
     fields: tuple[tuple[str, Any], ...]
-    provenance: Provenance
+    provenance: Provenance  # the ``[knobs.NAME]`` key, with its column
+    # (part, line, col) of its keys and values for messages: "key:type", "value:default", "alias:<NAME>".
+    positions: tuple[tuple[str, int | None, int | None], ...] = ()
 
     def get(self, key: str, default: Any = None) -> Any:
         """The declaration's ``key`` (``aliases``, ``type``, ``default``…), or ``default``."""
         return dict(self.fields).get(key, default)
+
+    def where(self, part: str | None = None) -> str:
+        """``file:line:col`` of ``part`` (see ``positions``), else of the declaration itself."""
+        for name, line, col in self.positions:
+            if name == part:
+                return ":".join(str(p) for p in (self.provenance.file, line, col) if p is not None)
+        return self.provenance.where()
 
 
 @attrs.frozen
@@ -80,6 +97,10 @@ class PolicySet:
     packs: tuple[Pack, ...] = ()  # the profile's `extends`, resolved, in order
     trust_findings: tuple[Finding, ...] = ()  # items of project/pack files that need `buildpolicy allow`
     trust_files: tuple[str, ...] = ()  # files the trust hash covers (project, pack, team plugins)
+    # (path, sha256 of the bytes compiled) of every project and pack file: what `allow` vouches for.
+    trust_digests: tuple[tuple[str, str], ...] = ()
+    # (name, file, line, col) of every table that is not a key of buildpolicy's own: a plugin's options.
+    plugin_tables: tuple[tuple[str, str, int | None, int | None], ...] = ()
 
     def pack_of(self, file: str | None) -> str | None:
         """The name of the pack ``file`` belongs to (``pack:acme`` or the path in ``extends``), or None."""
@@ -152,10 +173,10 @@ _NOTHING = _Skip()
 
 def _invalid_parts(data: dict, kind: str) -> _Skip:
     """The key-path prefixes of ``data`` that have schema errors (see ``_Skip``)."""
-    from buildpolicy.policy.validate import _validator
+    from buildpolicy.policy.validate import schema_errors
 
     prefixes = set()
-    for error in _validator(kind).iter_errors(data):
+    for error in schema_errors(data, kind):
         path = tuple(error.absolute_path)
         if "propertyNames" in error.absolute_schema_path and isinstance(error.instance, str):
             path += (error.instance,)  # a bad key is reported at the table holding it
@@ -163,76 +184,6 @@ def _invalid_parts(data: dict, kind: str) -> _Skip:
             return _Skip(everything=True)
         prefixes.add(path[:2])
     return _Skip(frozenset(prefixes))
-
-
-def _decoded_to_raw(text: str, start: int) -> list[int] | None:
-    r"""Map the TOML string opening at ``text[start]`` back to its source.
-
-    Returns, for each character of the decoded value, its index in ``text``,
-    then the index of the closing quote (for faults at the end of the value).
-    Basic strings decode escapes (``\n``, ``\t``, ``\"``, ``\\``, ``\uXXXX``,
-    ``\UXXXXXXXX``: several source characters for one) and, when multi-line,
-    drop a line-ending backslash with the whitespace and newlines after it;
-    multi-line strings drop a newline right after the opening quotes and read
-    CRLF as one newline; literal strings are otherwise 1:1. None when
-    ``text[start]`` opens no string (a bare key, which is 1:1 too).
-    """
-    if text.startswith(('"""', "'''"), start):
-        delim, multiline = text[start : start + 3], True
-    elif text.startswith(('"', "'"), start):
-        delim, multiline = text[start], False
-    else:
-        return None
-    basic = delim[0] == '"'
-    n = len(text)
-    i = start + len(delim)
-    if multiline:
-        if text.startswith("\r\n", i):
-            i += 2
-        elif text.startswith("\n", i):
-            i += 1
-    raw: list[int] = []
-    while i < n:
-        if text.startswith(delim, i):
-            run = i
-            while run < n and text[run] == delim[0]:
-                run += 1
-            # Up to two quotes may end a multi-line value right before its closing quotes: a""""
-            extra = min(run - i - len(delim), 2) if multiline else 0
-            raw.extend(range(i, i + extra))
-            i += extra
-            break
-        if basic and text[i] == "\\":
-            nxt = text[i + 1 : i + 2]
-            if multiline and nxt in (" ", "\t", "\r", "\n"):
-                i += 1
-                while i < n and text[i] in " \t\r\n":
-                    i += 1
-                continue
-            raw.append(i)
-            i += {"u": 6, "U": 10, "x": 4}.get(nxt, 2)
-            continue
-        raw.append(i)
-        i += 2 if multiline and text.startswith("\r\n", i) else 1
-    raw.append(i)
-    return raw
-
-
-def _source_position(doc, keypath, value: bool, offset: int) -> tuple[int | None, int | None]:
-    """File line and column of character ``offset`` of the decoded string at ``keypath``
-    (its value, or with ``value=False`` its key)."""
-    pos = doc.value_pos(keypath) if value else doc.key_pos(keypath)
-    if not pos:
-        return None, None
-    text = doc.text
-    line, col = pos
-    start = 0
-    for _ in range(line - 1):
-        start = text.index("\n", start) + 1
-    start += col - 1
-    mapping = _decoded_to_raw(text, start)
-    index = start + max(offset, 0) if mapping is None else mapping[min(max(offset, 0), len(mapping) - 1)]
-    return text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1) + 1
 
 
 class _Compiler:
@@ -249,22 +200,31 @@ class _Compiler:
         self.knob_declarations: list[KnobDeclaration] = []
         self.options: dict[str, dict[str, OptionValue]] = {}
         self.invalid: dict[int, tuple[Any, _Skip]] = {}  # id(doc) -> (doc, its parts with schema errors)
+        self.digests: dict[str, str] = {}  # path -> sha256 of the bytes parsed
+        self.plugin_tables: list[tuple[str, str, int | None, int | None]] = []
         self.order = 0
 
-    def parse(self, path: Path, kind: str):
+    def parse(self, path: Path, kind: str, raw: bytes | None = None):
         """Parse and schema-validate ``path`` as ``kind``, recording every diagnostic.
 
         Returns None when the file cannot be read or is not TOML. A document
         with schema errors is still returned: ``skip_for(doc)`` names its parts
         (a rule, a knob, a top-level key) that have errors, and ``add_file``
         compiles only the others, so ``check`` reports the expression errors of
-        the valid rules together with the schema errors.
+        the valid rules together with the schema errors. ``raw``: the file's
+        bytes when the caller already read them. The SHA-256 of the bytes parsed
+        is kept in ``digests``.
         """
+        import hashlib
+
         from buildpolicy.policy.tomlpos import TomlSyntaxError, parse_toml
         from buildpolicy.policy.validate import validate_document
 
         try:
-            doc = parse_toml(path)
+            if raw is None:
+                raw = read_toml_bytes(path)
+            self.digests[str(path)] = hashlib.sha256(raw).hexdigest()
+            doc = parse_toml(path, raw=raw)
         except TomlSyntaxError as exc:
             self.diagnostics.append(exc.diagnostic)
             return None
@@ -298,30 +258,46 @@ class _Compiler:
                 self._add_rule(layer, doc, index, table)
         knobs = {} if skip.has("knobs") else data.get("knobs", {})
         for name, value in knobs.items():
-            if skip.has("knobs", name):
-                continue
-            line = (doc.key_pos(("knobs", name)) or (None, None))[0]
-            provenance = Provenance(layer, f"[knobs] {name}", str(doc.path), line)
-            if layer in UNTRUSTED_LAYERS and (not isinstance(value, dict) or "default" in value):
-                from buildpolicy.policy.trust import SENSITIVE_KNOBS, knob_finding
-
-                if name in SENSITIVE_KNOBS:
-                    self.findings.append(knob_finding(name, str(doc.path), *self._position(doc, ("knobs", name), value=False)))
-            if isinstance(value, dict):
-                self.knob_declarations.append(KnobDeclaration(name, tuple(sorted(value.items())), provenance))
-                if "default" in value:
-                    self.knob_values.append(FileKnob(name, value["default"], provenance))
-            else:
-                self.knob_values.append(FileKnob(name, value, provenance))
+            if not skip.has("knobs", name):
+                self._add_knob(layer, doc, name, value)
         for key, table in data.items():
             if key in known_keys or not isinstance(table, dict) or skip.has(key):
                 continue
+            self.plugin_tables.append((key, str(doc.path), *self._position(doc, (key,), value=False)))
             for option, value in table.items():
                 if skip.has(key, option):
                     continue
                 line = (doc.key_pos((key, option)) or (None, None))[0]
                 provenance = Provenance(layer, f"[{key}] {option}", str(doc.path), line)
                 self.options.setdefault(key, {})[option] = OptionValue(value, provenance)
+
+    def _add_knob(self, layer: str, doc, name: str, value: Any) -> None:
+        """A ``[knobs]`` entry: a value (``jobs = 4``) or a declaration (``[knobs.jobs]``)."""
+        path = str(doc.path)
+        line, col = self._position(doc, ("knobs", name), value=False)
+        provenance = Provenance(layer, f"[knobs] {name}", path, line, col)
+        if isinstance(value, dict):
+            positions = [(f"key:{key}", *self._position(doc, ("knobs", name, key), value=False)) for key in value]
+            positions += [(f"value:{key}", *self._position(doc, ("knobs", name, key))) for key in value]
+            aliases = value.get("aliases", ())
+            positions += [(f"alias:{alias}", *self._position(doc, ("knobs", name, "aliases", index)))
+                          for index, alias in enumerate(aliases) if isinstance(alias, str)]
+            self.knob_declarations.append(KnobDeclaration(name, tuple(sorted(value.items())), provenance, tuple(positions)))
+            if "default" in value:
+                self.knob_values.append(FileKnob(name, value["default"], provenance, self._position(doc, ("knobs", name, "default"))))
+        else:
+            self.knob_values.append(FileKnob(name, value, provenance, self._position(doc, ("knobs", name))))
+        if layer not in UNTRUSTED_LAYERS:
+            return
+        from buildpolicy.policy.trust import SENSITIVE_KNOBS, knob_alias_finding, knob_finding
+
+        if name not in SENSITIVE_KNOBS:
+            return
+        if not isinstance(value, dict) or "default" in value:
+            self.findings.append(knob_finding(name, path, line, col))
+        if isinstance(value, dict):
+            for index, alias in enumerate(value.get("aliases", ())):
+                self.findings.append(knob_alias_finding(name, alias, path, *self._position(doc, ("knobs", name, "aliases", index))))
 
     def _position(self, doc, keypath, value: bool = True) -> tuple[int | None, int | None]:
         pos = doc.value_pos(keypath) if value else doc.key_pos(keypath)
@@ -331,14 +307,14 @@ class _Compiler:
         """Move an expression or template diagnostic from inside ``text`` to the file.
 
         ``diagnostic`` was made without a base position, so its line and column
-        give the fault's offset in the decoded string; ``_source_position`` maps
+        give the fault's offset in the decoded string; ``tomlpos.source_position`` maps
         that offset back through quotes, escapes and line-ending backslashes to
         the file's line and column. The detail (the text with a caret) is kept.
         """
         lines = text.split("\n")
         rel_line, rel_col = diagnostic.line or 1, diagnostic.col or 1
         offset = sum(len(part) + 1 for part in lines[: rel_line - 1]) + rel_col - 1
-        line, col = _source_position(doc, keypath, value, offset)
+        line, col = source_position(doc, keypath, value, offset)
         return Diagnostic(diagnostic.file, line, col, diagnostic.message, diagnostic.detail)
 
     def _add_rule(self, layer: str, doc, index: int, table: dict) -> None:
@@ -364,24 +340,38 @@ class _Compiler:
                     Diagnostic(path, key_line, key_col, f"rule {rule_id!r}: {name!r} is not a valid environment variable name "
                                "(letters, digits and _, with ${fact} parts)")
                 )
+            elif name == STATE_VAR:
+                self.diagnostics.append(Diagnostic(path, key_line, key_col, _STATE_VAR_MESSAGE.format(rule=rule_id, verb="set")))
+            if "\0" in value:
+                line, col = source_position(doc, ("rule", index, "env", name), True, value.index("\0"))
+                self.diagnostics.append(
+                    Diagnostic(path, line, col, f"rule {rule_id!r}: the value of {name} contains a NUL character, which an "
+                               "environment variable cannot hold (the value would be cut short there): remove it")
+                )
             for text, is_value in ((name, False), (value, True)):
                 try:
                     interpolation_facts(text, fact_type=self.fact_type, file=path, known_facts=self.known_facts)
                 except ExprError as exc:
                     keypath = ("rule", index, "env", name)
                     self.diagnostics.append(self._relocated(exc.diagnostic, text, doc, keypath, is_value))
-            env.append(EnvTemplate(name, value, key_line))
+            env.append(EnvTemplate(name, value, key_line, key_col))
             if layer in UNTRUSTED_LAYERS:
                 from buildpolicy.policy.trust import env_finding, is_safe_name_template
 
                 if not is_safe_name_template(name):
                     self.findings.append(env_finding(rule_id, name, path, key_line, key_col))
-        if layer in UNTRUSTED_LAYERS:
-            from buildpolicy.policy.trust import is_safe_name, unset_finding
+        positions = [("id", *self._position(doc, ("rule", index, "id")))]
+        positions += [(f"decide.{name}", *self._position(doc, ("rule", index, "decide", name))) for name in table.get("decide", {})]
+        for position, name in enumerate(table.get("unset", ())):
+            line, col = self._position(doc, ("rule", index, "unset", position))
+            positions.append((f"unset.{name}", line, col))
+            if name == STATE_VAR:
+                self.diagnostics.append(Diagnostic(path, line, col, _STATE_VAR_MESSAGE.format(rule=rule_id, verb="unset")))
+            elif layer in UNTRUSTED_LAYERS:
+                from buildpolicy.policy.trust import is_safe_name, unset_finding
 
-            for position, name in enumerate(table.get("unset", ())):
                 if not is_safe_name(name):
-                    self.findings.append(unset_finding(rule_id, name, path, *self._position(doc, ("rule", index, "unset", position))))
+                    self.findings.append(unset_finding(rule_id, name, path, line, col))
         for position, fragment in enumerate(table.get("rustflags", ())):
             if not fragment or any(ch.isspace() for ch in fragment):
                 line, col = self._position(doc, ("rule", index, "rustflags", position))
@@ -410,6 +400,7 @@ class _Compiler:
                 priority=table.get("priority", 0),
                 force=table.get("force", False),
                 enabled=table.get("enabled", True),
+                positions=tuple(positions),
             )
         )
 
@@ -424,8 +415,8 @@ class _Compiler:
                 other_pack = rule.layer == "pack" and self.pack_of.get(previous.file) != self.pack_of.get(rule.file)
                 if previous.layer == rule.layer and not other_pack:
                     self.diagnostics.append(
-                        Diagnostic(rule.file, rule.line, None, f"rule id {rule.id!r} is defined twice in the {rule.layer} layer "
-                                   f"(also at {previous.file}:{previous.line})")
+                        Diagnostic(rule.file, *rule.position("id"), f"rule id {rule.id!r} is defined twice in the {rule.layer} "
+                                   f"layer (also at {previous.where('id')}): give one of them another id")
                     )
                 replaced.append((previous, rule))
             by_id[rule.id] = rule
@@ -439,12 +430,15 @@ def _pickled_code() -> list[Path]:
     return [here.parent / "model.py", *(here / f"{name}.py" for name in ("loader", "expr/nodes", "knobs", "trust", "packs"))]
 
 
-def _inputs(files: list[tuple[str, Path]], dirs: list[Path], extra: str, entry_point_packs: bool) -> tuple[tuple[str, str], ...]:
+def _inputs(files: list[tuple[str, Path]], dirs: list[Path], extra: str, entry_point_packs: bool,
+            stats: dict[str, str] | None = None) -> tuple[tuple[str, str], ...]:
     """What a compiled PolicySet depends on: version, plugin facts, every file and listed directory.
 
     With ``pack:`` entries in ``extends``, also the state of ``sys.path``
-    (installing or removing a pack distribution changes it).
+    (installing or removing a pack distribution changes it). ``stats``: stat
+    tokens already taken (before a file was read early, as the profile is).
     """
+    stats = stats or {}
     from buildpolicy.filestate import sys_path_state
 
     return (
@@ -453,7 +447,7 @@ def _inputs(files: list[tuple[str, Path]], dirs: list[Path], extra: str, entry_p
         ("extra", extra),
         *((("syspath", sys_path_state()),) if entry_point_packs else ()),
         *((f"file:code:{path}", stat_token(path)) for path in _pickled_code()),
-        *((f"file:{layer}:{path}", stat_token(path)) for layer, path in files),
+        *((f"file:{layer}:{path}", stats.get(str(path)) or stat_token(path)) for layer, path in files),
         *((f"dir:{directory}", stat_token(directory)) for directory in dirs),
     )
 
@@ -548,12 +542,14 @@ def load_policies(
         except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt
             pass
 
-    ordered, dirs, packs = _discover(profile, site_dir, user_dir, builtin_dir)
+    found = _discover(profile, site_dir, user_dir, builtin_dir)
     # Stat before reading: an edit during compile invalidates.
-    inputs = _inputs(ordered, dirs, extra_key, any(p.from_entry_point for p in packs))
-    policy_set = _compile(profile, ordered, fact_type, known_facts, packs)
+    inputs = _inputs(found.ordered, found.dirs, extra_key, any(p.from_entry_point for p in found.packs), found.stats)
+    policy_set = _compile(profile, found.ordered, fact_type, known_facts, found.packs, found.preread)
     report(inputs)
-    if cache_file is not None:
+    # A file that changed while it was compiled leaves no cache behind: its
+    # stat token would vouch for bytes that were not the ones compiled.
+    if cache_file is not None and _unchanged(inputs, extra_key):
         _write_cache(cache_file, (key, inputs, policy_set))
     return policy_set
 
@@ -591,7 +587,19 @@ def _write_cache(cache_file: Path, content) -> None:
         pass
 
 
-def _discover(profile, site_dir, user_dir, builtin_dir):
+@attrs.frozen
+class _Discovered:
+    """What ``_discover`` found: files in load order, directories listed, packs, and the
+    profile file's bytes with its stat token taken before reading them."""
+
+    ordered: list
+    dirs: list
+    packs: list
+    preread: dict  # path -> bytes: the profile, read once for discovery and compiling
+    stats: dict  # path -> stat token taken before the read
+
+
+def _discover(profile, site_dir, user_dir, builtin_dir) -> _Discovered:
     """Every file to load in layer order, the directories listed to find them, and the packs."""
     import tomllib
 
@@ -600,9 +608,13 @@ def _discover(profile, site_dir, user_dir, builtin_dir):
     project_files: list[tuple[str, Path]] = []
     pack_files: list[tuple[str, Path]] = []
     packs: list[Pack] = []
+    preread: dict[Path, bytes] = {}
+    stats: dict[str, str] = {}
     if profile is not None:
+        stats[str(profile)] = stat_token(profile)  # before reading: an edit from here on invalidates
         try:
-            profile_data = tomllib.loads(profile.read_text(encoding="utf-8"))
+            preread[profile] = read_toml_bytes(profile)
+            profile_data = tomllib.loads(preread[profile].decode("utf-8-sig"))
         except (OSError, ValueError, RecursionError):
             profile_data = None  # reported with its position by the full parse
         extends = (profile_data or {}).get("extends")
@@ -630,10 +642,10 @@ def _discover(profile, site_dir, user_dir, builtin_dir):
     ordered = [f for f in base_files if f[0] == "builtin"] + pack_files
     ordered += [f for f in base_files if f[0] == "project"] + project_files
     ordered += [f for f in base_files if f[0] in ("site", "user")]
-    return ordered, dirs, packs
+    return _Discovered(ordered, dirs, packs, preread, stats)
 
 
-def _compile(profile, ordered, fact_type, known_facts, packs=()) -> PolicySet:
+def _compile(profile, ordered, fact_type, known_facts, packs=(), preread=None) -> PolicySet:
     from buildpolicy.policy.trust import plugin_finding
 
     compiler = _Compiler(fact_type, known_facts)
@@ -641,7 +653,7 @@ def _compile(profile, ordered, fact_type, known_facts, packs=()) -> PolicySet:
     settings: dict[str, Any] = {}
     for layer, path in ordered:
         is_profile = profile is not None and path == profile
-        doc = compiler.parse(path, "profile" if is_profile else "policy")
+        doc = compiler.parse(path, "profile" if is_profile else "policy", raw=(preread or {}).get(path))
         if doc is None:
             continue
         skip = compiler.skip_for(doc)
@@ -680,4 +692,6 @@ def _compile(profile, ordered, fact_type, known_facts, packs=()) -> PolicySet:
         packs=tuple(packs),
         trust_findings=tuple(compiler.findings),
         trust_files=tuple(str(path) for layer, path in ordered if layer in UNTRUSTED_LAYERS) + plugin_paths,
+        trust_digests=tuple((str(path), compiler.digests[str(path)]) for layer, path in ordered if layer in UNTRUSTED_LAYERS),
+        plugin_tables=tuple(compiler.plugin_tables),
     )

@@ -10,7 +10,10 @@ Key paths are tuples of table keys (``str``) and array indices (``int``), e.g.
 Lines and columns are 1-based and count characters (as tomllib's own messages do).
 
 The scanner only runs on text tomllib has accepted, so it can afford to be simple;
-it runs lazily, the first time a position is asked for.
+it runs lazily, the first time a position is asked for. ``source_position`` maps an
+offset inside a decoded string (through quotes and escapes) back to the file, and
+``read_toml_bytes`` reads a file once, refusing anything but a regular file (a FIFO
+would block the reader forever).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 
 from buildpolicy.errors import BuildpolicyError, Diagnostic
 
-__all__ = ["TomlDocument", "TomlSyntaxError", "parse_toml"]
+__all__ = ["TomlDocument", "TomlSyntaxError", "parse_toml", "read_toml_bytes", "source_position", "decoded_to_raw"]
 
 Pos = tuple[int, int]
 
@@ -67,6 +70,18 @@ class TomlDocument:
         """
         return self._lookup(keypath, value=True)
 
+    def index_of(self, line: int, col: int) -> int:
+        """The index in ``text`` of 1-based ``line`` and ``col`` (a position this class returned)."""
+        if self._keys is None:
+            self._scan()
+        return self._scanner.line_starts[line - 1] + col - 1
+
+    def position_of(self, index: int) -> Pos:
+        """(line, col) of index ``index`` of ``text``."""
+        if self._keys is None:
+            self._scan()
+        return self._scanner.coords(index)
+
     def _lookup(self, keypath, value: bool) -> Pos | None:
         if self._keys is None:
             self._scan()
@@ -100,8 +115,8 @@ MAX_TOML_BYTES = 16 << 20
 MAX_NESTING = 32  # tables, arrays and inline tables inside one another, dotted keys counted
 
 
-def parse_toml(path: str | Path, text: str | None = None) -> TomlDocument:
-    """Parse TOML from ``text`` (or the file at ``path``) into a :class:`TomlDocument`.
+def parse_toml(path: str | Path, text: str | None = None, raw: bytes | None = None) -> TomlDocument:
+    """Parse TOML from ``text``, the bytes ``raw``, or else the file at ``path``, into a :class:`TomlDocument`.
 
     Raises :class:`TomlSyntaxError` for malformed TOML, located where tomllib
     says, for a file that is not valid UTF-8, and for values nested more than
@@ -111,9 +126,8 @@ def parse_toml(path: str | Path, text: str | None = None) -> TomlDocument:
     """
     path = str(path)
     if text is None:
-        from buildpolicy.filestate import read_bounded
-
-        raw = read_bounded(path, MAX_TOML_BYTES)
+        if raw is None:
+            raw = read_toml_bytes(path)
         try:
             text = raw.decode("utf-8-sig")  # tolerate a byte-order mark
         except UnicodeDecodeError as exc:
@@ -279,6 +293,83 @@ def _syntax_diagnostic(path: str, text: str, exc: Exception) -> Diagnostic:
     if message:
         message = message[0].lower() + message[1:]
     return Diagnostic(path, line, col, f"invalid TOML: {message}")
+
+
+def decoded_to_raw(text: str, start: int) -> list[int] | None:
+    r"""Map the TOML string opening at ``text[start]`` back to its source.
+
+    Returns, for each character of the decoded value, its index in ``text``,
+    then the index of the closing quote (for faults at the end of the value).
+    Basic strings decode escapes (``\n``, ``\t``, ``\"``, ``\\``, ``\uXXXX``,
+    ``\UXXXXXXXX``: several source characters for one) and, when multi-line,
+    drop a line-ending backslash with the whitespace and newlines after it;
+    multi-line strings drop a newline right after the opening quotes and read
+    CRLF as one newline; literal strings are otherwise 1:1. None when
+    ``text[start]`` opens no string (a bare key, which is 1:1 too).
+    """
+    if text.startswith(('"""', "'''"), start):
+        delim, multiline = text[start : start + 3], True
+    elif text.startswith(('"', "'"), start):
+        delim, multiline = text[start], False
+    else:
+        return None
+    basic = delim[0] == '"'
+    n = len(text)
+    i = start + len(delim)
+    if multiline:
+        if text.startswith("\r\n", i):
+            i += 2
+        elif text.startswith("\n", i):
+            i += 1
+    raw: list[int] = []
+    while i < n:
+        if text.startswith(delim, i):
+            run = i
+            while run < n and text[run] == delim[0]:
+                run += 1
+            # Up to two quotes may end a multi-line value right before its closing quotes: a""""
+            extra = min(run - i - len(delim), 2) if multiline else 0
+            raw.extend(range(i, i + extra))
+            i += extra
+            break
+        if basic and text[i] == "\\":
+            nxt = text[i + 1 : i + 2]
+            if multiline and nxt in (" ", "\t", "\r", "\n"):
+                i += 1
+                while i < n and text[i] in " \t\r\n":
+                    i += 1
+                continue
+            raw.append(i)
+            i += {"u": 6, "U": 10, "x": 4}.get(nxt, 2)
+            continue
+        raw.append(i)
+        i += 2 if multiline and text.startswith("\r\n", i) else 1
+    raw.append(i)
+    return raw
+
+
+def source_position(doc, keypath, value: bool, offset: int) -> tuple[int | None, int | None]:
+    """File line and column of character ``offset`` of the decoded string at ``keypath``
+    (its value, or with ``value=False`` its key)."""
+    pos = doc.value_pos(keypath) if value else doc.key_pos(keypath)
+    if not pos:
+        return None, None
+    text = doc.text
+    start = doc.index_of(*pos)
+    mapping = decoded_to_raw(text, start)
+    index = start + max(offset, 0) if mapping is None else mapping[min(max(offset, 0), len(mapping) - 1)]
+    return doc.position_of(index)
+
+
+def read_toml_bytes(path: str | Path) -> bytes:
+    """The bytes of a profile or policy file, read once (the loader compiles and hashes them).
+
+    Only a regular file of at most ``MAX_TOML_BYTES`` is read: a FIFO or device put
+    where a policy file was listed is an error, not a hang (``OSError``).
+    """
+    from buildpolicy.filestate import read_bounded
+
+    return read_bounded(path, MAX_TOML_BYTES)
 
 
 # --------------------------------------------------------------------------- scanner

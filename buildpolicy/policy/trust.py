@@ -2,67 +2,94 @@
 
 ``eval "$(buildpolicy env)"`` runs at every prompt and in ``.envrc`` files, so
 the files of a project you just cloned must not be able to set ``PATH``,
-``LD_PRELOAD``, ``BASH_ENV`` or ``PROMPT_COMMAND``, nor run code of their own.
+``LD_PRELOAD``, ``BASH_ENV`` or ``PROMPT_COMMAND``, redirect buildpolicy's own
+configuration, nor run code of their own.
 
 - The ``builtin``, ``site`` and ``user`` layers are trusted.
 - The ``project`` and ``pack`` layers may set and unset **build variables**
-  freely (:data:`SAFE_PREFIXES`, :data:`SAFE_NAMES`). Anything else needs the
-  user's ``buildpolicy allow``:
+  freely: exact names and explicit patterns (``buildpolicy.policy.buildvars``
+  says what is in the set and why), never bare prefixes:
 
-  * a rule ``env`` name or ``unset`` entry outside the safe set. Names are
-    checked statically, on the template: ``CARGO_PROFILE_${cargo.profile_env}_X``
-    is safe because every name it can produce starts with ``CARGO_``, while a
-    name that starts with ``${...}`` could become anything and is not;
+  * namespaces: ``CARGO_*``, ``RUSTC_*``, ``SCCACHE_*``, ``CMAKE_*``;
+  * names: ``RUSTC``, ``RUSTFLAGS``, ``RUSTDOCFLAGS``, ``RUSTUP_TOOLCHAIN``,
+    ``TMPDIR``, ``MAKEFLAGS``, ``NUM_JOBS``, ``CRATE_CC_NO_DEFAULTS``;
+  * the cc crate's C toolchain variables ``CC``, ``CFLAGS``, ``CXX``,
+    ``CXXFLAGS``, ``AR``, ``ARFLAGS``, ``CXXSTDLIB`` as it looks them up:
+    ``<VAR>``, ``<VAR>_<target>``, ``HOST_<VAR>``, ``TARGET_<VAR>``. So
+    ``AR_aarch64_linux_android`` is a build variable and ``ARGV0`` (zsh's
+    ``argv[0]`` for every command) is not.
+
+  Anything else needs the user's ``buildpolicy allow``:
+
+  * a rule ``env`` name or ``unset`` entry outside the set. Names are checked
+    statically, on the template: ``CARGO_PROFILE_${cargo.profile_env}_X`` is a
+    build variable because every name it can produce starts with ``CARGO_``,
+    while a name that starts with ``${...}`` could become anything and is not.
+    ``BUILDPOLICY_*`` is outside the set: those variables configure buildpolicy
+    itself (knob variables, ``BUILDPOLICY_SITE_DIR``, the gate's and the
+    remote host's bookkeeping);
+  * a rule setting a knob's environment name (a declared alias such as
+    ``CARGO_FAST_LINKER`` would otherwise pass as a build variable, and the
+    next ``env`` would read it as the knob): see ``knob_name_findings``;
   * ``plugin_paths``: team-local plugin modules are Python code that would run
     inside buildpolicy at every prompt;
-  * a value for a knob in :data:`SENSITIVE_KNOBS` (they make buildpolicy run
-    ``ssh`` with a configuration file or connect to hosts the files name, and
-    an ssh configuration can run any command through ``ProxyCommand``).
+  * a value, or aliases, for a knob in :data:`SENSITIVE_KNOBS`: they name hosts
+    buildpolicy connects to, an ssh configuration it runs ssh with (``Match
+    exec`` and ``ProxyCommand`` run commands), or paths it creates, replaces
+    and deletes.
 
+- ``BUILDPOLICY_ENV_STATE``, the record ``env`` keeps of what it changed, may
+  not be set or unset by any policy file, trusted or not: the next ``env``
+  restores variables from it.
 - ``buildpolicy allow`` records, in ``$XDG_STATE_HOME/buildpolicy/trust/``, a
   SHA-256 over the paths and contents of the profile file, the project's
   policy files, its pack files, its team-local plugin modules and the
-  repository modules they import (:func:`hashed_files`). Any edit, added or
-  removed file needs a new ``allow``; ``buildpolicy deny`` removes the record.
-  Team plugin code runs from bytes that match the recorded digests, never from
-  a ``.pyc`` (``buildpolicy.engine.teamcode``).
+  repository modules they import (:func:`hashed_files`). The digest of a
+  policy file is taken from the very bytes that were compiled (the loader reads
+  each file once), so a file that changes while ``env`` runs cannot be compiled
+  in one version and vouched for in another; team plugin code likewise runs
+  from bytes that match the recorded digests, never from a ``.pyc``
+  (``buildpolicy.engine.teamcode``). Any edit, added or removed file needs a
+  new ``allow``; ``buildpolicy deny`` removes the record.
 - ``env`` and ``exec`` refuse (exit 2, stdout empty) while untrusted items
   exist and no matching record does, naming each item, its ``file:line:col``
-  and the fix. ``explain``, ``facts``, ``check`` and ``doctor`` still run, with
-  a warning, but do not load untrusted plugin modules nor use untrusted
+  and the fix. ``check`` reports them as problems (exit 1) together with
+  every other one. ``explain``, ``facts`` and ``doctor`` still run, with a
+  warning, but do not load untrusted plugin modules nor use untrusted
   sensitive knob values. ``test`` runs the project's own test cases, hermetic
   and printing nothing to ``eval``, and loads its plugins as ``cargo test``
   runs a crate's code.
 
 The check is cheap on the warm path: the untrusted items are found when the
-policies are compiled and cached with them; with none, nothing else happens.
-With some, the record's stat tokens (inode, size, mtime, ctime) of every
-hashed file are compared, and files are hashed again only when one changed.
+policies are compiled and cached with them, together with the digests of the
+compiled files; with no untrusted item, nothing else happens. With some, the
+record's digest is compared with the cached digests (team plugin modules are
+hashed again only when their stat changed).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import attrs
 
 from buildpolicy.errors import BuildpolicyError, Diagnostic
 from buildpolicy.filestate import stat_token
+from buildpolicy.policy.buildvars import is_build_variable, is_build_variable_template
 
 # Layers whose files need trust for anything beyond build variables.
 UNTRUSTED_LAYERS = ("project", "pack")
 
-# Variables matching NAME* (DESIGN §9), and exact names. BUILDPOLICY_ is the
-# project's own knob prefix.
-SAFE_PREFIXES = ("CARGO_", "RUSTC", "SCCACHE_", "CC", "CXX", "AR", "CFLAGS", "CXXFLAGS", "CMAKE_", "BUILDPOLICY_")
-SAFE_NAMES = ("RUSTFLAGS", "RUSTDOCFLAGS", "RUSTUP_TOOLCHAIN", "TMPDIR", "MAKEFLAGS", "NUM_JOBS")
-
-# Knobs whose value from a project or pack file needs trust: they make
-# buildpolicy run ssh with a configuration file, or connect to hosts, named
-# by the repository.
-SENSITIVE_KNOBS = ("remote_hosts", "remote_ssh_config")
+# Knobs whose value from a project or pack file needs trust, and why.
+SENSITIVE_KNOBS = {
+    "remote_hosts": "makes buildpolicy connect to the hosts this file names",
+    "remote_ssh_config": "makes buildpolicy run ssh with the configuration file this file names "
+                         "(an ssh configuration can run commands)",
+    "remote_dir": "names the directory buildpolicy syncs into, and deletes files in, on the build host",
+    "gate_lock": "names a file buildpolicy creates (with its parent directories), replaces and deletes",
+}
 
 RECORD_VERSION = 1
 ALLOW_FIX = "buildpolicy allow"
@@ -70,21 +97,12 @@ ALLOW_FIX = "buildpolicy allow"
 
 def is_safe_name(name: str) -> bool:
     """Whether ``name`` is a build variable project and pack files may set or unset."""
-    return name in SAFE_NAMES or name.startswith(SAFE_PREFIXES)
+    return is_build_variable(name)
 
 
 def is_safe_name_template(template: str) -> bool:
-    """Whether every name the env-name ``template`` can produce is a build variable.
-
-    The literal text before the first ``${fact}`` must already match a safe
-    prefix (``CARGO_PROFILE_${cargo.profile_env}_INCREMENTAL`` → ``CARGO_``); a
-    template without ``${`` is checked as a plain name.
-    """
-    head, sep, _ = template.partition("${")
-    head = head.replace("$$", "$")
-    if not sep:
-        return is_safe_name(head)
-    return head.startswith(SAFE_PREFIXES)
+    """Whether every name the env-name ``template`` can produce is a build variable."""
+    return is_build_variable_template(template)
 
 
 @attrs.frozen
@@ -107,6 +125,8 @@ def env_finding(rule_id: str, template: str, file: str, line, col) -> Finding:
     """The finding for a rule ``env`` name outside the safe set."""
     if "${" in template and not template.partition("${")[0]:
         what = f"rule {rule_id!r} sets {template}, a name made from facts that could be any variable"
+    elif template.startswith("BUILDPOLICY_"):
+        what = f"rule {rule_id!r} sets {template}, which configures buildpolicy itself, not the build"
     else:
         what = f"rule {rule_id!r} sets {template}, which is not a build variable"
     return Finding("env", template, file, line, col, what)
@@ -124,47 +144,98 @@ def plugin_finding(entry: str, file: str, line, col) -> Finding:
 
 def knob_finding(knob: str, file: str, line, col) -> Finding:
     """The finding for a sensitive knob's value in a project or pack file."""
-    return Finding("knob", knob, file, line, col,
-                   f"knob {knob} is set here, which makes buildpolicy run ssh with what this file says")
+    return Finding("knob", knob, file, line, col, f"knob {knob} is set here, which {SENSITIVE_KNOBS[knob]}")
+
+
+def knob_alias_finding(knob: str, alias: str, file: str, line, col) -> Finding:
+    """The finding for aliases given to a sensitive knob in a project or pack file:
+    the file chooses which of your variables becomes the knob's value."""
+    return Finding("knob-alias", knob, file, line, col,
+                   f"knob {knob} gets the environment name {alias} here; the knob's value {SENSITIVE_KNOBS[knob]}")
+
+
+def knob_name_findings(rules, env_names: Mapping[str, str]) -> list[Finding]:
+    """Rules of project and pack files that set or unset a knob's environment name.
+
+    ``env_names`` maps every knob environment name that is also a build
+    variable (an alias such as ``CARGO_FAST_LINKER``; ``BUILDPOLICY_<KNOB>`` is
+    never one) to its knob. A template matches when its literal head is a
+    prefix of the name. Such a rule would hand the next ``env`` a knob value
+    the project chose, which is what ``[knobs]`` in a project file needs
+    ``allow`` for.
+    """
+    if not env_names:
+        return []
+    findings = []
+    for rule in rules:
+        if rule.layer not in UNTRUSTED_LAYERS:
+            continue
+        for entry in rule.env:
+            head, sep, _ = entry.name.partition("${")
+            hits = [name for name in env_names if (name.startswith(head) if sep else name == head)]
+            for name in hits[:1]:
+                findings.append(Finding("env", entry.name, rule.file, entry.line, entry.col,
+                                        f"rule {rule.id!r} sets {entry.name}, the environment name of knob {env_names[name]}"
+                                        + ("" if name == entry.name else f" (it can produce {name})")))
+        for name in rule.unset:
+            if name in env_names:
+                line, col = rule.position(f"unset.{name}")
+                findings.append(Finding("unset", name, rule.file, line, col,
+                                        f"rule {rule.id!r} unsets {name}, the environment name of knob {env_names[name]}"))
+    return findings
 
 
 # --------------------------------------------------------------------------- records
 
 
+MAX_CODE_BYTES = 16 << 20  # a team plugin module larger than this is not code anyone reviewed
+
+
 def _file_digest(path: str) -> str:
+    """SHA-256 of a regular file's bytes, or ``missing`` (a FIFO or device never hangs ``env``)."""
     import hashlib
 
+    from buildpolicy.filestate import read_bounded
+
     try:
-        with open(path, "rb") as handle:
-            return hashlib.sha256(handle.read()).hexdigest()
+        return hashlib.sha256(read_bounded(path, MAX_CODE_BYTES)).hexdigest()
     except OSError:
         return "missing"
 
 
+def plugin_code_files(policy_set) -> list[str]:
+    """The team plugin modules and the repository modules they import
+    (``buildpolicy.policy.plugincode``), as absolute paths."""
+    if not policy_set.plugin_paths:
+        return []
+    from buildpolicy.policy.plugincode import code_files
+
+    return code_files(policy_set.plugin_paths, policy_set.project_root)
+
+
 def hashed_files(policy_set) -> list[str]:
     """Every file ``allow`` hashes: the profile, project, pack and team plugin files, plus
-    the repository modules the team plugins import (``buildpolicy.policy.plugincode``)."""
-    files = set(policy_set.trust_files)
-    if policy_set.plugin_paths:
-        from buildpolicy.policy.plugincode import code_files
-
-        files.update(code_files(policy_set.plugin_paths, policy_set.project_root))
-    return sorted(files)
+    the repository modules the team plugins import."""
+    return sorted({*policy_set.trust_files, *plugin_code_files(policy_set)})
 
 
-def digest(files: Iterable[str]) -> tuple[str, dict[str, str]]:
-    """SHA-256 over the paths and contents of ``files``; also each file's own digest.
+def overall_digest(each: Mapping[str, str]) -> str:
+    """SHA-256 over ``path NUL sha256(content)`` lines in path order.
 
-    The overall digest hashes ``path NUL sha256(content)`` lines in path order,
-    so adding, removing, renaming or editing any file changes it.
+    Adding, removing, renaming or editing any file changes it.
     """
     import hashlib
 
-    each = {path: _file_digest(path) for path in sorted(set(files))}
     overall = hashlib.sha256()
-    for path, file_digest in each.items():
-        overall.update(path.encode("utf-8", "surrogateescape") + b"\0" + file_digest.encode() + b"\n")
-    return overall.hexdigest(), each
+    for path in sorted(each):
+        overall.update(path.encode("utf-8", "surrogateescape") + b"\0" + each[path].encode() + b"\n")
+    return overall.hexdigest()
+
+
+def digest(files: Iterable[str]) -> tuple[str, dict[str, str]]:
+    """SHA-256 over the paths and contents of ``files`` as they are now; also each file's own digest."""
+    each = {path: _file_digest(path) for path in sorted(set(files))}
+    return overall_digest(each), each
 
 
 def record_path(state_dir: Path, profile: str) -> Path:
@@ -196,10 +267,30 @@ def _write_record(path: Path, profile: str, overall: str, each: dict[str, str]) 
         "version": RECORD_VERSION,
         "profile": profile,
         "sha256": overall,
-        "files": {p: {"sha256": d, "stat": stat_token(p)} for p, d in each.items()},
+        "files": {p: {"sha256": d, "stat": stat_token(p)} for p, d in sorted(each.items())},
         "allowed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     write_state(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+
+
+def _current_digests(policy_set, recorded: Mapping) -> tuple[dict[str, str], bool]:
+    """Each trusted file's digest now, and whether a team plugin module had to be hashed.
+
+    Policy files: the digest of the bytes that were compiled into ``policy_set``
+    (never read again here). Team plugin modules and the repository modules they
+    import are loaded later (from bytes checked against these digests), so they
+    are hashed as they are now, unless their stat is the one recorded.
+    """
+    each = dict(policy_set.trust_digests)
+    hashed = False
+    for module in plugin_code_files(policy_set):
+        entry = recorded.get(module)
+        if isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and entry.get("stat") == stat_token(module):
+            each[module] = entry["sha256"]
+        else:
+            each[module] = _file_digest(module)
+            hashed = True
+    return each, hashed
 
 
 @attrs.frozen
@@ -215,11 +306,11 @@ class Verdict:
 
 
 def check(policy_set, state_dir: Path) -> Verdict:
-    """Whether the user allowed the project's files as they are now.
+    """Whether the user allowed the project's files as they are in ``policy_set``.
 
-    Stats every hashed file and compares with the record; hashes only when a
-    stat differs (a checkout that rewrote identical content is still trusted,
-    and the record's stat tokens are refreshed so the next run is cheap again).
+    Compares the record with the digests of the compiled files (and of the
+    team plugin modules, hashed only when their stat changed; the record's stat
+    tokens are then refreshed so the next run is cheap again).
     """
     if not policy_set.profile_path:
         return Verdict(True)
@@ -227,34 +318,30 @@ def check(policy_set, state_dir: Path) -> Verdict:
     record = _read_record(path)
     if record is None:
         return Verdict(False)
-    files = hashed_files(policy_set)
     recorded = record["files"]
-    if list(sorted(recorded)) == files and all(
-        isinstance(recorded[f], dict) and recorded[f].get("stat") == stat_token(f) for f in files
-    ):
-        return Verdict(True, digests={f: str(recorded[f].get("sha256")) for f in files})
-    overall, each = digest(files)
-    if overall == record.get("sha256"):
-        try:
-            _write_record(path, policy_set.profile_path, overall, each)
-        except OSError:
-            pass  # only the next run's speed depends on it
+    each, hashed = _current_digests(policy_set, recorded)
+    if overall_digest(each) == record.get("sha256"):
+        if hashed:
+            try:
+                _write_record(path, policy_set.profile_path, record["sha256"], each)
+            except OSError:
+                pass  # only the next run's speed depends on it
         return Verdict(True, digests=each)
     changed = sorted(
-        {f for f in files if not isinstance(recorded.get(f), dict) or recorded[f].get("sha256") != each[f]}
+        {f for f in each if not isinstance(recorded.get(f), dict) or recorded[f].get("sha256") != each[f]}
         | {f for f in recorded if f not in each}
     )
     return Verdict(False, allowed_before=True, changed=tuple(changed))
 
 
 def allow(policy_set, state_dir: Path) -> Path:
-    """Record the hash of the project's files as they are now; return the record's path."""
+    """Record the digest of the project's files as compiled into ``policy_set``; return the record's path."""
     if not policy_set.profile_path:
         raise BuildpolicyError("no buildpolicy.toml here or in any parent directory: nothing to allow")
-    overall, each = digest(hashed_files(policy_set))
+    each, _ = _current_digests(policy_set, {})
     path = record_path(state_dir, policy_set.profile_path)
     try:
-        _write_record(path, policy_set.profile_path, overall, each)
+        _write_record(path, policy_set.profile_path, overall_digest(each), each)
     except OSError as exc:
         raise BuildpolicyError(f"cannot write the trust record {path}: {exc.strerror or exc}") from None
     return path
@@ -272,14 +359,19 @@ def deny(profile: str, state_dir: Path) -> bool:
     return True
 
 
-def refusal(policy_set, verdict: Verdict) -> BuildpolicyError:
-    """The exit-2 error of ``env``/``exec``: every untrusted item, where it is, and the fix."""
+def refusal(findings, policy_set, verdict: Verdict, refused: bool = True) -> BuildpolicyError:
+    """The error of ``env``/``exec`` (exit 2): every untrusted item, where it is, and the fix.
+
+    With ``refused=False`` (``check``) each item says that ``env`` and ``exec``
+    would refuse it, rather than that this command does.
+    """
     root = str(Path(policy_set.profile_path).parent)
     if verdict.allowed_before:
         why = "the project's files changed since `buildpolicy allow`"
     else:
         why = "the project's policy files are not trusted"
-    messages: list = [f.diagnostic(f"; refused: {why}") for f in policy_set.trust_findings]
+    verb = "refused" if refused else "`env` and `exec` refuse it"
+    messages: list = [f.diagnostic(f"; {verb}: {why}") for f in findings]
     if verdict.changed:
         messages.append("changed since `buildpolicy allow`: " + ", ".join(verdict.changed))
     messages.append(
@@ -289,11 +381,11 @@ def refusal(policy_set, verdict: Verdict) -> BuildpolicyError:
     return BuildpolicyError(messages)
 
 
-def warnings_for(policy_set, verdict: Verdict) -> list[str]:
+def warnings_for(findings, verdict: Verdict) -> list[str]:
     """What commands that do not refuse say instead (one warning per untrusted item)."""
     state = "changed since `buildpolicy allow`" if verdict.allowed_before else "not trusted"
-    out = [f"{f.diagnostic()} (project files {state}: `env`/`exec` refuse; run `{ALLOW_FIX}`)" for f in policy_set.trust_findings]
-    skipped = [f.name for f in policy_set.trust_findings if f.kind == "plugin"]
+    out = [f"{f.diagnostic()} (project files {state}: `env`/`exec` refuse; run `{ALLOW_FIX}`)" for f in findings]
+    skipped = [f.name for f in findings if f.kind == "plugin"]
     if skipped:
         out.append(f"team-local plugin(s) not loaded until `{ALLOW_FIX}`: {', '.join(skipped)}")
     return out

@@ -73,10 +73,24 @@ def validate_document(doc: TomlDocument, kind: str) -> list[Diagnostic]:
     return validate_data(doc.data, kind, doc)
 
 
+_rule_checkers: dict = {}
+
+
+def schema_errors(data: dict, kind: str):
+    """jsonschema's errors for ``data`` as a ``kind`` document; rules the fast check of
+    ``buildpolicy.policy.rulecheck`` vouches for are not walked again."""
+    from buildpolicy.policy.rulecheck import rule_checker, schema_errors as errors_of
+
+    validator = _validator(kind)
+    if kind not in _rule_checkers:
+        _rule_checkers[kind] = rule_checker(validator.schema)
+    return errors_of(validator, data, _rule_checkers[kind])
+
+
 def validate_data(data: dict, kind: str, doc: TomlDocument | None = None) -> list[Diagnostic]:
     """Validate ``data`` against the ``kind`` schema; positions come from ``doc`` when given."""
     validator = _validator(kind)
-    errors = sorted(validator.iter_errors(data), key=lambda e: (_path_sort_key(e.absolute_path), e.validator))
+    errors = sorted(schema_errors(data, kind), key=lambda e: (_path_sort_key(e.absolute_path), e.validator))
     diagnostics: list[Diagnostic] = []
     seen: set = set()
     for error in errors:

@@ -1,0 +1,72 @@
+"""The build variables a project's files may set without ``buildpolicy allow`` (DESIGN §9).
+
+Standard library only: the env-state record (``engine/envstate.py``) uses it on
+the warm ``env`` replay, which imports neither attrs nor the policy engine.
+
+The set is written as exact names and explicit patterns, never as bare
+prefixes: ``AR*`` would also match ``ARGV0`` (zsh starts every command with that
+``argv[0]``), and ``CC*`` anything a future tool names ``CC...``. What is in it,
+and why each entry is only read by build tools:
+
+- namespaces, any name under them: ``CARGO_*`` (cargo's configuration,
+  ``CARGO_PROFILE_<P>_*``, ``CARGO_TARGET_<TRIPLE>_*``…), ``RUSTC_*``
+  (``RUSTC_WRAPPER``, ``RUSTC_WORKSPACE_WRAPPER``, ``RUSTC_BOOTSTRAP``),
+  ``SCCACHE_*`` and ``CMAKE_*`` (CMake's own variables and the cmake crate's
+  ``CMAKE_TOOLCHAIN_FILE_<target>``, ``CMAKE_GENERATOR_<target>``…);
+- exact names: ``RUSTC``, ``RUSTFLAGS``, ``RUSTDOCFLAGS``, ``RUSTUP_TOOLCHAIN``,
+  ``TMPDIR``, ``MAKEFLAGS``, ``NUM_JOBS`` and the cc crate's
+  ``CRATE_CC_NO_DEFAULTS``;
+- the C toolchain variables the cc crate reads (:data:`C_TOOL_VARS`: ``CC``,
+  ``CFLAGS``, ``CXX``, ``CXXFLAGS``, ``AR``, ``ARFLAGS``, ``CXXSTDLIB``) in the
+  forms it looks them up: ``<VAR>``, ``<VAR>_<target>``
+  (``CC_x86_64_unknown_linux_gnu``; also its switches such as
+  ``CC_ENABLE_DEBUG_OUTPUT``), ``HOST_<VAR>`` and ``TARGET_<VAR>``.
+
+Not in it: anything a shell, the dynamic loader or buildpolicy itself reads
+(``PATH``, ``LD_PRELOAD``, ``BASH_ENV``, ``ARGV0``, ``PROMPT_COMMAND``,
+``BUILDPOLICY_*``: knob variables, ``BUILDPOLICY_SITE_DIR``, the env-state
+record), and other tools' variables that the old ``CC*`` prefix let through
+(``CCACHE_*``).
+"""
+
+from __future__ import annotations
+
+import re
+
+# The env-state record `env` exports (buildpolicy.engine.envstate): no policy
+# file may set or unset it, and it restores build variables only.
+STATE_VAR = "BUILDPOLICY_ENV_STATE"
+
+# Namespaces: every name that starts with one of these is a build variable.
+NAMESPACES = ("CARGO_", "RUSTC_", "SCCACHE_", "CMAKE_")
+EXACT_NAMES = frozenset({
+    "RUSTC", "RUSTFLAGS", "RUSTDOCFLAGS", "RUSTUP_TOOLCHAIN", "TMPDIR", "MAKEFLAGS", "NUM_JOBS", "CRATE_CC_NO_DEFAULTS",
+})
+# The cc crate's tool variables: <VAR>, <VAR>_<target>, HOST_<VAR>, TARGET_<VAR>.
+C_TOOL_VARS = ("CC", "CFLAGS", "CXX", "CXXFLAGS", "AR", "ARFLAGS", "CXXSTDLIB")
+# Prefixes after which any name is a build variable: the namespaces and <VAR>_.
+TEMPLATE_HEADS = NAMESPACES + tuple(f"{var}_" for var in C_TOOL_VARS)
+
+_TOOLS = "|".join(C_TOOL_VARS)
+_C_TOOL_FORM = re.compile(rf"(?:(?:HOST|TARGET)_)?(?:{_TOOLS})|(?:{_TOOLS})_[A-Za-z0-9_]+")
+
+
+def is_build_variable(name: str) -> bool:
+    """Whether ``name`` is a build variable project and pack files may set or unset freely."""
+    return name in EXACT_NAMES or name.startswith(NAMESPACES) or _C_TOOL_FORM.fullmatch(name) is not None
+
+
+def is_build_variable_template(template: str) -> bool:
+    """Whether every name the env-name ``template`` can produce is a build variable.
+
+    A template without ``${`` is checked as a plain name. Otherwise the
+    literal text before the first ``${fact}`` must already end inside a
+    namespace (``CARGO_PROFILE_${cargo.profile_env}_INCREMENTAL`` → ``CARGO_``,
+    ``CC_${host.triple}`` → ``CC_``): a name that starts with ``${...}``, or
+    with ``C${...}``, could become any variable.
+    """
+    head, sep, _ = template.partition("${")
+    head = head.replace("$$", "$")
+    if not sep:
+        return is_build_variable(head)
+    return head.startswith(TEMPLATE_HEADS)
