@@ -317,6 +317,19 @@ def load_state_json(path, limit: int = STATE_LIMIT):
     return value
 
 
+def sha256_hex(data: bytes) -> str:
+    """The SHA-256 of ``data`` in hex, without importing hashlib (OpenSSL costs
+    milliseconds at every full run; the builtin module gives the same digest)."""
+    try:
+        from _sha256 import sha256  # Python 3.11
+    except ImportError:
+        try:
+            from _sha2 import sha256  # Python 3.12 and newer
+        except ImportError:  # pragma: no cover - another Python implementation
+            from hashlib import sha256
+    return sha256(data).hexdigest()
+
+
 # Binary caches (a marshal or pickle) are sealed: a header and a digest of the content.
 # Their loaders trust lengths in the data (marshal allocates a list of the length a
 # damaged byte says: gigabytes), so a damaged copy must be recognised before loading.

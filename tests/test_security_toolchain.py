@@ -208,3 +208,19 @@ def test_a_relative_ssh_config_from_the_user_layer_is_the_users_file(cli, clone,
     report = json.loads(cli("explain", "--format", "json", "--", "cargo", "build", cwd=clone, check=True).stdout)
     assert not marker.exists(), "ssh -G read the repository's ssh_config"
     assert "127.0.0.1:9" in report["decisions"]["remote"]["reason"]  # the user's ssh_config answered
+
+
+def test_an_sccache_in_a_relative_path_entry_is_not_made_the_wrapper(cli, clone, base_env, tmp_path):
+    # cargo runs RUSTC_WRAPPER for every crate: a repository's ./bin/sccache must not become it.
+    marker = tmp_path / "evil-ran"
+    executable(clone / "bin" / "sccache", f'#!/bin/sh\ntouch "{marker}"\nexec "$@"\n')
+    env = dict(base_env, PATH=f"bin:{base_env['PATH']}")
+    argv = ("--", "cargo", "build", "--release")  # not incremental: sccache would be enabled
+    report = json.loads(cli("explain", "--format", "json", "--set", "sccache=on", *argv, cwd=clone, env=env,
+                            check=True).stdout)
+    decision = report["decisions"]["sccache"]
+    assert decision["status"] == "not-found"
+    assert "relative PATH entry 'bin'" in decision["reason"]
+    assert "RUSTC_WRAPPER" not in report["env"]
+    assert "RUSTC_WRAPPER" not in cli("env", *argv, cwd=clone, env=env, check=True).stdout
+    assert not marker.exists()

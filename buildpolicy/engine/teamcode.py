@@ -24,7 +24,6 @@ runs its code) the files are still loaded from their source, unchecked.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -32,6 +31,8 @@ import os
 import sys
 from collections.abc import Iterable, Mapping
 from types import ModuleType
+
+from buildpolicy.filestate import sha256_hex
 
 ALLOW_HINT = "review it, then run `buildpolicy allow` again"
 
@@ -75,12 +76,14 @@ class VerifiedSourceLoader(importlib.abc.Loader):
 
     def exec_module(self, module: ModuleType) -> None:
         """Read, check and run the file in ``module``'s namespace."""
+        from buildpolicy.filestate import read_bounded
+        from buildpolicy.policy.plugincode import MAX_CODE_BYTES
+
         try:
-            with open(self.path, "rb") as handle:
-                data = handle.read()
+            data = read_bounded(self.path, MAX_CODE_BYTES)
         except OSError as exc:
             raise TeamCodeError(f"cannot read {self.path}: {exc.strerror or exc}") from None
-        if self.expected is not None and hashlib.sha256(data).hexdigest() != self.expected:
+        if self.expected is not None and sha256_hex(data) != self.expected:
             raise TeamCodeError(f"{self.path} changed since `buildpolicy allow`: {ALLOW_HINT}")
         code = compile(data, self.path, "exec", dont_inherit=True)
         exec(code, module.__dict__)  # noqa: S102 - the allowed team plugin code, by design

@@ -16,10 +16,15 @@ SHORT = 7
 _HEX = frozenset("0123456789abcdef")
 
 
+MAX_REF_BYTES = 64 << 10  # HEAD, a .git file and a ref are a line each
+
+
 def _read(path: Path) -> str | None:
+    # A repository's files: a FIFO or a huge file must not hang or bloat a prompt.
+    from buildpolicy.filestate import read_bounded
+
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read().strip()
+        return read_bounded(path, MAX_REF_BYTES).decode("utf-8", "replace").strip()
     except OSError:
         return None
 

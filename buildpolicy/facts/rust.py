@@ -105,13 +105,17 @@ def is_path_toolchain(toolchain: str) -> bool:
     return "/" in toolchain or "\\" in toolchain
 
 
+MAX_SETTINGS_BYTES = 1 << 20  # rustup's settings.toml and rust-toolchain files are a few lines
+
+
 def _settings(home: Path) -> dict:
+    from buildpolicy.filestate import read_bounded
+
     try:
         import tomllib
 
-        with open(home / "settings.toml", "rb") as handle:
-            return tomllib.load(handle)
-    except (OSError, ValueError):
+        return tomllib.loads(read_bounded(home / "settings.toml", MAX_SETTINGS_BYTES).decode("utf-8", "replace"))
+    except (OSError, ValueError, RecursionError):
         return {}
 
 
@@ -127,6 +131,7 @@ def toolchain_selection(ctx: ProbeContext, home: Path | None,
     """
     looked_at = [] if looked_at is None else looked_at
     from buildpolicy.facts.cargo import parse_cargo_argv
+    from buildpolicy.filestate import read_bounded
 
     override = parse_cargo_argv(ctx.cargo_argv).toolchain_override
     if override:
@@ -145,8 +150,8 @@ def toolchain_selection(ctx: ProbeContext, home: Path | None,
         for name in ("rust-toolchain", "rust-toolchain.toml"):
             path = directory / name
             looked_at.append(path)
-            try:
-                text = path.read_text(encoding="utf-8", errors="replace")
+            try:  # a repository's file: never a FIFO that hangs the prompt, never a huge one
+                text = read_bounded(path, MAX_SETTINGS_BYTES).decode("utf-8", "replace")
             except OSError:
                 continue
             return "file", _toolchain_file_choice(path, text), f"{path}\n{text}"

@@ -26,14 +26,21 @@ from typing import Any
 
 import attrs
 
-from buildpolicy import __version__
 from buildpolicy.errors import BuildpolicyError, Diagnostic
 from buildpolicy.policy.knobs import FileKnob
 from buildpolicy.model import LAYER_RANK, EnvTemplate, Provenance, Rule
 from buildpolicy.policy.packs import Pack
 from buildpolicy.filestate import stat_token
 from buildpolicy.policy.buildvars import STATE_VAR
-from buildpolicy.policy.tomlpos import read_toml_bytes, source_position
+from buildpolicy.policy.compiled_cache import (
+    CACHE_FORMAT,
+    cache_file_for,
+    input_paths,
+    inputs_of,
+    read_cache,
+    unchanged,
+    write_cache,
+)
 from buildpolicy.policy.trust import UNTRUSTED_LAYERS, Finding
 
 PROFILE_KEYS = ("policies", "default_profile", "extends", "plugin_paths", "disable_plugins", "feature_profiles", "knobs", "rule")
@@ -44,8 +51,6 @@ _STATE_VAR_MESSAGE = (
 )
 _ENV_NAME_CHARS = re.compile(r"^[A-Za-z0-9_]*$")
 _TEMPLATE_PART = re.compile(r"\$\{[^}]*\}|\$\$")
-# Bumped when PolicySet's fields change, so an old pickle is never unpickled into the new class.
-_CACHE_FORMAT = "3"
 
 
 @attrs.frozen
@@ -215,15 +220,14 @@ class _Compiler:
         bytes when the caller already read them. The SHA-256 of the bytes parsed
         is kept in ``digests``.
         """
-        import hashlib
-
-        from buildpolicy.policy.tomlpos import TomlSyntaxError, parse_toml
+        from buildpolicy.filestate import sha256_hex
+        from buildpolicy.policy.tomlpos import TomlSyntaxError, parse_toml, read_toml_bytes
         from buildpolicy.policy.validate import validate_document
 
         try:
             if raw is None:
                 raw = read_toml_bytes(path)
-            self.digests[str(path)] = hashlib.sha256(raw).hexdigest()
+            self.digests[str(path)] = sha256_hex(raw)
             doc = parse_toml(path, raw=raw)
         except TomlSyntaxError as exc:
             self.diagnostics.append(exc.diagnostic)
@@ -311,6 +315,8 @@ class _Compiler:
         that offset back through quotes, escapes and line-ending backslashes to
         the file's line and column. The detail (the text with a caret) is kept.
         """
+        from buildpolicy.policy.tomlpos import source_position
+
         lines = text.split("\n")
         rel_line, rel_col = diagnostic.line or 1, diagnostic.col or 1
         offset = sum(len(part) + 1 for part in lines[: rel_line - 1]) + rel_col - 1
@@ -343,6 +349,8 @@ class _Compiler:
             elif name == STATE_VAR:
                 self.diagnostics.append(Diagnostic(path, key_line, key_col, _STATE_VAR_MESSAGE.format(rule=rule_id, verb="set")))
             if "\0" in value:
+                from buildpolicy.policy.tomlpos import source_position
+
                 line, col = source_position(doc, ("rule", index, "env", name), True, value.index("\0"))
                 self.diagnostics.append(
                     Diagnostic(path, line, col, f"rule {rule_id!r}: the value of {name} contains a NUL character, which an "
@@ -423,85 +431,6 @@ class _Compiler:
         return tuple(by_id.values()), tuple(replaced)
 
 
-def _pickled_code() -> list[Path]:
-    """Source files of the classes a PolicySet pickles: editing one (a new checkout,
-    an upgrade that kept the version number) must not unpickle an old layout."""
-    here = Path(__file__).parent
-    return [here.parent / "model.py", *(here / f"{name}.py" for name in ("loader", "expr/nodes", "knobs", "trust", "packs"))]
-
-
-def _inputs(files: list[tuple[str, Path]], dirs: list[Path], extra: str, entry_point_packs: bool,
-            stats: dict[str, str] | None = None) -> tuple[tuple[str, str], ...]:
-    """What a compiled PolicySet depends on: version, plugin facts, every file and listed directory.
-
-    With ``pack:`` entries in ``extends``, also the state of ``sys.path``
-    (installing or removing a pack distribution changes it). ``stats``: stat
-    tokens already taken (before a file was read early, as the profile is).
-    """
-    stats = stats or {}
-    from buildpolicy.filestate import sys_path_state
-
-    return (
-        ("version", __version__),
-        ("format", _CACHE_FORMAT),
-        ("extra", extra),
-        *((("syspath", sys_path_state()),) if entry_point_packs else ()),
-        *((f"file:code:{path}", stat_token(path)) for path in _pickled_code()),
-        *((f"file:{layer}:{path}", stats.get(str(path)) or stat_token(path)) for layer, path in files),
-        *((f"dir:{directory}", stat_token(directory)) for directory in dirs),
-    )
-
-
-def _input_path(key: str) -> str | None:
-    """The path of a ``file:<layer>:<path>`` or ``dir:<path>`` input key, else None."""
-    if key.startswith("file:"):
-        return key.split(":", 2)[-1]
-    if key.startswith("dir:"):
-        return key[4:]
-    return None
-
-
-def _input_paths(inputs: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
-    """``(path, stat token)`` of the files and directories among recorded inputs."""
-    return [(path, token) for key, token in inputs if (path := _input_path(key)) is not None]
-
-
-def _unchanged(inputs: tuple[tuple[str, str], ...], extra: str) -> bool:
-    """Whether every recorded input still has the recorded state (a warm run only stats files)."""
-    for key, token in inputs:
-        if key == "version":
-            current = __version__
-        elif key == "format":
-            current = _CACHE_FORMAT
-        elif key == "extra":
-            current = extra
-        elif key == "syspath":
-            from buildpolicy.filestate import sys_path_state
-
-            current = sys_path_state()
-        elif (path := _input_path(key)) is not None:
-            current = stat_token(path)
-        else:
-            return False
-        if current != token:
-            return False
-    return True
-
-
-def _cache_file(cache_dir: Path, profile: Path | None, *layer_dirs: Path) -> Path:
-    """One cache file per profile and set of layer directories.
-
-    The directories are part of the name because the recorded inputs only say
-    whether what was read changed: a run with another site or user directory
-    (``BUILDPOLICY_SITE_DIR``, policy tests' empty layers) must not reuse a set
-    compiled from different ones, and alternating runs should not evict each other.
-    """
-    import zlib
-
-    label = "\0".join(str(p) for p in (profile or "-", *layer_dirs))
-    return cache_dir / "compiled" / f"{zlib.crc32(label.encode('utf-8', 'surrogateescape')):08x}-{len(label)}.pickle"
-
-
 def load_policies(
     *,
     profile: Path | None,
@@ -524,18 +453,18 @@ def load_policies(
     """
     def report(inputs) -> None:
         if inputs_out is not None:
-            inputs_out.extend(_input_paths(inputs))
+            inputs_out.extend(input_paths(inputs))
 
     key = "\0".join(str(p) for p in (profile, builtin_dir, site_dir, user_dir))  # what the set was compiled for
-    cache_file = _cache_file(cache_dir, profile, builtin_dir, site_dir, user_dir) if cache_dir is not None else None
-    if cache_file is not None and (cached := _read_cache(cache_file)) is not None:
+    cache_file = cache_file_for(cache_dir, profile, builtin_dir, site_dir, user_dir) if cache_dir is not None else None
+    if cache_file is not None and (cached := read_cache(cache_file)) is not None:
         try:
             cached_key, inputs, policy_set = cached
             if (
                 cached_key == key
                 and isinstance(policy_set, PolicySet)
-                and ("format", _CACHE_FORMAT) in inputs  # a pickle of an older PolicySet lacks fields
-                and _unchanged(inputs, extra_key)
+                and ("format", CACHE_FORMAT) in inputs  # a pickle of an older PolicySet lacks fields
+                and unchanged(inputs, extra_key)
             ):
                 report(inputs)
                 return policy_set
@@ -544,47 +473,14 @@ def load_policies(
 
     found = _discover(profile, site_dir, user_dir, builtin_dir)
     # Stat before reading: an edit during compile invalidates.
-    inputs = _inputs(found.ordered, found.dirs, extra_key, any(p.from_entry_point for p in found.packs), found.stats)
+    inputs = inputs_of(found.ordered, found.dirs, extra_key, any(p.from_entry_point for p in found.packs), found.stats)
     policy_set = _compile(profile, found.ordered, fact_type, known_facts, found.packs, found.preread)
     report(inputs)
     # A file that changed while it was compiled leaves no cache behind: its
     # stat token would vouch for bytes that were not the ones compiled.
-    if cache_file is not None and _unchanged(inputs, extra_key):
-        _write_cache(cache_file, (key, inputs, policy_set))
+    if cache_file is not None and unchanged(inputs, extra_key):
+        write_cache(cache_file, (key, inputs, policy_set))
     return policy_set
-
-
-MAX_CACHE_BYTES = 64 << 20  # neither kept nor read past this (the shipped policies pickle to 3 KB)
-
-
-def _read_cache(cache_file: Path):
-    """The unpickled content of ``cache_file``, or None when it is missing, unsafe or corrupt.
-
-    A pickle is code: only a sealed regular file of this user's, in directories no other
-    user can write to, is unpickled (``filestate.read_state``), never one planted at its name.
-    """
-    import pickle
-
-    from buildpolicy.filestate import read_state, unseal
-
-    try:
-        return pickle.loads(unseal(read_state(cache_file, MAX_CACHE_BYTES)))  # damaged: never unpickled
-    except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt
-        return None
-
-
-def _write_cache(cache_file: Path, content) -> None:
-    """Pickle ``content`` into ``cache_file`` (atomically); a failure only costs the next run's speed."""
-    import pickle
-
-    from buildpolicy.filestate import seal, write_state
-
-    try:
-        data = seal(pickle.dumps(content, protocol=pickle.HIGHEST_PROTOCOL))
-        if len(data) <= MAX_CACHE_BYTES:
-            write_state(cache_file, data)
-    except (OSError, pickle.PicklingError, RecursionError):
-        pass
 
 
 @attrs.frozen
@@ -602,6 +498,8 @@ class _Discovered:
 def _discover(profile, site_dir, user_dir, builtin_dir) -> _Discovered:
     """Every file to load in layer order, the directories listed to find them, and the packs."""
     import tomllib
+
+    from buildpolicy.policy.tomlpos import read_toml_bytes
 
     base_files, dirs = layer_files(profile, site_dir, user_dir, builtin_dir)
     profile_data = None

@@ -51,12 +51,16 @@ def code_files(plugin_paths: Iterable[str], project_root: str | None) -> list[st
     return sorted(found)
 
 
+MAX_CODE_BYTES = 16 << 20  # a team plugin module larger than this is not code anyone reviewed
+
+
 def _imports(path: str) -> list[tuple[str, int, list[str]]]:
     """``(module, level, imported names)`` of every import statement in the file at ``path``."""
-    try:
-        with open(path, "rb") as handle:
-            tree = ast.parse(handle.read(), filename=path)
-    except (OSError, SyntaxError, ValueError):
+    from buildpolicy.filestate import read_bounded
+
+    try:  # a repository's file: a FIFO, a device or a huge file is no module
+        tree = ast.parse(read_bounded(path, MAX_CODE_BYTES), filename=path)
+    except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
         return []  # unreadable or not Python: hashed as it is, nothing more to follow
     found = []
     for node in ast.walk(tree):

@@ -70,7 +70,7 @@ hashed again only when their stat changed).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
@@ -188,17 +188,13 @@ def knob_name_findings(rules, env_names: Mapping[str, str]) -> list[Finding]:
 # --------------------------------------------------------------------------- records
 
 
-MAX_CODE_BYTES = 16 << 20  # a team plugin module larger than this is not code anyone reviewed
-
-
 def _file_digest(path: str) -> str:
     """SHA-256 of a regular file's bytes, or ``missing`` (a FIFO or device never hangs ``env``)."""
-    import hashlib
-
-    from buildpolicy.filestate import read_bounded
+    from buildpolicy.filestate import read_bounded, sha256_hex
+    from buildpolicy.policy.plugincode import MAX_CODE_BYTES
 
     try:
-        return hashlib.sha256(read_bounded(path, MAX_CODE_BYTES)).hexdigest()
+        return sha256_hex(read_bounded(path, MAX_CODE_BYTES))
     except OSError:
         return "missing"
 
@@ -224,25 +220,17 @@ def overall_digest(each: Mapping[str, str]) -> str:
 
     Adding, removing, renaming or editing any file changes it.
     """
-    import hashlib
+    from buildpolicy.filestate import sha256_hex
 
-    overall = hashlib.sha256()
-    for path in sorted(each):
-        overall.update(path.encode("utf-8", "surrogateescape") + b"\0" + each[path].encode() + b"\n")
-    return overall.hexdigest()
-
-
-def digest(files: Iterable[str]) -> tuple[str, dict[str, str]]:
-    """SHA-256 over the paths and contents of ``files`` as they are now; also each file's own digest."""
-    each = {path: _file_digest(path) for path in sorted(set(files))}
-    return overall_digest(each), each
+    return sha256_hex(b"".join(
+        path.encode("utf-8", "surrogateescape") + b"\0" + each[path].encode() + b"\n" for path in sorted(each)))
 
 
 def record_path(state_dir: Path, profile: str) -> Path:
     """Where the trust record of the project whose profile file is ``profile`` lives."""
-    import hashlib
+    from buildpolicy.filestate import sha256_hex
 
-    key = hashlib.sha256(str(profile).encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    key = sha256_hex(str(profile).encode("utf-8", "surrogateescape"))[:32]
     return state_dir / "trust" / f"{key}.json"
 
 
