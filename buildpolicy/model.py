@@ -228,3 +228,20 @@ def check_value(name: str, value: str) -> None:
             f"value of environment variable {name} contains a NUL character, "
             "which an environment variable cannot hold"
         )
+
+
+def _pickle_as_constructor_call(cls):
+    """Pickle instances of the frozen attrs class ``cls`` as a call of its constructor
+    with every field in order: several times cheaper to write and read than attrs'
+    own slotted state, for the tens of thousands of rules a large policy set caches."""
+    names = tuple(field.name for field in attrs.fields(cls))
+
+    def __reduce__(self):
+        return (cls, tuple(getattr(self, name) for name in names))
+
+    cls.__reduce__ = __reduce__
+    return cls
+
+
+for _cls in (Provenance, EnvTemplate, Rule):
+    _pickle_as_constructor_call(_cls)

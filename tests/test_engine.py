@@ -301,11 +301,11 @@ def test_knob_values_from_files_by_layer(project, base_env, home):
 
 
 def test_policy_cache_is_rebuilt_when_the_pickled_code_changes(project, base_env, monkeypatch, tmp_path):
-    from buildpolicy.policy import loader
+    from buildpolicy.policy import compiled_cache, loader
 
     code = tmp_path / "model.py"
     code.write_text("# v1\n")
-    monkeypatch.setattr(loader, "_pickled_code", lambda: [code])
+    monkeypatch.setattr(compiled_cache, "pickled_code", lambda: [code])
     compiles = []
     real_compile = loader._compile
     monkeypatch.setattr(loader, "_compile", lambda *a, **k: compiles.append(1) or real_compile(*a, **k))
@@ -315,6 +315,43 @@ def test_policy_cache_is_rebuilt_when_the_pickled_code_changes(project, base_env
     code.write_text("# v2, a changed class layout\n")
     run(project, base_env)
     assert len(compiles) == 2
+
+
+def _policy_view(result) -> list:
+    """What a compile decides, comparable across runs: rules with their places and orders."""
+    return [(r.id, r.layer, r.file, r.line, r.order, r.when.text if r.when else None, r.env) for r in
+            result.policy_set.rules]
+
+
+def test_an_edit_recompiles_only_the_file_edited(project, base_env, monkeypatch, home):
+    """The compiled-policy cache keeps each file's compiled rules: after an edit only that
+    file is parsed and compiled again, and the set equals a compile from scratch, also
+    when a new file shifts the load order of the others."""
+    from buildpolicy.policy import loader
+
+    for name in ("a", "b", "c"):
+        write(project / "policies" / f"{name}.toml",
+              "".join(f'[[rule]]\nid = "{name}{i}"\nwhen = "cpu.count > {i}"\nenv = {{ CARGO_X_{name.upper()}{i} = "{i}" }}\n'
+                      for i in range(3)))
+    parsed = []
+    real_parse = loader._Compiler.parse
+    monkeypatch.setattr(loader._Compiler, "parse", lambda self, path, *a, **k: parsed.append(Path(path).name)
+                        or real_parse(self, path, *a, **k))
+    run(project, base_env)
+    assert {"a.toml", "b.toml", "c.toml"} <= set(parsed)
+    parsed.clear()
+    write(project / "policies" / "b.toml", (project / "policies" / "b.toml").read_text() + "# edited\n")
+    edited = run(project, base_env)
+    assert "b.toml" in parsed and "a.toml" not in parsed and "c.toml" not in parsed
+    parsed.clear()
+    write(project / "policies" / "0-first.toml", '[[rule]]\nid = "first"\nenv = { CARGO_X_FIRST = "1" }\n')
+    shifted = run(project, base_env)
+    assert parsed.count("0-first.toml") == 1 and "c.toml" not in parsed
+    # The same as compiling everything anew.
+    fresh = run(project, dict(base_env, XDG_CACHE_HOME=str(home / "fresh-cache")))
+    assert _policy_view(shifted) == _policy_view(fresh)
+    assert _policy_view(edited) != _policy_view(fresh)  # the first file moved the others' load order
+    assert [r.id for r in shifted.policy_set.rules][:1] == ["low-memory-incremental"]
 
 
 def test_decide_follows_layer_precedence_and_same_layer_conflicts_fail(project, base_env, home):

@@ -15,7 +15,7 @@ from buildpolicy import __version__
 from buildpolicy.filestate import stat_token
 
 # Bumped when PolicySet's fields change, so an old pickle is never unpickled into the new class.
-CACHE_FORMAT = "3"
+CACHE_FORMAT = "4"
 
 
 def pickled_code() -> list[Path]:
@@ -59,6 +59,25 @@ def input_path(key: str) -> str | None:
 def input_paths(inputs: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
     """``(path, stat token)`` of the files and directories among recorded inputs."""
     return [(path, token) for key, token in inputs if (path := input_path(key)) is not None]
+
+
+def same_compiler(inputs: tuple[tuple[str, str], ...], extra: str) -> bool:
+    """Whether a set with these inputs was compiled by this code, for the same plugin facts:
+    then its compiled files may be reused for those whose bytes did not change."""
+    for key, token in inputs:
+        if key == "version":
+            current = __version__
+        elif key == "format":
+            current = CACHE_FORMAT
+        elif key == "extra":
+            current = extra
+        elif key.startswith("file:code:"):
+            current = stat_token(key.split(":", 2)[-1])
+        else:
+            continue
+        if current != token:
+            return False
+    return True
 
 
 def unchanged(inputs: tuple[tuple[str, str], ...], extra: str) -> bool:

@@ -38,6 +38,7 @@ from buildpolicy.policy.compiled_cache import (
     input_paths,
     inputs_of,
     read_cache,
+    same_compiler,
     unchanged,
     write_cache,
 )
@@ -412,6 +413,19 @@ class _Compiler:
             )
         )
 
+    def merge(self, unit: FileUnit) -> None:
+        """Add what one policy file compiled to (see ``FileUnit``), in load order."""
+        self.diagnostics.extend(unit.diagnostics)
+        self.findings.extend(unit.findings)
+        self.rules.extend(unit.rules)
+        self.knob_values.extend(unit.knob_values)
+        self.knob_declarations.extend(unit.knob_declarations)
+        for table, option, value in unit.options:
+            self.options.setdefault(table, {})[option] = value
+        self.plugin_tables.extend(unit.plugin_tables)
+        if unit.digest is not None:
+            self.digests[unit.key[1]] = unit.digest
+
     def merged_rules(self) -> tuple[tuple[Rule, ...], tuple[tuple[Rule, Rule], ...]]:
         """Merge by id: a rule in a higher layer (or later in the same layer) replaces a lower one."""
         by_id: dict[str, Rule] = {}
@@ -457,30 +471,88 @@ def load_policies(
 
     key = "\0".join(str(p) for p in (profile, builtin_dir, site_dir, user_dir))  # what the set was compiled for
     cache_file = cache_file_for(cache_dir, profile, builtin_dir, site_dir, user_dir) if cache_dir is not None else None
+    reusable: dict = {}  # compiled files of a stale cache, for recompiling only what changed
     if cache_file is not None and (cached := read_cache(cache_file)) is not None:
         try:
-            cached_key, inputs, policy_set = cached
+            cached_key, inputs, policy_set, units = cached
             if (
                 cached_key == key
                 and isinstance(policy_set, PolicySet)
                 and ("format", CACHE_FORMAT) in inputs  # a pickle of an older PolicySet lacks fields
-                and unchanged(inputs, extra_key)
             ):
-                report(inputs)
-                return policy_set
+                if unchanged(inputs, extra_key):
+                    report(inputs)
+                    return policy_set
+                if same_compiler(inputs, extra_key) and isinstance(units, dict):
+                    reusable = units
         except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt
             pass
 
     found = _discover(profile, site_dir, user_dir, builtin_dir)
     # Stat before reading: an edit during compile invalidates.
     inputs = inputs_of(found.ordered, found.dirs, extra_key, any(p.from_entry_point for p in found.packs), found.stats)
-    policy_set = _compile(profile, found.ordered, fact_type, known_facts, found.packs, found.preread)
+    units: dict = {}
+    policy_set = _compile(profile, found.ordered, fact_type, known_facts, found.packs, found.preread,
+                          reusable=reusable, units_out=units)
     report(inputs)
     # A file that changed while it was compiled leaves no cache behind: its
     # stat token would vouch for bytes that were not the ones compiled.
     if cache_file is not None and unchanged(inputs, extra_key):
-        write_cache(cache_file, (key, inputs, policy_set))
+        write_cache(cache_file, (key, inputs, policy_set, units))
     return policy_set
+
+
+@attrs.frozen
+class FileUnit:
+    """What compiling one policy file gave, kept with the digest of its bytes so that a
+    later compile reuses it while the file is unchanged. Rules carry load orders of
+    ``position`` (the file's place in load order) times ``ORDER_STRIDE`` plus their own."""
+
+    key: tuple[str, str, str | None]  # layer, path, pack name: what else the compile depended on
+    digest: str | None  # None: the file could not be read (never reused)
+    position: int
+    diagnostics: tuple[Diagnostic, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    knob_values: tuple[FileKnob, ...] = ()
+    knob_declarations: tuple[KnobDeclaration, ...] = ()
+    options: tuple[tuple[str, str, OptionValue], ...] = ()
+    plugin_tables: tuple[tuple[str, str, int | None, int | None], ...] = ()
+
+
+ORDER_STRIDE = 1 << 32  # more rules than this in one file are refused long before (file size)
+
+
+def _file_unit(compiler: _Compiler, position: int, layer: str, path: Path, reusable: dict) -> FileUnit:
+    """The compiled ``FileUnit`` of policy file ``path``: reused from ``reusable`` when the
+    same bytes were compiled before, else compiled now (by a compiler of its own)."""
+    from buildpolicy.filestate import sha256_hex
+    from buildpolicy.policy.tomlpos import read_toml_bytes
+
+    key = (layer, str(path), compiler.pack_of.get(str(path)))
+    try:
+        raw = read_toml_bytes(path)
+    except OSError as exc:
+        return FileUnit(key, None, position, (Diagnostic(path, None, None, f"cannot read: {exc.strerror or exc}"),))
+    digest = sha256_hex(raw)
+    cached = reusable.get(key)
+    if isinstance(cached, FileUnit) and cached.digest == digest:
+        if cached.position == position:
+            return cached
+        return attrs.evolve(cached, position=position, rules=tuple(
+            attrs.evolve(rule, order=position * ORDER_STRIDE + rule.order % ORDER_STRIDE) for rule in cached.rules))
+    one = _Compiler(compiler.fact_type, compiler.known_facts)
+    one.pack_of = compiler.pack_of
+    one.order = position * ORDER_STRIDE
+    doc = one.parse(path, "policy", raw=raw)
+    if doc is not None:
+        one.add_file(layer, doc, POLICY_KEYS)
+    return FileUnit(
+        key, digest, position, tuple(one.diagnostics), tuple(one.findings), tuple(one.rules), tuple(one.knob_values),
+        tuple(one.knob_declarations),
+        tuple((table, option, value) for table, entries in one.options.items() for option, value in entries.items()),
+        tuple(one.plugin_tables),
+    )
 
 
 @attrs.frozen
@@ -543,15 +615,27 @@ def _discover(profile, site_dir, user_dir, builtin_dir) -> _Discovered:
     return _Discovered(ordered, dirs, packs, preread, stats)
 
 
-def _compile(profile, ordered, fact_type, known_facts, packs=(), preread=None) -> PolicySet:
+def _compile(profile, ordered, fact_type, known_facts, packs=(), preread=None, *, reusable=None,
+             units_out=None) -> PolicySet:
+    """Compile the files of every layer into a ``PolicySet``; raise BuildpolicyError with
+    every diagnostic. Policy files are compiled one by one (``FileUnit``); a unit in
+    ``reusable`` compiled from the same bytes is taken as it is, so an edit recompiles
+    only the file edited. ``units_out`` receives every policy file's unit."""
     from buildpolicy.policy.trust import plugin_finding
 
     compiler = _Compiler(fact_type, known_facts)
     compiler.pack_of = {f: pack.name for pack in packs for f in pack.files}
     settings: dict[str, Any] = {}
-    for layer, path in ordered:
+    for position, (layer, path) in enumerate(ordered):
         is_profile = profile is not None and path == profile
-        doc = compiler.parse(path, "profile" if is_profile else "policy", raw=(preread or {}).get(path))
+        if not is_profile:
+            unit = _file_unit(compiler, position, layer, path, (reusable or {}))
+            compiler.merge(unit)
+            if unit.digest is not None and units_out is not None:
+                units_out[unit.key] = unit
+            continue
+        compiler.order = position * ORDER_STRIDE  # the profile's rules keep their place in load order
+        doc = compiler.parse(path, "profile", raw=(preread or {}).get(path))
         if doc is None:
             continue
         skip = compiler.skip_for(doc)
@@ -569,7 +653,7 @@ def _compile(profile, ordered, fact_type, known_facts, packs=(), preread=None) -
                 if not skip.has("plugin_paths", index):
                     line, col = doc.value_pos(("plugin_paths", index)) or (None, None)
                     compiler.findings.append(plugin_finding(entry, str(path), line, col))
-        compiler.add_file(layer, doc, PROFILE_KEYS if is_profile else POLICY_KEYS)
+        compiler.add_file(layer, doc, PROFILE_KEYS)
     rules, replaced = compiler.merged_rules()
     if compiler.diagnostics:
         raise BuildpolicyError(sorted(compiler.diagnostics, key=Diagnostic.sort_key))

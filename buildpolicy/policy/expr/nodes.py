@@ -26,14 +26,11 @@ class Trace:
 
 
 class Node:
+    """A node of a compiled expression. Each class pickles as its constructor call
+    (``__reduce__``: the class and its slots in order), the cheapest form to write and
+    to read for the tens of thousands of nodes a large policy set caches."""
+
     __slots__ = ()
-
-    def __getstate__(self):
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __setstate__(self, state):
-        for name, value in zip(self.__slots__, state):
-            setattr(self, name, value)
 
     def __repr__(self):
         args = ", ".join(repr(getattr(self, name)) for name in self.__slots__)
@@ -48,6 +45,9 @@ class Literal(Node):
     def __init__(self, value):
         self.value = value
 
+    def __reduce__(self):
+        return (Literal, (self.value,))
+
     def eval(self, lookup, trace):
         return self.value
 
@@ -60,6 +60,9 @@ class Fact(Node):
     def __init__(self, name: str, is_size: bool = False):
         self.name = name
         self.is_size = is_size
+
+    def __reduce__(self):
+        return (Fact, (self.name, self.is_size))
 
     def eval(self, lookup, trace):
         if trace.exact is not None:
@@ -88,6 +91,9 @@ class Not(Node):
     def __init__(self, operand):
         self.operand = operand
 
+    def __reduce__(self):
+        return (Not, (self.operand,))
+
     def eval(self, lookup, trace):
         return self.operand.eval(lookup, trace) is not True
 
@@ -100,6 +106,9 @@ class And(Node):
     def __init__(self, left, right):
         self.left = left
         self.right = right
+
+    def __reduce__(self):
+        return (And, (self.left, self.right))
 
     def eval(self, lookup, trace):
         return self.left.eval(lookup, trace) is True and self.right.eval(lookup, trace) is True
@@ -114,6 +123,9 @@ class Or(Node):
         self.left = left
         self.right = right
 
+    def __reduce__(self):
+        return (Or, (self.left, self.right))
+
     def eval(self, lookup, trace):
         return self.left.eval(lookup, trace) is True or self.right.eval(lookup, trace) is True
 
@@ -126,6 +138,9 @@ class IsNull(Node):
     def __init__(self, operand, negate: bool):
         self.operand = operand
         self.negate = negate
+
+    def __reduce__(self):
+        return (IsNull, (self.operand, self.negate))
 
     def eval(self, lookup, trace):
         return (self.operand.eval(lookup, trace) is None) is not self.negate
@@ -140,6 +155,9 @@ class Compare(Node):
         self.op = op
         self.left = left
         self.right = right
+
+    def __reduce__(self):
+        return (Compare, (self.op, self.left, self.right))
 
     def eval(self, lookup, trace):
         if trace.condition is not None and self.left.__class__ is Fact and self.right.__class__ is Literal:
