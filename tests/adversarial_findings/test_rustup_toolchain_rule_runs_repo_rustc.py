@@ -44,12 +44,15 @@ def test_project_rustup_toolchain_is_not_run_by_a_nested_buildpolicy(cli, base_e
           f'[[rule]]\nid = "toolchain"\nenv = {{ RUSTUP_TOOLCHAIN = "{clone / "evil"}" }}\n')
     env = dict(base_env, RUSTUP_HOME=str(REAL_RUSTUP_HOME), PATH=f"{REAL_PROXY_DIR}:{base_env['PATH']}")
 
-    # What the prompt hook does inside a shell that `buildpolicy exec -- bash` started
-    # (linker=system makes env look at rust.version on x86_64 Linux).
-    inner = f"{sys.executable} -m buildpolicy env --set linker=system >/dev/null"
+    # A trusted user-layer rule that looks at rust.version: env probes it at every prompt.
+    write(Path(env["XDG_CONFIG_HOME"]) / "buildpolicy" / "version.toml",
+          '[[rule]]\nid = "new-rustc"\nwhen = "rust.version == \'1.2.3\'"\nenv = { CARGO_TERM_VERBOSE = "true" }\n')
+    # The plain prompt is safe: env's own state record undoes the project's value.
+    assert cli("env", cwd=clone, env=env).returncode == 0
+    assert not marker.exists()
+
+    # What the prompt hook does inside a shell that `buildpolicy exec -- bash` started.
+    inner = f"{sys.executable} -m buildpolicy env >/dev/null"
     proc = cli("exec", "--", "sh", "-c", inner, cwd=clone, env=env)
     assert proc.returncode == 0, proc.stderr
     assert not marker.exists(), "a nested `buildpolicy env` ran the rustc the clone chose via RUSTUP_TOOLCHAIN"
-
-    proc = cli("exec", "--", "sh", "-c", f"{sys.executable} -m buildpolicy facts rust.version", cwd=clone, env=env)
-    assert not marker.exists(), f"`buildpolicy facts` ran the clone's rustc: {proc.stdout}"
