@@ -14,6 +14,7 @@ untrusted item (`env` refuses until `allow`), or are not applied.
 from __future__ import annotations
 
 import json
+import os
 
 from tests.conftest import write
 
@@ -36,7 +37,6 @@ def test_project_value_aliases_cannot_redirect_a_sensitive_knob(cli, tmp_path):
     assert knobs["remote_ssh_config"]["value"] != str(evil_config), "the repository chose the ssh configuration"
     assert knobs["gate_lock"]["value"] != str(victim), "the repository chose the gate's lock file"
 
-    import os
     cli("exec", "--", "cargo", "build", cwd=project,
         env={**user, "PATH": f"{fake_cargo.parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"})
     assert not victim.parent.exists(), "exec created directories and a lock file where the repository said"
