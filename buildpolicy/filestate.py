@@ -176,6 +176,16 @@ def _unsafe_chain(path: str, uid: int, gid: int) -> tuple[str | None, bool]:
         current = parent
 
 
+def writable_by_others(path) -> str | None:
+    """Why another user could change ``path`` (a file or directory) or plant files in or
+    above it, or None (``_unsafe_chain``'s rules). For the trusted layers' policy files,
+    which may set any variable: they must be as much the user's own as their state."""
+    geteuid = getattr(os, "geteuid", None)
+    if geteuid is None:  # pragma: no cover - not POSIX: no owners to check
+        return None
+    return _unsafe_chain(os.path.abspath(os.fspath(path)), geteuid(), os.getegid())[0]
+
+
 def _user_name(uid: int) -> str:
     try:
         import pwd

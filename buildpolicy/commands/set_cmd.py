@@ -89,7 +89,7 @@ def run(args, command_argv) -> int:
     value = toml_value(spec, args.value)  # before anything is written
     path = layer_file(args.layer, prepared.paths, find_profile(cwd))
     refuse_if_it_breaks_runs(cwd, environ, spec.name, args.value, path, args.layer)
-    with edit_lock(prepared.paths.state_dir):  # concurrent sets: each one's read-edit-write is whole
+    with edit_lock(path, create=True):  # concurrent sets: each one's read-edit-write is whole
         created = set_knob(path, "profile" if args.layer == "project" else "policy", args.layer, spec.name, value)
     shown = ", ".join(value) if isinstance(value, list) else value
     sys.stdout.write(f"{spec.name} = {shown} in {path} ({args.layer} layer{', new file' if created else ''})\n")

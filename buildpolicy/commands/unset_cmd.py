@@ -33,7 +33,7 @@ def run(args, command_argv) -> int:
     # uninstalled plugin must be removable too, so nothing is loaded first.
     paths = Paths.from_environ(restore_baseline(environ)[0])
     path = layer_file(args.layer, paths, find_profile(cwd))
-    with edit_lock(paths.state_dir):  # concurrent edits: each one's read-edit-write is whole
+    with edit_lock(path):  # concurrent edits: each one's read-edit-write is whole
         removed = unset_knob(path, "profile" if args.layer == "project" else "policy", args.knob, args.layer)
     if not removed:
         if not args.quiet:

@@ -94,12 +94,17 @@ class Result:
     started_ns: int = 0
 
     def exec_env(self) -> dict[str, str]:
-        """The full environment for a child process."""
+        """The full environment for a child process, with the env-state record of what
+        this run changed: a ``buildpolicy`` run inside the child (a prompt in a shell
+        ``exec`` started) then tells the user's own values from the ones decided here,
+        which may come from a project's files (``RUSTUP_TOOLCHAIN`` naming a toolchain in
+        the repository must not pass for the user's choice there)."""
         env = dict(self.baseline)
         for name in self.unset:
             env.pop(name, None)
-        env.update(self.set_env)
-        env.pop(STATE_VAR, None)
+        decided = {name: value for name, value in self.set_env.items() if name != STATE_VAR}
+        env.update(decided)
+        env[STATE_VAR] = encode_state(decided, self.unset, self.baseline)
         return env
 
     def unknown_facts(self) -> dict[str, str]:
@@ -189,6 +194,7 @@ def prepare(request: Request, defer_problems: bool = False) -> Prepared:
         cache_dir=paths.cache_dir,
         extra_key=",".join(sorted(f"{n}:{s.type}" for n, s in plugin_facts.items())),
         inputs_out=input_files,
+        warn=warnings.append,
     )
     # Trust (DESIGN §9). Whether the user allowed the project matters for more than
     # untrusted items: probes may follow the project's own rust-toolchain file only
@@ -219,11 +225,11 @@ def prepare(request: Request, defer_problems: bool = False) -> Prepared:
                 warnings.extend(trust.warnings_for(findings, verdict))
             untrusted = {(f.file, f.name) for f in findings if f.kind == "knob"}
             file_knobs = tuple(k for k in file_knobs if (k.provenance.file, k.name) not in untrusted)
-            # Aliases an untrusted file gives a sensitive knob are not applied either.
+            # Aliases and value aliases an untrusted file gives a sensitive knob are not applied either.
             aliased = {(f.file, f.name) for f in findings if f.kind == "knob-alias"}
             declared = attrs.evolve(policy_set, knob_declarations=tuple(
                 d if (d.provenance.file, d.name) not in aliased else attrs.evolve(
-                    d, fields=tuple(item for item in d.fields if item[0] != "aliases"))
+                    d, fields=tuple(item for item in d.fields if item[0] not in ("aliases", "value_aliases")))
                 for d in policy_set.knob_declarations))
     allowed_root = policy_set.project_root if verdict is not None and verdict.trusted else None
     plugin_paths = policy_set.plugin_paths if trusted else ()

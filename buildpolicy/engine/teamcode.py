@@ -111,9 +111,14 @@ class RepositoryImportGuard(importlib.abc.MetaPathFinder):
             spec = self._sibling(fullname)
         if spec is None or not spec.has_location or spec.origin is None:
             return spec  # not found, built in, or a namespace package (no code of its own)
-        origin = _real(spec.origin)
-        if not any(_inside(origin, root) for root in self.roots) or any(_inside(origin, e) for e in self.exempt):
+        # Where the file was found and where it really is: Python's own loader reads the
+        # bytecode cache beside the path *found*, so a module found in the repository is
+        # repository code even when it is a symlink to a file elsewhere.
+        found, origin = os.path.abspath(spec.origin), _real(spec.origin)
+        if not any(_inside(found, root) or _inside(origin, root) for root in self.roots):
             return spec
+        if any(_inside(found, e) for e in self.exempt) and any(_inside(origin, e) for e in self.exempt):
+            return spec  # an installation that lies inside the project (a virtualenv there)
         return self.verified_spec(fullname, origin, is_package=spec.submodule_search_locations is not None)
 
     def verified_spec(self, fullname: str, origin: str, is_package: bool = False):

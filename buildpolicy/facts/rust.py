@@ -194,14 +194,12 @@ TRUSTED_CHOICES = ("`buildpolicy allow` in the project, `rustup override set`, R
 
 
 def toolchain_file_trusted(ctx, path: Path) -> bool:
-    """Whether the rust-toolchain file at ``path`` lies in the project the user allowed
-    (``ctx.allowed_root``, set by the engine when a trust record matches)."""
+    """Whether the rust-toolchain file at ``path`` is the allowed project's own: beside
+    the profile file of the project the user allowed as it is now (``ctx.allowed_root``,
+    set by the engine when a trust record matches; ``allow`` hashes that file too). A
+    file deeper down (a repository cloned inside the project) was never vouched for."""
     root = getattr(ctx, "allowed_root", None)
-    if root is None:
-        return False
-    file_dir = os.path.abspath(path.parent)
-    root = os.path.abspath(root)
-    return file_dir == root or file_dir.startswith(root.rstrip(os.sep) + os.sep)
+    return root is not None and os.path.abspath(path.parent) == os.path.abspath(root)
 
 
 def repository_choice_problem(ctx, home: Path | None, how: str, toolchain: str | None, detail: str,

@@ -121,15 +121,19 @@ class PolicySet:
         return f"rule {rule.id}" + (f" (pack {pack})" if pack else "")
 
 
-def layer_files(profile: Path | None, site_dir: Path, user_dir: Path, builtin_dir: Path) -> tuple[list[tuple[str, Path]], list[Path]]:
+def layer_files(profile: Path | None, site_dir: Path | None, user_dir: Path | None,
+                builtin_dir: Path) -> tuple[list[tuple[str, Path]], list[Path]]:
     """Return ``(layer, file)`` pairs in load order, and the directories listed.
 
-    Directories are listed in lexical order; a missing directory is fine.
+    Directories are listed in lexical order; a missing directory is fine, and so is
+    None (a layer refused by ``refused_layers``).
     """
     files: list[tuple[str, Path]] = []
     dirs: list[Path] = []
 
-    def add_dir(layer: str, directory: Path) -> None:
+    def add_dir(layer: str, directory: Path | None) -> None:
+        if directory is None:
+            return
         dirs.append(directory)
         try:
             names = sorted(os.listdir(directory))
@@ -143,6 +147,22 @@ def layer_files(profile: Path | None, site_dir: Path, user_dir: Path, builtin_di
     add_dir("site", site_dir)
     add_dir("user", user_dir)
     return files, dirs
+
+
+def refused_layers(site_dir: Path, user_dir: Path) -> dict[str, str]:
+    """``{layer: why}`` for the site and user layers whose directory another user could
+    write to (or plant files above): those layers are trusted to set any variable, so
+    their files are not loaded at all (``filestate.writable_by_others``)."""
+    from buildpolicy.filestate import writable_by_others
+
+    refused = {}
+    for layer, directory in (("site", site_dir), ("user", user_dir)):
+        reason = writable_by_others(directory)
+        if reason:
+            refused[layer] = (f"{reason}, so another user could plant policy files there: the {layer} layer "
+                              f"({directory}) is not loaded (fix: chown / chmod go-w it, or point "
+                              f"{'BUILDPOLICY_SITE_DIR' if layer == 'site' else 'XDG_CONFIG_HOME'} elsewhere)")
+    return refused
 
 
 def project_policy_paths(profile: Path, data: dict) -> list[Path]:
@@ -190,6 +210,31 @@ def _invalid_parts(data: dict, kind: str) -> _Skip:
             return _Skip(everything=True)
         prefixes.add(path[:2])
     return _Skip(frozenset(prefixes))
+
+
+def _nul_characters(doc) -> list[Diagnostic]:
+    """A NUL character (TOML ``\\u0000``) in any string of the file, at its position: no
+    environment value, argument or path can hold one (``env`` values are checked with
+    their rule, see ``_add_rule``)."""
+    from buildpolicy.policy.tomlpos import source_position
+
+    found = []
+
+    def walk(value, keypath):
+        if isinstance(value, str):
+            if "\0" in value and not (len(keypath) > 3 and keypath[0] == "rule" and keypath[2] == "env"):
+                line, col = source_position(doc, keypath, True, value.index("\0"))
+                found.append(Diagnostic(doc.path, line, col, f"{'.'.join(map(str, keypath))} contains a NUL character, "
+                                        "which no variable, argument or path can hold: remove it"))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, (*keypath, key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, (*keypath, index))
+
+    walk(doc.data, ())
+    return found
 
 
 class _Compiler:
@@ -240,6 +285,7 @@ class _Compiler:
         if problems:
             self.diagnostics.extend(problems)
             self.invalid[id(doc)] = (doc, _invalid_parts(doc.data, kind))
+        self.diagnostics.extend(_nul_characters(doc))
         return doc
 
     def skip_for(self, doc) -> _Skip:
@@ -294,7 +340,7 @@ class _Compiler:
             self.knob_values.append(FileKnob(name, value, provenance, self._position(doc, ("knobs", name))))
         if layer not in UNTRUSTED_LAYERS:
             return
-        from buildpolicy.policy.trust import SENSITIVE_KNOBS, knob_alias_finding, knob_finding
+        from buildpolicy.policy.trust import SENSITIVE_KNOBS, knob_alias_finding, knob_finding, knob_value_alias_finding
 
         if name not in SENSITIVE_KNOBS:
             return
@@ -303,6 +349,10 @@ class _Compiler:
         if isinstance(value, dict):
             for index, alias in enumerate(value.get("aliases", ())):
                 self.findings.append(knob_alias_finding(name, alias, path, *self._position(doc, ("knobs", name, "aliases", index))))
+            value_aliases = value.get("value_aliases")
+            for given in value_aliases if isinstance(value_aliases, dict) else ():
+                self.findings.append(knob_value_alias_finding(
+                    name, given, value_aliases[given], path, *self._position(doc, ("knobs", name, "value_aliases", given))))
 
     def _position(self, doc, keypath, value: bool = True) -> tuple[int | None, int | None]:
         pos = doc.value_pos(keypath) if value else doc.key_pos(keypath)
@@ -456,6 +506,7 @@ def load_policies(
     cache_dir: Path | None,
     extra_key: str = "",
     inputs_out: list[tuple[str, str | None]] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> PolicySet:
     """Load every layer's files into a ``PolicySet`` (from the cache when nothing changed).
 
@@ -469,6 +520,12 @@ def load_policies(
         if inputs_out is not None:
             inputs_out.extend(input_paths(inputs))
 
+    refused = refused_layers(site_dir, user_dir)
+    for reason in refused.values():
+        if warn is not None:
+            warn(reason)
+    site_dir = None if "site" in refused else site_dir
+    user_dir = None if "user" in refused else user_dir
     key = "\0".join(str(p) for p in (profile, builtin_dir, site_dir, user_dir))  # what the set was compiled for
     cache_file = cache_file_for(cache_dir, profile, builtin_dir, site_dir, user_dir) if cache_dir is not None else None
     reusable: dict = {}  # compiled files of a stale cache, for recompiling only what changed

@@ -70,6 +70,7 @@ hashed again only when their stat changed).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -154,6 +155,15 @@ def knob_alias_finding(knob: str, alias: str, file: str, line, col) -> Finding:
                    f"knob {knob} gets the environment name {alias} here; the knob's value {SENSITIVE_KNOBS[knob]}")
 
 
+def knob_value_alias_finding(knob: str, given, replacement, file: str, line, col) -> Finding:
+    """The finding for a value alias given to a sensitive knob in a project or pack file:
+    the file turns a value you set into one it chose. Same kind as ``knob_alias_finding``:
+    both are dropped together while the file is untrusted."""
+    return Finding("knob-alias", knob, file, line, col,
+                   f"knob {knob} turns the value {given!r} into {replacement!r} here; the knob's value "
+                   f"{SENSITIVE_KNOBS[knob]}")
+
+
 def knob_name_findings(rules, env_names: Mapping[str, str]) -> list[Finding]:
     """Rules of project and pack files that set or unset a knob's environment name.
 
@@ -209,10 +219,23 @@ def plugin_code_files(policy_set) -> list[str]:
     return code_files(policy_set.plugin_paths, policy_set.project_root)
 
 
+TOOLCHAIN_FILES = ("rust-toolchain", "rust-toolchain.toml")
+
+
+def toolchain_files(policy_set) -> list[str]:
+    """The project's own rust-toolchain files (beside its profile file): ``allow`` vouches
+    for them too, and only then may they pick a toolchain that is not an installed one
+    (``buildpolicy.facts.rust.toolchain_file_trusted``)."""
+    if not policy_set.project_root:
+        return []
+    candidates = (os.path.join(policy_set.project_root, name) for name in TOOLCHAIN_FILES)
+    return [path for path in candidates if os.path.lexists(path)]
+
+
 def hashed_files(policy_set) -> list[str]:
-    """Every file ``allow`` hashes: the profile, project, pack and team plugin files, plus
-    the repository modules the team plugins import."""
-    return sorted({*policy_set.trust_files, *plugin_code_files(policy_set)})
+    """Every file ``allow`` hashes: the profile, project, pack and team plugin files, the
+    repository modules the team plugins import, and the project's rust-toolchain files."""
+    return sorted({*policy_set.trust_files, *plugin_code_files(policy_set), *toolchain_files(policy_set)})
 
 
 def overall_digest(each: Mapping[str, str]) -> str:
@@ -266,12 +289,13 @@ def _current_digests(policy_set, recorded: Mapping) -> tuple[dict[str, str], boo
 
     Policy files: the digest of the bytes that were compiled into ``policy_set``
     (never read again here). Team plugin modules and the repository modules they
-    import are loaded later (from bytes checked against these digests), so they
-    are hashed as they are now, unless their stat is the one recorded.
+    import are loaded later (from bytes checked against these digests), and the
+    project's rust-toolchain files are read by probes, so those are hashed as they
+    are now, unless their stat is the one recorded.
     """
     each = dict(policy_set.trust_digests)
     hashed = False
-    for module in plugin_code_files(policy_set):
+    for module in (*plugin_code_files(policy_set), *toolchain_files(policy_set)):
         entry = recorded.get(module)
         if isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and entry.get("stat") == stat_token(module):
             each[module] = entry["sha256"]

@@ -22,8 +22,12 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def locked(path: Path, timeout: float = 1.0) -> Iterator[bool]:
+def locked(path: Path, timeout: float = 1.0, *, directory: bool = False) -> Iterator[bool]:
     """Hold an exclusive lock on ``path`` (created if needed) for the ``with`` block.
+
+    With ``directory``, ``path`` is an existing directory, locked itself: it stays
+    when the files in it are replaced, so every writer of one of them finds the
+    same lock, whoever they are and wherever their own state lives.
 
     Yields True when the lock is held, False when it could not be taken within
     ``timeout`` seconds or the file cannot be opened; the caller decides whether
@@ -35,13 +39,16 @@ def locked(path: Path, timeout: float = 1.0) -> Iterator[bool]:
         yield True
         return
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Non-blocking: a FIFO planted at the lock's name must not make the open wait.
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)
+        if directory:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Non-blocking: a FIFO planted at the lock's name must not make the open wait.
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)
     except OSError:
         yield False
         return
-    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO, a device: not a lock anyone else takes
+    if not directory and not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO, a device: not a lock anyone takes
         os.close(fd)
         yield False
         return

@@ -36,30 +36,37 @@ from buildpolicy.filestate import atomic_write
 
 LAYERS = ("user", "site", "project")
 LAYER_FILE = "knobs.toml"
-EDIT_LOCK = "knob-edit.lock"
 # An edit holds the lock for milliseconds; a queue of many, or a slow disk's fsync, for seconds.
 EDIT_LOCK_TIMEOUT = 60.0
 
 
 @contextlib.contextmanager
-def edit_lock(state_dir: Path, timeout: float = EDIT_LOCK_TIMEOUT) -> Iterator[None]:
-    """Hold the lock that serialises ``set``/``unset`` edits (of any layer file) for the block.
+def edit_lock(path: Path, timeout: float = EDIT_LOCK_TIMEOUT, *, create: bool = False) -> Iterator[None]:
+    """Hold the lock that serialises ``set``/``unset`` edits of the layer file ``path`` for the block.
 
-    Raises BuildpolicyError (nothing written) when it cannot be taken within ``timeout``.
+    The lock is the file's directory itself (made first with ``create``, as ``set``
+    will write there): it outlives the atomic replacement of the file, and every
+    editor of the file finds it, whatever their own state directory. Raises
+    BuildpolicyError (nothing written) when it cannot be taken within ``timeout``;
+    without the directory (``unset`` has nothing to remove; ``set`` cannot make it)
+    the block runs unlocked, and writing the file reports the real error.
     """
-    from buildpolicy.filestate import unsafe_directory
     from buildpolicy.run.locks import locked
 
-    if unsafe_directory(state_dir) is not None:
-        # Another user could hold a lock there forever: edit without it, as every
-        # other use of that state directory goes without it (the refusal was reported).
+    directory = Path(path).parent
+    try:
+        if create:
+            directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
         yield
         return
-    path = Path(state_dir) / EDIT_LOCK
-    with locked(path, timeout=timeout) as held:
+    if not directory.is_dir():
+        yield
+        return
+    with locked(directory, timeout=timeout, directory=True) as held:
         if not held:
-            raise BuildpolicyError(f"cannot take the edit lock {path} (another `buildpolicy set` or `unset` "
-                                   f"still holds it after {timeout:.0f}s, or it cannot be created); nothing was changed")
+            raise BuildpolicyError(f"cannot lock {directory} for editing {Path(path).name} (another `buildpolicy set` "
+                                   f"or `unset` still holds it after {timeout:.0f}s); nothing was changed")
         yield
 
 
