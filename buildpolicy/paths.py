@@ -53,6 +53,11 @@ def find_profile(cwd: Path, looked_at: list[tuple[str, str]] | None = None) -> P
         if os.path.lexists(candidate):
             # A dangling symlink or a directory of that name: not silently skipped
             # (walking on would apply some other project's policies).
-            what = "a directory" if candidate.is_dir() else "a broken symbolic link" if candidate.is_symlink() else "not a file"
+            if candidate.is_dir():
+                what = "a directory"
+            elif candidate.is_symlink() and not candidate.exists():
+                what = "a broken symbolic link"
+            else:
+                what = "not a regular file"
             raise BuildpolicyError(f"{candidate}: the profile file is {what}")
     return None
