@@ -18,7 +18,6 @@ once, and what is compiled is what ``buildpolicy allow`` vouches for.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -29,8 +28,8 @@ import attrs
 from buildpolicy.errors import BuildpolicyError, Diagnostic
 from buildpolicy.policy.knobs import FileKnob
 from buildpolicy.model import LAYER_RANK, EnvTemplate, Provenance, Rule
+from buildpolicy.policy.discovery import discover, refused_layers
 from buildpolicy.policy.packs import Pack
-from buildpolicy.filestate import stat_token
 from buildpolicy.policy.buildvars import STATE_VAR
 from buildpolicy.policy.compiled_cache import (
     CACHE_FORMAT,
@@ -119,61 +118,6 @@ class PolicySet:
         """Provenance ``source`` of a rule: ``rule <id>``, plus ``(pack <name>)`` for a pack rule."""
         pack = self.pack_of(rule.file) if rule.layer == "pack" else None
         return f"rule {rule.id}" + (f" (pack {pack})" if pack else "")
-
-
-def layer_files(profile: Path | None, site_dir: Path | None, user_dir: Path | None,
-                builtin_dir: Path) -> tuple[list[tuple[str, Path]], list[Path]]:
-    """Return ``(layer, file)`` pairs in load order, and the directories listed.
-
-    Directories are listed in lexical order; a missing directory is fine, and so is
-    None (a layer refused by ``refused_layers``).
-    """
-    files: list[tuple[str, Path]] = []
-    dirs: list[Path] = []
-
-    def add_dir(layer: str, directory: Path | None) -> None:
-        if directory is None:
-            return
-        dirs.append(directory)
-        try:
-            names = sorted(os.listdir(directory))
-        except OSError:
-            return
-        files.extend((layer, directory / name) for name in names if name.endswith(".toml") and (directory / name).is_file())
-
-    add_dir("builtin", builtin_dir)
-    if profile is not None:
-        files.append(("project", profile))
-    add_dir("site", site_dir)
-    add_dir("user", user_dir)
-    return files, dirs
-
-
-def refused_layers(site_dir: Path, user_dir: Path) -> dict[str, str]:
-    """``{layer: why}`` for the site and user layers whose directory another user could
-    write to (or plant files above): those layers are trusted to set any variable, so
-    their files are not loaded at all (``filestate.writable_by_others``)."""
-    from buildpolicy.filestate import writable_by_others
-
-    refused = {}
-    for layer, directory in (("site", site_dir), ("user", user_dir)):
-        reason = writable_by_others(directory)
-        if reason:
-            refused[layer] = (f"{reason}, so another user could plant policy files there: the {layer} layer "
-                              f"({directory}) is not loaded (fix: chown / chmod go-w it, or point "
-                              f"{'BUILDPOLICY_SITE_DIR' if layer == 'site' else 'XDG_CONFIG_HOME'} elsewhere)")
-    return refused
-
-
-def project_policy_paths(profile: Path, data: dict) -> list[Path]:
-    """The ``policies`` entries of a profile file, resolved against its directory."""
-    base = profile.parent
-    entries = data.get("policies")
-    if entries is None:
-        return [base / "policies"]
-    if not isinstance(entries, list):
-        return []  # the schema reports it
-    return [base / entry for entry in entries if isinstance(entry, str)]
 
 
 @attrs.frozen
@@ -545,7 +489,7 @@ def load_policies(
         except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt
             pass
 
-    found = _discover(profile, site_dir, user_dir, builtin_dir)
+    found = discover(profile, site_dir, user_dir, builtin_dir)
     # Stat before reading: an edit during compile invalidates.
     inputs = inputs_of(found.ordered, found.dirs, extra_key, any(p.from_entry_point for p in found.packs), found.stats)
     units: dict = {}
@@ -610,66 +554,6 @@ def _file_unit(compiler: _Compiler, position: int, layer: str, path: Path, reusa
         tuple((table, option, value) for table, entries in one.options.items() for option, value in entries.items()),
         tuple(one.plugin_tables),
     )
-
-
-@attrs.frozen
-class _Discovered:
-    """What ``_discover`` found: files in load order, directories listed, packs, and the
-    profile file's bytes with its stat token taken before reading them."""
-
-    ordered: list
-    dirs: list
-    packs: list
-    preread: dict  # path -> bytes: the profile, read once for discovery and compiling
-    stats: dict  # path -> stat token taken before the read
-
-
-def _discover(profile, site_dir, user_dir, builtin_dir) -> _Discovered:
-    """Every file to load in layer order, the directories listed to find them, and the packs."""
-    import tomllib
-
-    from buildpolicy.policy.tomlpos import read_toml_bytes
-
-    base_files, dirs = layer_files(profile, site_dir, user_dir, builtin_dir)
-    profile_data = None
-    project_files: list[tuple[str, Path]] = []
-    pack_files: list[tuple[str, Path]] = []
-    packs: list[Pack] = []
-    preread: dict[Path, bytes] = {}
-    stats: dict[str, str] = {}
-    if profile is not None:
-        stats[str(profile)] = stat_token(profile)  # before reading: an edit from here on invalidates
-        try:
-            preread[profile] = read_toml_bytes(profile)
-            profile_data = tomllib.loads(preread[profile].decode("utf-8-sig"))
-        except (OSError, ValueError, RecursionError):
-            profile_data = None  # reported with its position by the full parse
-        extends = (profile_data or {}).get("extends")
-        if isinstance(extends, list):
-            from buildpolicy.policy.packs import resolve_extends
-
-            packs = resolve_extends(profile, extends)
-            for pack in packs:
-                if pack.directory is not None:
-                    dirs.append(Path(pack.directory))  # a file added to a pack invalidates the cache
-                if not pack.from_entry_point:
-                    # As written: its stat follows symlinks, so pointing one at another
-                    # directory (`shared -> shared-v2`) invalidates the cache too.
-                    dirs.append(profile.parent / pack.name)
-                pack_files.extend(("pack", Path(f)) for f in pack.files)
-        for entry in project_policy_paths(profile, profile_data or {}):
-            dirs.append(entry)  # listed even when missing: creating it invalidates the cache
-            if entry.is_dir():
-                project_files.extend(
-                    ("project", entry / n) for n in sorted(os.listdir(entry)) if n.endswith(".toml") and (entry / n).is_file()
-                )
-            elif entry.is_file():
-                project_files.append(("project", entry))
-    # Load order: builtin, packs, profile, project policies, site, user.
-    ordered = [f for f in base_files if f[0] == "builtin"] + pack_files
-    ordered += [f for f in base_files if f[0] == "project"] + project_files
-    ordered += [f for f in base_files if f[0] in ("site", "user")]
-    return _Discovered(ordered, dirs, packs, preread, stats)
 
 
 def _compile(profile, ordered, fact_type, known_facts, packs=(), preread=None, *, reusable=None,
