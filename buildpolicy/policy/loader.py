@@ -198,6 +198,7 @@ class _Compiler:
         self.digests: dict[str, str] = {}  # path -> sha256 of the bytes parsed
         self.plugin_tables: list[tuple[str, str, int | None, int | None]] = []
         self.order = 0
+        self.expressions: dict[str, Any] = {}  # `when` text -> compiled Expr (successes only)
 
     def parse(self, path: Path, kind: str, raw: bytes | None = None):
         """Parse and schema-validate ``path`` as ``kind``, recording every diagnostic.
@@ -330,7 +331,13 @@ class _Compiler:
         when = None
         if "when" in table:
             try:
-                when = compile_expr(table["when"], fact_type=self.fact_type, file=path, known_facts=self.known_facts)
+                text = table["when"]
+                when = self.expressions.get(text)
+                if when is None:
+                    # Compiled expressions are immutable: rules with the same `when` share one
+                    # (large generated policy sets repeat a few conditions thousands of times).
+                    when = self.expressions[text] = compile_expr(text, fact_type=self.fact_type, file=path,
+                                                                 known_facts=self.known_facts)
             except ExprError as exc:
                 self.diagnostics.append(self._relocated(exc.diagnostic, table["when"], doc, ("rule", index, "when")))
         env = []
@@ -544,6 +551,7 @@ def _file_unit(compiler: _Compiler, position: int, layer: str, path: Path, reusa
             attrs.evolve(rule, order=position * ORDER_STRIDE + rule.order % ORDER_STRIDE) for rule in cached.rules))
     one = _Compiler(compiler.fact_type, compiler.known_facts)
     one.pack_of = compiler.pack_of
+    one.expressions = compiler.expressions
     one.order = position * ORDER_STRIDE
     doc = one.parse(path, "policy", raw=raw)
     if doc is not None:

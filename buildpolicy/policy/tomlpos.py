@@ -375,6 +375,10 @@ def read_toml_bytes(path: str | Path) -> bytes:
 # --------------------------------------------------------------------------- scanner
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+# One match instead of a loop over characters: a policy set of 10,000 rules has 80,000 strings.
+_BASIC_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
+_WS = re.compile(r"[ \t]*")
+_WS_COMMENTS_NEWLINES = re.compile(r"(?:[ \t\r\n]+|#[^\n]*(?:\n|\Z))*")
 _SCALAR = re.compile(r"[^\s,\]}#]+")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TIME_AFTER_SPACE = re.compile(r" \d{2}:")
@@ -431,22 +435,10 @@ class _Scanner:
     # -- lexing helpers
 
     def skip_ws(self) -> None:
-        s, i = self.s, self.i
-        while i < len(s) and s[i] in " \t":
-            i += 1
-        self.i = i
+        self.i = _WS.match(self.s, self.i).end()
 
     def skip_ws_comments_newlines(self) -> None:
-        s = self.s
-        while self.i < len(s):
-            c = s[self.i]
-            if c in " \t\r\n":
-                self.i += 1
-            elif c == "#":
-                end = s.find("\n", self.i)
-                self.i = len(s) if end < 0 else end + 1
-            else:
-                return
+        self.i = _WS_COMMENTS_NEWLINES.match(self.s, self.i).end()
 
     def expect(self, text: str) -> None:
         if not self.s.startswith(text, self.i):
@@ -567,19 +559,10 @@ class _Scanner:
             self.i = end
 
     def basic_string(self) -> None:
-        s = self.s
-        i = self.i + 1
-        while True:
-            c = s[i]
-            if c == "\\":
-                i += 2
-            elif c == '"':
-                self.i = i + 1
-                return
-            elif c == "\n":
-                raise _ScanError("newline in a string")
-            else:
-                i += 1
+        match = _BASIC_STRING.match(self.s, self.i)
+        if match is None:
+            raise _ScanError("newline in a string, or no closing quote")
+        self.i = match.end()
 
     def literal_string(self) -> None:
         end = self.s.find("'", self.i + 1)
