@@ -109,3 +109,19 @@ def test_a_corrupt_linker_smoke_cache_never_drops_the_linker(damage, env, projec
     assert again.returncode == 0, again.stderr
     assert _linker_lines(again.stdout) == _linker_lines(clean.stdout)
     assert again.stdout == clean.stdout
+
+
+def test_a_variable_name_made_from_an_unknown_fact_is_not_set(tmp_path, base_env):
+    # `CARGO_${git.head}` outside a git repository would be `CARGO_`: no name at all.
+    from tests.statefiles import bp
+
+    project = tmp_path / "proj"
+    (project / "policies").mkdir(parents=True)
+    (project / "buildpolicy.toml").write_text('policies = ["policies"]\n')
+    (project / "policies" / "named.toml").write_text(
+        '[[rule]]\nid = "named"\nenv = { "CARGO_${git.head}_X" = "1", CARGO_KNOWN = "${git.head}" }\n')
+    proc = bp(base_env, project, "env")
+    assert proc.returncode == 0, proc.stderr
+    assert "CARGO__X" not in proc.stdout and "CARGO_=" not in proc.stdout
+    assert "the variable is not set" in proc.stderr
+    assert "export CARGO_KNOWN=''" in proc.stdout  # a value keeps its other parts (here: none)

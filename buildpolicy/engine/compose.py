@@ -24,12 +24,19 @@ class Candidate:
     force: bool
 
 
-def _interpolate(template: str, facts, ctx: DecideContext, rule: Rule) -> str:
+def _interpolate(template: str, facts, ctx: DecideContext, rule: Rule, *, name: bool = False) -> str | None:
+    """``template`` with its ``${fact}`` parts filled in. An unknown fact becomes the empty
+    string in a value; a variable *name* made from an unknown fact (``CARGO_${x}`` would be
+    ``CARGO_``) is no name at all: None, and the entry is not set."""
     from buildpolicy.policy.expr.templates import interpolate
 
     text, unknown = interpolate(template, facts.get)
     if unknown:
-        ctx.warn(f"rule {rule.id}: {template!r} uses unknown fact(s) {', '.join(sorted(unknown))}")
+        facts_text = ", ".join(sorted(unknown))
+        if name:
+            ctx.warn(f"rule {rule.id}: {template!r} uses unknown fact(s) {facts_text}: the variable is not set")
+            return None
+        ctx.warn(f"rule {rule.id}: {template!r} uses unknown fact(s) {facts_text}")
     return text
 
 
@@ -51,7 +58,9 @@ def compose_env(outcomes, decisions, facts, baseline, ctx, policy_set=None):
             continue
         rule = outcome.rule
         for entry in rule.env:
-            name = _interpolate(entry.name, facts, ctx, rule)
+            name = _interpolate(entry.name, facts, ctx, rule, name=True)
+            if name is None:
+                continue
             value = _interpolate(entry.value, facts, ctx, rule)
             source = policy_set.rule_source(rule) if policy_set is not None else f"rule {rule.id}"
             where = Provenance(rule.layer, source, rule.file, entry.line or rule.line, entry.col)
