@@ -315,16 +315,22 @@ def load_state_json(path, limit: int = STATE_LIMIT):
         value = json.loads(read_state(path, limit))
     except (OSError, ValueError, RecursionError):
         return None
-    stack = [(value, 0)]
+    return None if too_deep(value, STATE_DEPTH) else value
+
+
+def too_deep(data, limit: int) -> bool:
+    """Whether any value in ``data`` (dicts and lists, walked without recursion) is nested
+    more than ``limit`` levels below the top: parsed state, TOML and facts files alike."""
+    stack = [(data, 0)]
     while stack:
-        item, depth = stack.pop()
-        if depth > STATE_DEPTH:
-            return None
-        if isinstance(item, dict):
-            stack.extend((child, depth + 1) for child in item.values())
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-    return value
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+    return False
 
 
 def sha256_hex(data: bytes) -> str:

@@ -28,7 +28,8 @@ from buildpolicy.policy import trust
 from buildpolicy.policy.expr.parser import MAX_NESTING, MAX_TOKENS, compile_expr
 from buildpolicy.policy.expr.tokens import ExprError
 from buildpolicy.policy.tomlpos import MAX_NESTING as TOML_NESTING
-from buildpolicy.policy.tomlpos import TomlSyntaxError, nesting_offset, parse_toml, too_deep
+from buildpolicy.filestate import too_deep
+from buildpolicy.policy.tomlpos import TomlSyntaxError, nesting_offset, parse_toml
 from buildpolicy.run import actionlog, fingerprints
 from buildpolicy.run.gate import GateLock
 from buildpolicy.run.remote.probe import DownCache

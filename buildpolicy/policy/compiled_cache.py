@@ -61,45 +61,36 @@ def input_paths(inputs: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
     return [(path, token) for key, token in inputs if (path := input_path(key)) is not None]
 
 
+def _current(key: str, extra: str) -> str | None:
+    """The state of input ``key`` now (None for a key this code does not know)."""
+    if key == "version":
+        return __version__
+    if key == "format":
+        return CACHE_FORMAT
+    if key == "extra":
+        return extra
+    if key == "syspath":
+        from buildpolicy.filestate import sys_path_state
+
+        return sys_path_state()
+    path = input_path(key)
+    return None if path is None else stat_token(path)
+
+
+# What decides how files compile (rather than which files there are and what they hold).
+_COMPILER_KEYS = ("version", "format", "extra")
+
+
 def same_compiler(inputs: tuple[tuple[str, str], ...], extra: str) -> bool:
     """Whether a set with these inputs was compiled by this code, for the same plugin facts:
     then its compiled files may be reused for those whose bytes did not change."""
-    for key, token in inputs:
-        if key == "version":
-            current = __version__
-        elif key == "format":
-            current = CACHE_FORMAT
-        elif key == "extra":
-            current = extra
-        elif key.startswith("file:code:"):
-            current = stat_token(key.split(":", 2)[-1])
-        else:
-            continue
-        if current != token:
-            return False
-    return True
+    return all(_current(key, extra) == token for key, token in inputs
+               if key in _COMPILER_KEYS or key.startswith("file:code:"))
 
 
 def unchanged(inputs: tuple[tuple[str, str], ...], extra: str) -> bool:
     """Whether every recorded input still has the recorded state (a warm run only stats files)."""
-    for key, token in inputs:
-        if key == "version":
-            current = __version__
-        elif key == "format":
-            current = CACHE_FORMAT
-        elif key == "extra":
-            current = extra
-        elif key == "syspath":
-            from buildpolicy.filestate import sys_path_state
-
-            current = sys_path_state()
-        elif (path := input_path(key)) is not None:
-            current = stat_token(path)
-        else:
-            return False
-        if current != token:
-            return False
-    return True
+    return all(_current(key, extra) == token for key, token in inputs)
 
 
 def cache_file_for(cache_dir: Path, profile: Path | None, *layer_dirs: Path) -> Path:

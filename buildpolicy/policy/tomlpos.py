@@ -24,6 +24,7 @@ import tomllib
 from pathlib import Path
 
 from buildpolicy.errors import BuildpolicyError, Diagnostic
+from buildpolicy.filestate import too_deep
 
 __all__ = ["TomlDocument", "TomlSyntaxError", "parse_toml", "read_toml_bytes", "source_position", "decoded_to_raw"]
 
@@ -150,21 +151,6 @@ def parse_toml(path: str | Path, text: str | None = None, raw: bytes | None = No
     return TomlDocument(data, path, text)
 
 
-def too_deep(data, limit: int) -> bool:
-    """Whether any value in ``data`` (tables and lists, walked without recursion) is nested
-    more than ``limit`` levels below the top."""
-    stack = [(data, 0)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > limit:
-            return True
-        if isinstance(value, dict):
-            stack.extend((item, depth + 1) for item in value.values())
-        elif isinstance(value, list):
-            stack.extend((item, depth + 1) for item in value)
-    return False
-
-
 def _nesting_diagnostic(path: str, text: str) -> Diagnostic:
     message = (f"invalid TOML: values nested more than {MAX_NESTING} levels deep "
                "(tables, arrays and inline tables inside one another)")
@@ -193,7 +179,7 @@ def nesting_offset(text: str, limit: int) -> int | None:
 
     A scan without recursion that follows what nests in TOML: ``[a.b]`` headers
     (an array of tables adds a level), dotted keys, arrays and inline tables.
-    Depths count as in :func:`too_deep`. Used to locate a nesting error; the text
+    Depths count as in :func:`buildpolicy.filestate.too_deep`. Used to locate a nesting error; the text
     need not be valid TOML.
     """
     stack: list[tuple[str, int]] = []  # open arrays ("a") and inline tables ("t"), with their level
