@@ -83,9 +83,8 @@ class Discovered:
 
 def discover(profile, site_dir, user_dir, builtin_dir) -> Discovered:
     """Every file to load in layer order, the directories listed to find them, and the packs."""
-    import tomllib
 
-    from buildpolicy.policy.tomlpos import read_toml_bytes
+    from buildpolicy.policy.tomlpos import read_toml_bytes, toml_parser
 
     base_files, dirs = layer_files(profile, site_dir, user_dir, builtin_dir)
     profile_data = None
@@ -98,7 +97,7 @@ def discover(profile, site_dir, user_dir, builtin_dir) -> Discovered:
         stats[str(profile)] = stat_token(profile)  # before reading: an edit from here on invalidates
         try:
             preread[profile] = read_toml_bytes(profile)
-            profile_data = tomllib.loads(preread[profile].decode("utf-8-sig"))
+            profile_data = toml_parser.loads(preread[profile].decode("utf-8-sig"))
         except (OSError, ValueError, RecursionError):
             profile_data = None  # reported with its position by the full parse
         extends = (profile_data or {}).get("extends")
