@@ -331,3 +331,50 @@ def test_redaction_removes_the_secret_and_keeps_the_shape(argv, secret, at, form
     redacted = actionlog.redact_argv(full)
     assert len(redacted) == len(full)
     assert not any(secret in word for word in redacted)
+
+
+KEYS = st.sampled_from(["a", "id", "when", "b-2", "x_y", '"quoted"', "d.e"])
+VALUES = st.sampled_from(['"text"', '""', '"a \\" b"', '"x = y"', "true", "false", "-12", "1.5", "0x1F", "1979-05-27",
+                          '"""multi"""', "'lit'", "[1, 2]", '{ k = "v", n = 1 }'])
+SPACING = st.sampled_from(["", " ", "\t", "  "])
+
+
+@SETTINGS
+@given(st.lists(st.tuples(KEYS, SPACING, VALUES, st.sampled_from(["", " # note"])), min_size=1, max_size=12),
+       st.booleans())
+def test_the_scanner_fast_path_gives_the_positions_of_the_long_way(lines, under_table):
+    # `name = "text"` lines take a one-regex shortcut; every position must be the one
+    # the full key/value grammar gives.
+    import re as regex
+
+    from buildpolicy.policy import tomlpos
+
+    text = ("[t]\n" if under_table else "") + "".join(f"{key}{space}={space}{value}{comment}\n"
+                                                      for key, space, value, comment in lines)
+
+    def paths(data, prefix=()):
+        found = [prefix] if prefix else []
+        if isinstance(data, dict):
+            for key, value in data.items():
+                found += paths(value, (*prefix, key))
+        elif isinstance(data, list):
+            for index, value in enumerate(data):
+                found += paths(value, (*prefix, index))
+        return found
+
+    def positions() -> dict:
+        # Positions are scanned on first use: look them all up under the regime being tested.
+        doc = parse_toml("p.toml", text=text)
+        return {path: (doc.key_pos(path), doc.value_pos(path)) for path in paths(doc.data)}
+
+    try:
+        fast = positions()
+    except TomlSyntaxError:
+        return  # duplicate keys and the like: nothing to compare
+    shortcut = tomlpos._SIMPLE_KEYVAL
+    tomlpos._SIMPLE_KEYVAL = regex.compile(r"(?!)")  # never matches: the long way only
+    try:
+        slow = positions()
+    finally:
+        tomlpos._SIMPLE_KEYVAL = shortcut
+    assert fast == slow
