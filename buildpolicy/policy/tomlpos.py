@@ -370,9 +370,9 @@ _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 # One match instead of a loop over characters: a policy set of 10,000 rules has 80,000 strings.
 _BASIC_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
 _WS = re.compile(r"[ \t]*")
-# The common line `name = "text"` (or a bool or a plain number) in one match: most of a
-# large policy set. Anything else (dotted or quoted keys, other values) takes the long way.
-_SIMPLE_KEYVAL = re.compile(r'(?P<key>[A-Za-z0-9_-]+)[ \t]*=[ \t]*(?P<value>"(?:[^"\\\n]|\\.)*"(?!")|true|false|-?[0-9]+)'
+# The common line `name = "text"` or `"name" = "text"` (or a bool or an integer) in one
+# match: most of a large policy set. Anything else (dotted or quoted keys, other values) takes the long way.
+_SIMPLE_KEYVAL = re.compile(r'(?P<key>[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*")[ \t]*=[ \t]*(?P<value>"(?:[^"\\\n]|\\.)*"(?!")|true|false|-?[0-9]+)'
                             r'(?=[ \t]*(?:[\r\n#,}]|\Z))')
 _WS_COMMENTS_NEWLINES = re.compile(r"(?:[ \t\r\n]+|#[^\n]*(?:\n|\Z))*")
 _SCALAR = re.compile(r"[^\s,\]}#]+")
@@ -487,7 +487,8 @@ class _Scanner:
     def keyval(self, table: tuple) -> None:
         simple = _SIMPLE_KEYVAL.match(self.s, self.i)
         if simple is not None:
-            path = (*table, simple.group("key"))
+            key = simple.group("key")
+            path = (*table, _unescape(key[1:-1]) if key.startswith('"') else key)
             value_at = simple.start("value")
             self._define(path, self.i, value_at)
             self.values.setdefault(path, value_at)
