@@ -10,7 +10,6 @@ and toolchains with a fake "evil" toolchain that leaves a marker when it runs.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import stat
 import subprocess
@@ -19,15 +18,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import write
+from tests.rustup import HOST, REAL_PROXY_DIR, REAL_RUSTUP_HOME, needs_rustup
 
-HOST = "x86_64-unknown-linux-gnu"
-REAL_RUSTUP_HOME = Path(os.environ.get("RUSTUP_HOME") or Path.home() / ".rustup")
-REAL_PROXY_DIR = Path(os.environ.get("CARGO_HOME") or Path.home() / ".cargo") / "bin"
-
-pytestmark = pytest.mark.skipif(
-    not (REAL_PROXY_DIR / "rustc").exists() or not (REAL_RUSTUP_HOME / "toolchains" / f"stable-{HOST}").is_dir(),
-    reason="needs rustup with the stable toolchain (scripts/install-system-deps.sh)",
-)
+pytestmark = needs_rustup
 
 # A user-layer rule that depends on rust.version: the probe runs at every `env`.
 VERSION_RULE = ('[[rule]]\nid = "new-rustc"\nwhen = "rust.version == \'1.2.3\'"\n'

@@ -14,21 +14,13 @@ than in a nested repository, may select a path toolchain; otherwise
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import pytest
 
 from tests.conftest import write
+from tests.rustup import REAL_PROXY_DIR, REAL_RUSTUP_HOME, needs_rustup
 
-HOST = "x86_64-unknown-linux-gnu"
-REAL_RUSTUP_HOME = Path(os.environ.get("RUSTUP_HOME") or Path.home() / ".rustup")
-REAL_PROXY_DIR = Path(os.environ.get("CARGO_HOME") or Path.home() / ".cargo") / "bin"
-
-pytestmark = pytest.mark.skipif(
-    not (REAL_PROXY_DIR / "rustc").exists() or not (REAL_RUSTUP_HOME / "toolchains" / f"stable-{HOST}").is_dir(),
-    reason="needs rustup with the stable toolchain",
-)
+pytestmark = needs_rustup
 
 
 def test_a_clone_below_an_allowed_project_cannot_pick_its_own_rustc(cli, base_env, tmp_path):

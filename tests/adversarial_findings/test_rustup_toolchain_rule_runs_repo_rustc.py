@@ -15,22 +15,14 @@ with the user's own toolchain choice), and explain says why.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
-import pytest
 
 from tests.conftest import write
+from tests.rustup import REAL_PROXY_DIR, REAL_RUSTUP_HOME, needs_rustup
 
-HOST = "x86_64-unknown-linux-gnu"
-REAL_RUSTUP_HOME = Path(os.environ.get("RUSTUP_HOME") or Path.home() / ".rustup")
-REAL_PROXY_DIR = Path(os.environ.get("CARGO_HOME") or Path.home() / ".cargo") / "bin"
-
-pytestmark = pytest.mark.skipif(
-    not (REAL_PROXY_DIR / "rustc").exists() or not (REAL_RUSTUP_HOME / "toolchains" / f"stable-{HOST}").is_dir(),
-    reason="needs rustup with the stable toolchain",
-)
+pytestmark = needs_rustup
 
 
 def test_project_rustup_toolchain_is_not_run_by_a_nested_buildpolicy(cli, base_env, tmp_path):
