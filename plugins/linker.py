@@ -173,22 +173,6 @@ def _given(ctx, fact: str) -> bool:
         return False
 
 
-def _repository_binary_problem(ctx, *programs: str) -> str | None:
-    """Why one of ``programs`` must not be run by the smoke test (found in a directory
-    the repository chose), or None. Depends only on PATH and the directory, which
-    key the warm replay."""
-    from buildpolicy.facts.tools import repository_binary_problem
-
-    probe_ctx = getattr(ctx.facts, "ctx", None)
-    if probe_ctx is None:
-        return None
-    for program in programs:
-        problem = repository_binary_problem(program, probe_ctx)
-        if problem:
-            return problem
-    return None
-
-
 def _smoke_cache(ctx):
     from buildpolicy.facts.cache import ProbeCache
 
@@ -328,7 +312,7 @@ def _try_fast(ctx, name: str, tool: str, lookup: str, clang: str | None) -> tupl
         return None, f"{name}: {path} contains whitespace, which rustflags cannot carry"
     if _given(ctx, f"tool.{tool}") or _given(ctx, "tool.clang"):
         return (clang, fuse), f"{tool} {path} and clang {clang} are given facts (another machine): not smoke-tested"
-    problem = _repository_binary_problem(ctx, clang, path)
+    problem = ctx.repository_binary_problem(clang, path)
     if problem:
         return None, f"{name}: not smoke-tested: {problem}"
     ok, message = cached_smoke_test(ctx, clang, path, fuse)

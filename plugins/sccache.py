@@ -80,7 +80,7 @@ def buildpolicy_decide(ctx):
             "only used on a build known to be non-incremental (knob sccache = on forces it)",
         )
     path = ctx.fact("tool.sccache")
-    problem = _repository_binary_problem(ctx, path) if path else None
+    problem = ctx.repository_binary_problem(path) if path else None
     if problem:
         # cargo would run it for every crate: a wrapper the repository chose is no wrapper.
         return Decision("sccache", False, "not-found", f"sccache is not used: {problem}")
@@ -91,13 +91,3 @@ def buildpolicy_decide(ctx):
         return Decision("sccache", path, "enabled", f"{why}: {WRAPPER}={path}", set_env={WRAPPER: path},
                         force=replace_empty)
     return Decision("sccache", False, "not-found", "sccache is not on PATH")
-
-
-def _repository_binary_problem(ctx, path: str) -> str | None:
-    """Why the sccache at ``path`` must not become the wrapper (found through a relative
-    PATH entry, in a directory the repository chose), or None. Depends only on PATH
-    and the working directory, which key the warm replay."""
-    from buildpolicy.facts.tools import repository_binary_problem
-
-    probe_ctx = getattr(ctx.facts, "ctx", None)
-    return None if probe_ctx is None else repository_binary_problem(path, probe_ctx)

@@ -80,6 +80,19 @@ class DecideContext:
         re-check (a network probe, the time): the next run decides from scratch."""
         self.replay_blockers.append(reason)
 
+    def repository_binary_problem(self, *programs: str) -> str | None:
+        """Why buildpolicy must not run (nor hand cargo) one of ``programs``: one found
+        through a relative PATH entry lies in a directory the repository chose. None
+        when all are the user's. Depends only on PATH and the working directory, which
+        key the warm replay."""
+        from buildpolicy.facts.tools import repository_binary_problem
+
+        probe_ctx = getattr(self.facts, "ctx", None)
+        if probe_ctx is None:
+            return None
+        return next((problem for program in programs
+                     if (problem := repository_binary_problem(program, probe_ctx))), None)
+
     def knob(self, name: str) -> Any:
         """The effective value of knob ``name``."""
         return self.knobs[name].value
