@@ -176,14 +176,25 @@ def _unsafe_chain(path: str, uid: int, gid: int) -> tuple[str | None, bool]:
         current = parent
 
 
+def _unsafe_path(path: str) -> tuple[str | None, bool]:
+    """``_unsafe_chain`` for this process's user, of ``path`` as written and, when that
+    is safe, of where its symlinks lead."""
+    uid, gid = os.geteuid(), os.getegid()
+    reason, complete = _unsafe_chain(path, uid, gid)
+    if reason is None and complete:
+        real = os.path.realpath(path)
+        if real != path:
+            reason, complete = _unsafe_chain(real, uid, gid)
+    return reason, complete
+
+
 def writable_by_others(path) -> str | None:
     """Why another user could change ``path`` (a file or directory) or plant files in or
     above it, or None (``_unsafe_chain``'s rules). For the trusted layers' policy files,
     which may set any variable: they must be as much the user's own as their state."""
-    geteuid = getattr(os, "geteuid", None)
-    if geteuid is None:  # pragma: no cover - not POSIX: no owners to check
+    if not hasattr(os, "geteuid"):  # pragma: no cover - not POSIX: no owners to check
         return None
-    return _unsafe_chain(os.path.abspath(os.fspath(path)), geteuid(), os.getegid())[0]
+    return _unsafe_path(os.path.abspath(os.fspath(path)))[0]
 
 
 def _user_name(uid: int) -> str:
@@ -210,18 +221,12 @@ def unsafe_directory(directory) -> str | None:
     The first refusal of each directory is reported on stderr, once per process:
     buildpolicy then runs without that cache or state (nothing read, nothing written).
     """
-    geteuid = getattr(os, "geteuid", None)
-    if geteuid is None:  # pragma: no cover - not POSIX: no owners to check
+    if not hasattr(os, "geteuid"):  # pragma: no cover - not POSIX: no owners to check
         return None
     directory = os.path.abspath(os.fspath(directory))
     if directory in _verdicts:
         return _verdicts[directory]
-    uid, gid = geteuid(), os.getegid()
-    reason, complete = _unsafe_chain(directory, uid, gid)
-    if reason is None and complete:
-        real = os.path.realpath(directory)
-        if real != directory:
-            reason, complete = _unsafe_chain(real, uid, gid)
+    reason, complete = _unsafe_path(directory)
     if reason is not None:
         _warn_refused(reason)
     if complete or reason is not None:
