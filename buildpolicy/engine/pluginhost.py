@@ -102,6 +102,7 @@ class PluginHost:
         self.pm = pm
         self.load_errors = load_errors
         self.warnings: list[str] = []
+        self._knob_specs: tuple[KnobSpec, ...] | None = None  # what knob_specs found, once
 
     def plugin_names(self) -> list[str]:
         """Registered plugin names in registration order."""
@@ -173,8 +174,12 @@ class PluginHost:
         """Knobs declared by plugins; a knob declared twice is an error naming both plugins.
 
         A declaration that is not a list of ``KnobSpec`` (or a spec of an
-        unknown type) is reported by plugin name and skipped.
+        unknown type) is reported by plugin name and skipped. The hooks run once per
+        manager: the engine asks twice (for the knob names rules may not set, and for
+        the knobs themselves).
         """
+        if self._knob_specs is not None:
+            return list(self._knob_specs)
         from buildpolicy.model import KNOB_TYPES
 
         seen: dict[str, KnobSpec] = {}
@@ -197,7 +202,8 @@ class PluginHost:
                 seen[spec.name] = spec
         if errors:
             raise BuildpolicyError(errors)
-        return list(seen.values())
+        self._knob_specs = tuple(seen.values())
+        return list(self._knob_specs)
 
     def fact_specs(self) -> list[Any]:
         """Extra facts declared by plugins (``FactSpec`` objects); anything else is reported and skipped."""
