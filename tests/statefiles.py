@@ -15,6 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.conftest import DEMO_CARGO_TOML
+
 # Far longer than any run takes even on a loaded machine: only a hang reaches it.
 HANG = 90
 
@@ -43,15 +47,6 @@ PINNED_FACTS = {
     "process.earlyoom": False,
 }
 
-CARGO_TOML = """\
-[package]
-name = "demo"
-version = "0.1.0"
-edition = "2021"
-
-[profile.selfdev]
-inherits = "dev"
-"""
 
 
 def fake_tools(tmp_path: Path, base_env: dict[str, str]) -> dict[str, str]:
@@ -69,13 +64,25 @@ def fake_tools(tmp_path: Path, base_env: dict[str, str]) -> dict[str, str]:
     return env
 
 
+@pytest.fixture
+def env(tmp_path, base_env) -> dict[str, str]:
+    """The caller's environment of a hardening test: ``fake_tools``."""
+    return fake_tools(tmp_path, base_env)
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    """The project of a hardening test: ``make_project``."""
+    return make_project(tmp_path / "proj")
+
+
 def make_project(root: Path, facts: dict | None = None) -> Path:
     """A cargo package with a profile file, an empty policies dir and a pinned facts file
     (``root/facts.json``); returns ``root``."""
     (root / "policies").mkdir(parents=True, exist_ok=True)
     (root / "src").mkdir(exist_ok=True)
     (root / "src" / "main.rs").write_text("fn main() {}\n")
-    (root / "Cargo.toml").write_text(CARGO_TOML)
+    (root / "Cargo.toml").write_text(DEMO_CARGO_TOML)
     (root / "buildpolicy.toml").write_text('policies = ["policies"]\n')
     (root / "facts.json").write_text(json.dumps(PINNED_FACTS if facts is None else facts))
     return root

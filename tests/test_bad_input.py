@@ -16,19 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.statefiles import bp, fake_tools, make_project
+from tests.statefiles import bp
+from tests.statefiles import env, project  # noqa: F401 - fixtures
 
 POSITION = re.compile(r"buildpolicy: error: (?P<file>/[^:\n]+):(?P<line>\d+):(?P<col>\d+): ")
-
-
-@pytest.fixture
-def env(tmp_path, base_env) -> dict[str, str]:
-    return fake_tools(tmp_path, base_env)
-
-
-@pytest.fixture
-def project(tmp_path) -> Path:
-    return make_project(tmp_path / "proj")
 
 
 def assert_positioned_usage_error(proc, file: Path, line: int | None = None, col: int | None = None) -> re.Match:

@@ -14,10 +14,10 @@ import sys
 import tomllib
 from pathlib import Path
 
-import pytest
 
 from buildpolicy.run import actionlog
-from tests.statefiles import HANG, fake_tools, make_project
+from tests.statefiles import HANG
+from tests.statefiles import env, project  # noqa: F401 - fixtures
 
 # 19 knobs of the built-in plugins with a valid value other than the default.
 KNOB_VALUES = {
@@ -41,16 +41,6 @@ KNOB_VALUES = {
     "remote_dir": ".cache/elsewhere",
     "gate": "off",
 }
-
-
-@pytest.fixture
-def env(tmp_path, base_env) -> dict[str, str]:
-    return fake_tools(tmp_path, base_env)
-
-
-@pytest.fixture
-def project(tmp_path) -> Path:
-    return make_project(tmp_path / "proj")
 
 
 def start(env, cwd: Path, *args: str) -> subprocess.Popen:

@@ -20,21 +20,12 @@ import pytest
 from buildpolicy import filestate
 from buildpolicy.replay import store as replay_store
 from tests.sshd import closed_port, require, write_ssh_config
-from tests.statefiles import bp, damage, fake_tools, is_regular, make_project, own_files
+from tests.statefiles import bp, damage, is_regular, own_files
+from tests.statefiles import env, project  # noqa: F401 - fixtures
 
 NOBODY = 65534
 KINDS = ["fifo", "devzero", "deep"]
 ENV_ARGS = ("env", "--", "cargo", "build")
-
-
-@pytest.fixture
-def env(tmp_path, base_env) -> dict[str, str]:
-    return fake_tools(tmp_path, base_env)
-
-
-@pytest.fixture
-def project(tmp_path) -> Path:
-    return make_project(tmp_path / "proj")
 
 
 def cache(home: Path) -> Path:
