@@ -190,9 +190,13 @@ class Decision:
     cargo_args: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     force: bool = False
     source: str = ""  # plugin name, filled in by the engine
+    details: tuple[str, ...] = attrs.field(default=(), converter=tuple)  # more lines for `explain` (a table)
 
     def to_json(self) -> dict[str, Any]:
-        return {"value": self.value, "status": self.status, "reason": self.reason, "source": self.source}
+        data = {"value": self.value, "status": self.status, "reason": self.reason, "source": self.source}
+        if self.details:
+            data["details"] = list(self.details)
+        return data
 
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

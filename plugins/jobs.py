@@ -57,9 +57,30 @@ def _declare_thresholds(ctx, by_memory: int, cpus: int | None, per_job: int) -> 
         ctx.depends_on("memory.available", "<", (by_memory + 1) * per_job)
 
 
+def _governed(ctx) -> Decision | None:
+    """With the memory governor on (``exec`` of a compile-heavy cargo command), ``jobs``
+    is its maximum: memory is governed live, compilation by compilation."""
+    if ctx.command not in ("exec", "explain"):
+        return None  # the prompt never imports the governor
+    from buildpolicy.run.governor.decide import applicability, maximum
+
+    if applicability(ctx) is not None:
+        return None
+    jobs, source = maximum(ctx)
+    cpus = ctx.fact("cpu.count")
+    status = f"governor-max:{jobs} (cpus={cpus if cpus else 'unknown'})"
+    reason = (f"the memory governor's maximum ({source}): it grants jobserver tokens up to it as memory allows; "
+              "cargo ignores -j and CARGO_BUILD_JOBS when it inherits a jobserver")
+    return Decision("jobs", jobs, status, reason, set_env={VARIABLE: str(jobs)}, force=True)
+
+
 @hookimpl
 def buildpolicy_decide(ctx):
-    """Decide ``CARGO_BUILD_JOBS``: knob override, inherited override, adaptive, or cargo's default."""
+    """Decide ``CARGO_BUILD_JOBS``: the governor's maximum, knob override, inherited override,
+    adaptive, or cargo's default."""
+    governed = _governed(ctx)
+    if governed is not None:
+        return governed
     knob = ctx.knob("jobs")
     if knob is not None:
         return Decision(

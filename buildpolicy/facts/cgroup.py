@@ -96,12 +96,37 @@ def _int(text: str | None) -> int | None:
         return None
 
 
-def _inactive_file(directory: Path, key: str) -> int:
+MEMORY_FILES = {  # limit, usage, and the memory.stat keys of file pages (inactive, active)
+    "v2": ("memory.max", "memory.current", "inactive_file", "active_file"),
+    "v1": ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file", "total_active_file"),
+}
+
+
+def memory_stat(directory: Path) -> dict[str, int]:
+    """The ``memory.stat`` counters of a cgroup directory (empty when unreadable)."""
+    values = {}
     for line in (_read(directory / "memory.stat") or "").splitlines():
         name, _, value = line.partition(" ")
-        if name == key:
-            return _int(value) or 0
-    return 0
+        number = _int(value)
+        if number is not None:
+            values[name] = number
+    return values
+
+
+def limited_memory_dirs(root: Path) -> list[tuple[str, Path, int]]:
+    """``(version, directory, limit)`` of every cgroup level with a memory limit, leaf first."""
+    found = []
+    for version, dirs in _hierarchies(root, "memory"):
+        for directory in dirs:
+            limit = _int(_read(directory / MEMORY_FILES[version][0]))  # "max" (v2 unlimited) parses as None
+            if limit is not None and limit < V1_UNLIMITED:
+                found.append((version, directory, limit))
+    return found
+
+
+def memory_usage(version: str, directory: Path) -> int | None:
+    """The raw usage of a cgroup level (page cache included), or None when unreadable."""
+    return _int(_read(directory / MEMORY_FILES[version][1]))
 
 
 def memory_levels(root: Path) -> list[tuple[int, int | None]]:
@@ -111,19 +136,11 @@ def memory_levels(root: Path) -> list[tuple[int, int | None]]:
     reclaims before it would OOM), or None when unreadable.
     """
     found = []
-    for version, dirs in _hierarchies(root, "memory"):
-        limit_file, usage_file, stat_key = (
-            ("memory.max", "memory.current", "inactive_file") if version == "v2"
-            else ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
-        )
-        for directory in dirs:
-            limit = _int(_read(directory / limit_file))  # "max" (v2 unlimited) parses as None
-            if limit is None or limit >= V1_UNLIMITED:
-                continue
-            usage = _int(_read(directory / usage_file))
-            if usage is not None:
-                usage = max(0, usage - _inactive_file(directory, stat_key))
-            found.append((limit, usage))
+    for version, directory, limit in limited_memory_dirs(root):
+        usage = memory_usage(version, directory)
+        if usage is not None:
+            usage = max(0, usage - memory_stat(directory).get(MEMORY_FILES[version][2], 0))
+        found.append((limit, usage))
     return found
 
 

@@ -99,6 +99,7 @@ def explain_text(result, name: str | None = None) -> str:
             lines.append(f"  {key.ljust(width)}  {decision.status}")
             source = decision.source if decision.source.startswith("rule ") else f"plugin {decision.source}"
             lines.append(f"  {'':{width}}    {decision.reason} [{source}]")
+            lines.extend(f"  {'':{width}}      {detail}" for detail in decision.details)
     if lines:
         sections.append("Decisions\n" + "\n".join(lines))
 

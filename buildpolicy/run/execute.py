@@ -117,12 +117,21 @@ def execute(request, command_argv, *, dry_run: bool = False, quiet: bool = False
         waited = 0.0
         if gate is not None:
             lock, waited, result, plan = _take_gate(gate, request, result, plan, cargo, command_argv, note)
+        governor = _governor_session(result, plan, request, quiet)
+        if governor is None and _governor_on(result):  # it could not start: the static job count instead
+            import attrs
+
+            result, plan = _plan(attrs.evolve(request, cli_sets=(*request.cli_sets, "governor=off")), cargo, command_argv)
+            if gate is not None:
+                _set_gate(result, "acquired", "taken before deciding jobs")
         print_warnings(result.warnings, quiet)
         target = _target_dir(plan, request)
         _record_flags(result, plan, target)
-        if lock is None and plan.execution.get("mode") != "remote" and _knob(result, "action_log") == "off":
+        if (lock is None and governor is None and plan.execution.get("mode") != "remote"
+                and _knob(result, "action_log") == "off"):
             return _replace_process(plan)
         began = time.monotonic()
+        summary = None
         try:
             if plan.execution.get("mode") == "remote":
                 from buildpolicy.run.remote.sync import run_plan
@@ -131,13 +140,59 @@ def execute(request, command_argv, *, dry_run: bool = False, quiet: bool = False
             else:
                 from buildpolicy.run import childproc
 
-                status = childproc.run(plan.argv, plan.env)
+                env = governor.open_env if governor is not None else plan.env
+                status = childproc.run(plan.argv, env)
         finally:
+            if governor is not None:
+                summary = governor.close()
             if lock is not None:
                 lock.release()
         duration = time.monotonic() - began
-    _log(result, plan, started_at, duration, waited, status, request, quiet, target)
+    _log(result, plan, started_at, duration, waited, status, request, quiet, target, summary)
     return status
+
+
+def _governor_on(result) -> bool:
+    decision = result.decisions.get("governor")
+    return decision is not None and decision.status.startswith("on:")
+
+
+def _governor_session(result, plan, request, quiet):
+    """The memory governor for this build, opened (``.open_env`` is the build's
+    environment), or None when it does not apply or cannot start (a warning says why)."""
+    import attrs
+
+    if not _governor_on(result):
+        return None
+    decision = result.decisions["governor"]
+    if plan.execution.get("mode") == "remote":
+        result.decisions["governor"] = attrs.evolve(
+            decision, status="not-applicable:remote",
+            reason=f"the build runs on {plan.execution.get('host')}: the governor watches this machine's memory")
+        return None
+    from buildpolicy.facts.cargo import parse_cargo_argv
+    from buildpolicy.run.governor.session import GovernorSession
+    from buildpolicy.run.workspace import manifest_path_arg, workspace_root
+
+    manifest = manifest_path_arg(plan.argv)
+    start = (request.cwd / manifest).parent if manifest else request.cwd
+    workspace = workspace_root(start) or start
+
+    def say(message: str) -> None:
+        if not quiet:
+            print(f"buildpolicy: governor: {message}", file=sys.stderr, flush=True)
+
+    session = GovernorSession(
+        state_dir=result.paths.state_dir, workspace=str(workspace), profile=result.profile,
+        check=parse_cargo_argv(plan.argv).command in ("check", "clippy"), max_jobs=int(decision.value),
+        prior_mib=int(_knob(result, "mib_per_job") or 1792), note=say,
+    )
+    try:
+        session.open_env = session.open(dict(plan.env))
+    except OSError as exc:
+        result.warnings.append(f"the memory governor cannot start ({exc.strerror or exc}): using the static job count")
+        return None
+    return session
 
 
 def _knob(result, name: str):
@@ -227,7 +282,7 @@ def _rustflags(result) -> tuple[str | None, str]:
     return None, ""
 
 
-def _log(result, plan, started_at, duration, waited, status, request, quiet, target) -> None:
+def _log(result, plan, started_at, duration, waited, status, request, quiet, target, governor=None) -> None:
     """Append this run to the action log; a failure to log only warns."""
     from buildpolicy.run import actionlog
     from buildpolicy.facts.cargo import parse_cargo_argv
@@ -256,6 +311,8 @@ def _log(result, plan, started_at, duration, waited, status, request, quiet, tar
         "argv": actionlog.redact_argv(plan.argv),  # the log outlives the command: no tokens in it
         "cwd": str(request.cwd),
     }
+    if governor:
+        entry["governor"] = governor
     try:
         actionlog.append(result.paths.state_dir, entry)
     except OSError as exc:

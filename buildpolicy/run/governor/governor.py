@@ -1,0 +1,395 @@
+"""The governor loop: admission, jobserver tokens and preemption by live memory.
+
+One thread of the ``exec`` process, woken by its rustc wrappers' messages and
+ten times a second by a timer. Each tick it
+
+1. samples memory (``livemem``) and the RSS of every running rustc;
+2. preempts: under pressure (available below the safety margin, or tasks
+   stalling on memory) with two or more rustc running, the youngest is
+   stopped (its wrapper kills it and asks again); one at a time, waiting
+   until the victim's memory is free before judging again;
+3. admits waiting compilations whose estimate fits in what is available
+   minus the margin minus what running ones are still expected to grow
+   (estimate − RSS now); the first waiter runs alone when nothing else runs;
+   a later one may pass a head that does not fit, for ``BACKFILL_SECONDS``;
+4. sets the jobserver: idle tokens = how many more compilations of the
+   smallest kind still expected fit, never more than ``max_jobs - 1`` tokens
+   in all (cargo's own implicit token is the first job).
+
+A crate's estimate is what it was learned to need (``peaks``), else the
+prior (``mib_per_job``); a running rustc that outgrows it raises it for this
+build, and a preempted one comes back with at least what it had reached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+from buildpolicy.run.governor.crates import unit_key
+from buildpolicy.run.governor.livemem import MIB, process_memory
+
+TICK_SECONDS = 0.1
+BACKFILL_SECONDS = 10.0
+GROWTH = 1.25  # an estimate that proved too small is raised this much above what was seen
+STALL_PRESSURE = 0.30  # share of a tick in which all tasks stalled on memory
+PREEMPT_SETTLE_SECONDS = 3.0
+
+
+def safety_margin(limit: int) -> int:
+    """Memory kept free: 5 % of the limit, between 192 MiB and 1 GiB."""
+    return int(min(max(limit * 0.05, 192 * MIB), 1024 * MIB))
+
+
+class Compilation:
+    """One rustc wrapper connected to the governor."""
+
+    def __init__(self, conn: socket.socket):
+        self.conn = conn
+        self.buffer = b""
+        self.unit: dict = {}
+        self.key = ""
+        self.estimate = 0
+        self.state = "connected"  # waiting, admitted, running, done
+        self.queued_at = 0.0
+        self.started_at = 0.0
+        self.rustc_pid: int | None = None  # the process whose memory counts
+        self.rss = 0
+        self.hwm = 0
+        self.attempt = 0
+        self.preempting = False
+
+    @property
+    def label(self) -> str:
+        """``crate (kind)`` for messages."""
+        return f"{self.unit.get('crate', '?')} ({self.unit.get('kind', '?')})"
+
+    def send(self, message: dict) -> None:
+        """Send one message; a wrapper that is gone is dropped by the next read."""
+        try:
+            self.conn.sendall(json.dumps(message).encode() + b"\n")
+        except OSError:
+            pass
+
+
+class Governor:
+    """Serves one build: its rustc wrappers connect to ``socket_path``."""
+
+    def __init__(self, *, directory: Path, max_jobs: int, jobserver, memory, learned: dict[str, dict[str, int]],
+                 prior: int, profile: str, check: bool = False, note, finder=None):
+        self.max_jobs = max(1, max_jobs)
+        self.jobserver = jobserver
+        self.memory = memory
+        self.learned = learned  # {profile key: {crate key: estimate bytes}}
+        self.prior = prior
+        self.profile = profile
+        self.build_profile_key = f"{profile}:check" if check else profile  # what most units of this build are
+        self.note = note
+        self.finder = finder
+        self.socket_path = directory / "governor.sock"
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(self.socket_path))
+        self.listener.listen(128)
+        self.listener.setblocking(False)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.listener, selectors.EVENT_READ, None)
+        self.wake_r, self.wake_w = os.pipe()
+        self.selector.register(self.wake_r, selectors.EVENT_READ, "wake")
+        self.compilations: list[Compilation] = []
+        self.raised: dict[tuple[str, str], int] = {}  # estimates raised during this build
+        self.finished: set[tuple[str, str]] = set()
+        self.observed: dict[str, dict[str, int]] = {}  # {profile key: {crate key: peak bytes}}
+        self.preemptions: list[dict] = []
+        self.victim: Compilation | None = None  # preempted, memory not seen free yet
+        self.victim_since = 0.0
+        self.victim_exited_at: float | None = None
+        self.stopping = False
+        self.thread: threading.Thread | None = None
+        self.began = time.monotonic()
+        self.stats = {"ticks": 0, "max_tokens": 0, "token_seconds": 0.0, "admitted": 0, "waited": 0,
+                      "peak_used": 0, "peak_rustc": 0, "min_available": None, "limit": None, "margin": None}
+        self._last_tick = time.monotonic()
+
+    # -- life cycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run the loop in a daemon thread."""
+        self.thread = threading.Thread(target=self._loop, name="buildpolicy-governor", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> dict:
+        """Stop the loop and return what it saw (for the action log and the peaks file)."""
+        self.stopping = True
+        try:
+            os.write(self.wake_w, b"x")
+        except OSError:
+            pass
+        if self.thread is not None:
+            self.thread.join(timeout=5.0)
+        for comp in self.compilations:
+            comp.conn.close()
+        self.selector.close()
+        self.listener.close()
+        for fd in (self.wake_r, self.wake_w):
+            os.close(fd)
+        return self.summary()
+
+    def _loop(self) -> None:
+        next_tick = time.monotonic()
+        while not self.stopping:
+            timeout = max(0.0, next_tick - time.monotonic())
+            for key, _ in self.selector.select(timeout):
+                if key.data is None:
+                    self._accept()
+                elif key.data == "wake":
+                    os.read(self.wake_r, 64)
+                else:
+                    self._receive(key.data)
+            if time.monotonic() >= next_tick:
+                self.tick()
+                next_tick = time.monotonic() + TICK_SECONDS
+
+    # -- messages ---------------------------------------------------------------------
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        conn.setblocking(True)
+        comp = Compilation(conn)
+        self.compilations.append(comp)
+        self.selector.register(conn, selectors.EVENT_READ, comp)
+
+    def _receive(self, comp: Compilation) -> None:
+        try:
+            data = comp.conn.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(comp)
+            return
+        comp.buffer += data
+        *lines, comp.buffer = comp.buffer.split(b"\n")
+        for line in lines:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(message, dict):
+                self._handle(comp, message)
+        self.tick(admit_only=True)
+
+    def _drop(self, comp: Compilation) -> None:
+        try:
+            self.selector.unregister(comp.conn)
+        except (KeyError, ValueError):
+            pass
+        comp.conn.close()
+        comp.state = "done"
+        if comp in self.compilations:
+            self.compilations.remove(comp)
+        if self.victim is comp:
+            self.victim = None
+
+    def _handle(self, comp: Compilation, message: dict) -> None:
+        op = message.get("op")
+        if op == "admit":
+            comp.unit = {k: message.get(k) for k in ("crate", "kind", "check", "metadata", "via_server")}
+            comp.key = unit_key(comp.unit)
+            comp.attempt = int(message.get("attempt") or 0)
+            comp.estimate = self._estimate(comp)
+            comp.state = "waiting"
+            comp.queued_at = time.monotonic()
+            comp.rss = comp.hwm = 0
+            comp.rustc_pid = None
+        elif op == "started" and comp.state == "admitted":
+            comp.state = "running"
+            comp.started_at = time.monotonic()
+            if not comp.unit.get("via_server"):
+                comp.rustc_pid = message.get("rustc_pid") if isinstance(message.get("rustc_pid"), int) else None
+        elif op == "exit":
+            self._finish(comp, message)
+
+    def _profile_key(self, comp: Compilation) -> str:
+        return f"{self.profile}:check" if comp.unit.get("check") else self.profile
+
+    def _estimate(self, comp: Compilation) -> int:
+        ident = (self._profile_key(comp), comp.key)
+        learned = self.learned.get(ident[0], {}).get(comp.key, self.prior)
+        return max(learned, self.raised.get(ident, 0))
+
+    def _finish(self, comp: Compilation, message: dict) -> None:
+        ident = (self._profile_key(comp), comp.key)
+        peak_kib = message.get("peak_kib") if isinstance(message.get("peak_kib"), int) else 0
+        # Under sccache the wrapper's child is the client: the server's rustc is what was sampled.
+        peak = comp.hwm if comp.unit.get("via_server") else max(peak_kib * 1024, comp.hwm)
+        if message.get("preempted"):
+            self.raised[ident] = max(self.raised.get(ident, 0), int(comp.hwm * GROWTH), comp.estimate)
+            if self.victim is comp:
+                self.victim_exited_at = time.monotonic()  # its memory is free: judge again on the next sample
+        elif message.get("status") == 0 and peak > 0:
+            profile_peaks = self.observed.setdefault(ident[0], {})
+            profile_peaks[comp.key] = max(profile_peaks.get(comp.key, 0), peak)
+            self.finished.add(ident)
+        comp.state = "done"
+        comp.rustc_pid = None
+
+    # -- the tick -----------------------------------------------------------------------
+
+    def tick(self, admit_only: bool = False) -> None:
+        """Sample, preempt, admit, set tokens (``admit_only``: a message arrived, no new sample)."""
+        if admit_only:
+            sample = getattr(self, "_sample", None)
+        else:
+            sample = self._sample = self.memory.sample()
+            self._account(sample)
+        if sample is None:
+            self._admit_all()  # memory cannot be read: nothing to govern by
+            return
+        margin = safety_margin(sample.limit)
+        running = [c for c in self.compilations if c.state in ("admitted", "running")]
+        pressure = sample.available < margin or sample.stall_fraction >= STALL_PRESSURE
+        if not admit_only:
+            self._update_rss(running)
+            if pressure:
+                self._preempt(running, sample, margin)
+        if self.victim is not None and not admit_only and (
+                (self.victim_exited_at is not None and sample.at > self.victim_exited_at)
+                or time.monotonic() - self.victim_since > PREEMPT_SETTLE_SECONDS):
+            self.victim = None
+        settling = self.victim is not None
+        reserved = sum(max(0, c.estimate - c.rss) for c in running)
+        room = sample.available - margin - reserved
+        if not (pressure or settling):
+            room = self._admit(running, room)
+        elif not running:
+            room = self._admit([], room)
+        self._set_tokens(room, hold=pressure or settling)
+
+    def _account(self, sample) -> None:
+        now = time.monotonic()
+        self.stats["ticks"] += 1
+        self.stats["token_seconds"] += self.jobserver.held() * (now - self._last_tick)
+        self._last_tick = now
+        if sample is None:
+            return
+        stats = self.stats
+        stats["limit"] = sample.limit
+        stats["margin"] = safety_margin(sample.limit)
+        stats["peak_used"] = max(stats["peak_used"], sample.limit - sample.available)
+        stats["min_available"] = sample.available if stats["min_available"] is None else min(
+            stats["min_available"], sample.available)
+
+    def _update_rss(self, running: list[Compilation]) -> None:
+        total = 0
+        for comp in running:
+            if comp.state != "running":
+                continue
+            if comp.rustc_pid is None and comp.unit.get("via_server") and self.finder is not None:
+                comp.rustc_pid = self.finder.find(comp.unit.get("crate") or "", comp.unit.get("metadata"))
+            if comp.rustc_pid is None:
+                continue
+            memory = process_memory(comp.rustc_pid)
+            if memory is None:
+                continue
+            comp.rss, hwm = memory
+            comp.hwm = max(comp.hwm, hwm)
+            total += comp.rss
+            if comp.rss * GROWTH > comp.estimate:  # still growing past what was expected
+                comp.estimate = int(comp.rss * GROWTH)
+        self.stats["peak_rustc"] = max(self.stats["peak_rustc"], total)
+
+    def _preempt(self, running: list[Compilation], sample, margin: int) -> None:
+        started = [c for c in running if c.state == "running" and not c.preempting]
+        if self.victim is not None or len(started) < 2:
+            return  # one at a time; and a lone rustc has nothing to make room for
+        victim = max(started, key=lambda c: c.started_at)
+        victim.preempting = True
+        self.victim, self.victim_since, self.victim_exited_at = victim, time.monotonic(), None
+        victim.send({"op": "preempt"})
+        if victim.unit.get("via_server") and victim.rustc_pid:
+            try:
+                os.kill(victim.rustc_pid, signal.SIGKILL)  # the server's rustc: the wrapper cannot reach it
+            except OSError:
+                pass
+        why = (f"{sample.available // MIB} MiB available of {sample.limit // MIB} MiB"
+               if sample.available < margin else f"tasks stalled on memory {sample.stall_fraction:.0%} of the time")
+        self.preemptions.append({
+            "crate": victim.unit.get("crate"), "kind": victim.unit.get("kind"),
+            "rss_mib": victim.rss // MIB, "available_mib": sample.available // MIB,
+            "at_ms": round((time.monotonic() - self.began) * 1000), "running": len(started),
+        })
+        self.note(f"memory low ({why}): stopped rustc for {victim.label} at {victim.rss // MIB} MiB, "
+                  f"the youngest of {len(started)}; it runs again when memory allows")
+
+    def _admit(self, running: list[Compilation], room: int) -> int:
+        waiting = sorted((c for c in self.compilations if c.state == "waiting"),
+                         key=lambda c: (c.attempt == 0, c.queued_at))  # reruns first
+        alone = not running
+        for index, comp in enumerate(waiting):
+            if alone or comp.estimate <= room:
+                self._go(comp)
+                room -= comp.estimate
+                alone = False
+            elif index == 0 and time.monotonic() - comp.queued_at > BACKFILL_SECONDS:
+                break  # the head has waited long enough: let running ones drain for it
+        return room
+
+    def _admit_all(self) -> None:
+        for comp in self.compilations:
+            if comp.state == "waiting":
+                self._go(comp)
+        if self.jobserver.circulating < self.max_jobs - 1:
+            self.jobserver.grant(self.max_jobs - 1 - self.jobserver.circulating)
+
+    def _go(self, comp: Compilation) -> None:
+        comp.state = "admitted"
+        comp.preempting = False
+        self.stats["admitted"] += 1
+        if time.monotonic() - comp.queued_at > 2 * TICK_SECONDS:
+            self.stats["waited"] += 1
+        comp.send({"op": "go"})
+
+    def _next_estimate(self) -> int:
+        """The smallest estimate of a compilation this build may still start."""
+        profile = self.build_profile_key
+        pending = [estimate for key, estimate in self.learned.get(profile, {}).items()
+                   if (profile, key) not in self.finished]
+        return max(64 * MIB, min(pending)) if pending else self.prior
+
+    def _set_tokens(self, room: int, hold: bool) -> None:
+        held = self.jobserver.held()
+        waiting = sum(c.estimate for c in self.compilations if c.state == "waiting")
+        new_jobs = 0 if hold else max(0, (room - waiting) // self._next_estimate())
+        target = min(self.max_jobs - 1, held + new_jobs)
+        if target > self.jobserver.circulating:
+            self.jobserver.grant(target - self.jobserver.circulating)
+        elif target < self.jobserver.circulating:
+            self.jobserver.withdraw(self.jobserver.circulating - target)
+        self.stats["max_tokens"] = max(self.stats["max_tokens"], self.jobserver.circulating)
+
+    # -- the result ---------------------------------------------------------------------
+
+    def summary(self) -> dict:
+        """What this build's governor did, for the action log."""
+        stats = self.stats
+        elapsed = max(1e-9, time.monotonic() - self.began)
+        return {
+            "max_jobs": self.max_jobs,
+            "compilations": stats["admitted"],
+            "waited_for_memory": stats["waited"],
+            "preemptions": list(self.preemptions),
+            "tokens": {"max": stats["max_tokens"], "mean_held": round(stats["token_seconds"] / elapsed, 2)},
+            "peak_used_mib": stats["peak_used"] // MIB,
+            "peak_rustc_mib": stats["peak_rustc"] // MIB,
+            "min_available_mib": None if stats["min_available"] is None else stats["min_available"] // MIB,
+            "limit_mib": None if stats["limit"] is None else stats["limit"] // MIB,
+            "learned": sum(len(crates) for crates in self.observed.values()),
+        }

@@ -1,0 +1,283 @@
+"""The rustc wrapper the governor puts in front of every compilation.
+
+cargo runs ``RUSTC_WRAPPER rustc ARGS...`` once per rustc; ``exec`` points
+``RUSTC_WRAPPER`` at a launcher that runs this module with ``python -I -S``, so
+it must stay light: standard library only, nothing from ``buildpolicy`` but
+``crates``. For a compilation it
+
+1. asks the governor (a unix socket, ``SOCKET_VAR``) for admission, saying
+   which crate it is, and waits for ``go``;
+2. runs rustc (through the inner wrapper, e.g. sccache, when there is one) in
+   its own process group, forwarding rustc's stderr line by line (cargo reads
+   its JSON messages from there, pipelining included);
+3. reports rustc's peak RSS (``wait4``) and exit status.
+
+When the governor preempts it, the wrapper kills rustc's process group, drops
+whatever that attempt still prints, asks for admission again and reruns
+rustc; lines the killed attempt already forwarded are not repeated (rustc's
+output is deterministic, so the rerun's first lines are the same). cargo sees
+one rustc that took longer.
+
+Queries (``rustc -vV``, ``--print``), a missing socket and a governor that is
+gone all mean: run rustc as if the wrapper were not there. The wrapper never
+fails a build the governor could not serve.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+
+SOCKET_VAR = "BUILDPOLICY_GOVERNOR_SOCKET"
+INNER_VAR = "BUILDPOLICY_GOVERNOR_INNER"
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+def _exec(command: list[str]) -> int:
+    """Become ``command`` (no governor to talk to); 127/126 when it cannot run."""
+    try:
+        os.execvp(command[0], command)
+    except FileNotFoundError:
+        print(f"buildpolicy rustc wrapper: {command[0]}: command not found", file=sys.stderr)
+        return 127
+    except OSError as exc:
+        print(f"buildpolicy rustc wrapper: {command[0]}: {exc.strerror or exc}", file=sys.stderr)
+        return 126
+    return 0  # not reached
+
+
+class Channel:
+    """Newline-delimited JSON messages over the governor's socket."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.buffer = b""
+
+    def send(self, message: dict) -> bool:
+        """Send one message; False when the governor is gone."""
+        try:
+            self.sock.sendall(json.dumps(message).encode() + b"\n")
+            return True
+        except OSError:
+            return False
+
+    def messages(self) -> list[dict] | None:
+        """Messages that have arrived (one ``recv``); None when the governor is gone."""
+        try:
+            data = self.sock.recv(4096)
+        except OSError:
+            return None
+        if not data:
+            return None
+        self.buffer += data
+        lines = self.buffer.split(b"\n")
+        self.buffer = lines.pop()
+        found = []
+        for line in lines:
+            try:
+                found.append(json.loads(line))
+            except ValueError:
+                continue
+        return found
+
+    def wait_for(self, op: str) -> bool:
+        """Block until message ``op`` arrives; False when the governor is gone."""
+        while True:
+            messages = self.messages()
+            if messages is None:
+                return False
+            if any(m.get("op") == op for m in messages if isinstance(m, dict)):
+                return True
+
+
+class Forwarder:
+    """rustc's stderr, forwarded line by line, without repeating a rerun's known prefix."""
+
+    def __init__(self, out_fd: int):
+        self.out_fd = out_fd
+        self.forwarded: list[bytes] = []  # every line forwarded so far, in order
+        self.matched = 0  # lines of this attempt that repeated ``forwarded``
+        self.diverged = False
+        self.partial = b""
+
+    def new_attempt(self) -> None:
+        """A rerun starts: its first lines are expected to repeat what was forwarded."""
+        self.matched = 0
+        self.diverged = False
+        self.partial = b""
+
+    def feed(self, data: bytes) -> None:
+        """Forward the complete lines in ``data``."""
+        lines = (self.partial + data).split(b"\n")
+        self.partial = lines.pop()
+        for line in lines:
+            self._line(line + b"\n")
+
+    def finish(self) -> None:
+        """The attempt ended normally: forward a last line without a newline."""
+        if self.partial:
+            self._line(self.partial)
+            self.partial = b""
+
+    def _line(self, line: bytes) -> None:
+        if not self.diverged and self.matched < len(self.forwarded):
+            if self.forwarded[self.matched] == line:
+                self.matched += 1
+                return
+            self.diverged = True  # not the same output after all: forward the rest as it comes
+        if not self.diverged:
+            self.forwarded.append(line)
+            self.matched += 1
+        _write_all(self.out_fd, line)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        try:
+            written = os.write(fd, data)
+        except InterruptedError:
+            continue
+        except OSError:
+            return  # cargo closed our stderr: nothing left to tell it
+        data = data[written:]
+
+
+class Compilation:
+    """One admitted compilation, run (and rerun after preemption) under the governor."""
+
+    def __init__(self, channel: Channel, unit: dict, command: list[str]):
+        self.channel = channel
+        self.unit = unit
+        self.command = command
+        self.forwarder = Forwarder(2)
+        self.child: int | None = None
+        self.env = {k: v for k, v in os.environ.items() if k not in (SOCKET_VAR, INNER_VAR)}
+        self.governed = True
+
+    def run(self) -> int:
+        """Run until rustc ends without being preempted; its exit status."""
+        for signum in FORWARDED_SIGNALS:
+            signal.signal(signum, self._forward)
+        attempt = 0
+        while True:
+            if self.governed:
+                self.governed = self.channel.send({"op": "admit", **self.unit, "pid": os.getpid(), "attempt": attempt})
+                self.governed = self.governed and self.channel.wait_for("go")
+            status, peak_kib, preempted = self._attempt()
+            if self.governed:
+                self.governed = self.channel.send(
+                    {"op": "exit", "status": status, "peak_kib": peak_kib, "preempted": preempted})
+            if not preempted:
+                return self._exit_like(status)
+            attempt += 1
+            self.forwarder.new_attempt()
+
+    def _attempt(self) -> tuple[int, int, bool]:
+        """Run rustc once: ``(wait status, peak RSS in KiB, preempted)``."""
+        read_fd, write_fd = os.pipe()
+        try:
+            self.child = os.posix_spawnp(
+                self.command[0], self.command, self.env,
+                file_actions=[(os.POSIX_SPAWN_DUP2, write_fd, 2), (os.POSIX_SPAWN_CLOSE, read_fd)],
+                setpgroup=0,
+                # Python ignores SIGPIPE and SIGXFSZ; rustc expects the defaults.
+                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+            )
+        except OSError as exc:
+            os.close(read_fd)
+            os.close(write_fd)
+            print(f"buildpolicy rustc wrapper: {self.command[0]}: {exc.strerror or exc}", file=sys.stderr)
+            return (127 if isinstance(exc, FileNotFoundError) else 126) << 8, 0, False
+        os.close(write_fd)
+        if self.governed:
+            self.governed = self.channel.send({"op": "started", "rustc_pid": self.child})
+        preempted = self._pump(read_fd)
+        os.close(read_fd)
+        _pid, status, usage = os.wait4(self.child, 0)
+        self.child = None
+        return status, usage.ru_maxrss, preempted
+
+    def _pump(self, read_fd: int) -> bool:
+        """Forward rustc's stderr until it closes; True when the governor preempted it."""
+        preempted = False
+        with selectors.DefaultSelector() as selector:
+            selector.register(read_fd, selectors.EVENT_READ, "rustc")
+            if self.governed:
+                selector.register(self.channel.sock, selectors.EVENT_READ, "governor")
+            while True:
+                for key, _ in selector.select():
+                    if key.data == "rustc":
+                        try:
+                            data = os.read(read_fd, 65536)
+                        except InterruptedError:
+                            continue
+                        if not data:
+                            if not preempted:
+                                self.forwarder.finish()
+                            return preempted
+                        if not preempted:  # what a killed attempt still prints is dropped
+                            self.forwarder.feed(data)
+                        continue
+                    messages = self.channel.messages()
+                    if messages is None:  # the governor is gone: rustc runs on, ungoverned
+                        self.governed = False
+                        selector.unregister(self.channel.sock)
+                        continue
+                    if any(m.get("op") == "preempt" for m in messages if isinstance(m, dict)) and not preempted:
+                        preempted = True
+                        self._kill_group(signal.SIGKILL)
+
+    def _kill_group(self, signum: int) -> None:
+        if self.child is not None:
+            try:
+                os.killpg(self.child, signum)
+            except OSError:
+                pass
+
+    def _forward(self, signum, _frame) -> None:
+        # rustc runs in its own process group (so a preemption takes its linker
+        # too): a Ctrl-C the terminal sent us must reach it from here.
+        self._kill_group(signum)
+
+    @staticmethod
+    def _exit_like(status: int) -> int:
+        """Exit as rustc did: its code, or death by the same signal."""
+        if os.WIFSIGNALED(status):
+            signum = os.WTERMSIG(status)
+            signal.signal(signum, signal.SIG_DFL)
+            sys.stderr.flush()
+            os.kill(os.getpid(), signum)
+            return 128 + signum
+        return os.waitstatus_to_exitcode(status)
+
+
+def _connect(path: str) -> Channel | None:
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(path)
+    except OSError:
+        return None
+    return Channel(sock)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``wrapper RUSTC ARGS...`` as cargo calls a ``RUSTC_WRAPPER``."""
+    from buildpolicy.run.governor.crates import unit_of
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        print("usage: buildpolicy rustc wrapper RUSTC [ARGS...] (cargo runs it as RUSTC_WRAPPER)", file=sys.stderr)
+        return 2
+    inner = os.environ.get(INNER_VAR)
+    command = [inner, *argv] if inner else argv
+    unit = unit_of(argv[1:])
+    path = os.environ.get(SOCKET_VAR)
+    channel = _connect(path) if unit is not None and path else None
+    if channel is None:
+        return _exec(command)
+    unit["via_server"] = bool(inner)
+    return Compilation(channel, unit, command).run()
