@@ -115,6 +115,8 @@ class Governor:
         self.stats = {"ticks": 0, "max_tokens": 0, "token_seconds": 0.0, "admitted": 0, "waited": 0,
                       "peak_used": 0, "peak_rustc": 0, "min_available": None, "limit": None, "margin": None}
         self._last_tick = time.monotonic()
+        self._sample = memory.sample()
+        self.trace = None  # a file to write one line per tick to (BUILDPOLICY_GOVERNOR_TRACE), for diagnosis
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -272,6 +274,20 @@ class Governor:
         elif not running:
             room = self._admit([], room)
         self._set_tokens(room, hold=pressure or settling)
+        if self.trace is not None and not admit_only:
+            self._trace(sample, margin, running, pressure, settling)
+
+    def _trace(self, sample, margin: int, running: list[Compilation], pressure: bool, settling: bool) -> None:
+        states = " ".join(f"{c.unit.get('crate')}:{c.state[0]}:{c.rustc_pid}:{c.rss // MIB}/{c.estimate // MIB}"
+                          for c in self.compilations if c.unit)
+        line = (f"{time.monotonic() - self.began:8.2f} avail={sample.available // MIB} margin={margin // MIB} "
+                f"stall={sample.stall_fraction:.2f} pressure={int(pressure)} settling={int(settling)} "
+                f"tokens={self.jobserver.circulating}/{self.jobserver.held()} {states}\n")
+        try:
+            self.trace.write(line)
+            self.trace.flush()
+        except (OSError, ValueError):
+            self.trace = None
 
     def _account(self, sample) -> None:
         now = time.monotonic()

@@ -23,8 +23,7 @@ def _read(path: str) -> bytes | None:
 
 
 def _matches(pid: int, crate: str, metadata: str) -> bool:
-    comm = _read(f"/proc/{pid}/comm")
-    if comm is None or not comm.startswith(b"rustc"):
+    if _read(f"/proc/{pid}/comm") != b"rustc\n":  # not the wrapper, whose command line is the same
         return False
     args = (_read(f"/proc/{pid}/cmdline") or b"").split(b"\0")
     joined = b"\0" + b"\0".join(args) + b"\0"

@@ -105,6 +105,9 @@ class GovernorSession:
                 learned=learned, prior=self.prior, profile=self.profile, check=self.check,
                 note=self.note, finder=ServerRustcFinder(),
             )
+            trace = os.environ.get("BUILDPOLICY_GOVERNOR_TRACE")
+            if trace:
+                self.governor.trace = open(trace, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
             self.governor.start()
         except BaseException:
             self._remove()
@@ -123,6 +126,8 @@ class GovernorSession:
     def close(self) -> dict:
         """Stop the governor, keep what it learned; the summary for the action log."""
         summary = self.governor.stop() if self.governor is not None else {}
+        if self.governor is not None and self.governor.trace is not None:
+            self.governor.trace.close()
         if self.governor is not None and self.governor.observed:
             if not peaks.record(self.state_dir, self.workspace, self.governor.observed):
                 self.note(f"cannot record the learned peaks in {peaks.peaks_path(self.state_dir, self.workspace)}")
