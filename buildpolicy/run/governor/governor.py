@@ -39,6 +39,8 @@ TICK_SECONDS = 0.1
 BACKFILL_SECONDS = 10.0
 GROWTH = 1.25  # an estimate that proved too small is raised this much above what was seen
 STALL_PRESSURE = 0.30  # share of a tick in which all tasks stalled on memory
+LOOKAHEAD_SECONDS = 0.5  # LLVM allocates hundreds of MiB a second: act on where memory is heading
+TREND_SECONDS = 1.0
 PREEMPT_SETTLE_SECONDS = 3.0
 
 
@@ -113,9 +115,10 @@ class Governor:
         self.thread: threading.Thread | None = None
         self.began = time.monotonic()
         self.stats = {"ticks": 0, "max_tokens": 0, "token_seconds": 0.0, "admitted": 0, "waited": 0,
-                      "peak_used": 0, "peak_rustc": 0, "min_available": None, "limit": None, "margin": None}
+                      "peak_used": 0, "peak_rustc": 0, "max_concurrent": 0, "min_available": None, "limit": None, "margin": None}
         self._last_tick = time.monotonic()
         self._sample = memory.sample()
+        self.history: list[tuple[float, int]] = []  # (time, available) over the last TREND_SECONDS
         self.trace = None  # a file to write one line per tick to (BUILDPOLICY_GOVERNOR_TRACE), for diagnosis
 
     # -- life cycle -------------------------------------------------------------------
@@ -216,6 +219,8 @@ class Governor:
             comp.started_at = time.monotonic()
             if not comp.unit.get("via_server"):
                 comp.rustc_pid = message.get("rustc_pid") if isinstance(message.get("rustc_pid"), int) else None
+            concurrent = sum(1 for c in self.compilations if c.state == "running")
+            self.stats["max_concurrent"] = max(self.stats["max_concurrent"], concurrent)
         elif op == "exit":
             self._finish(comp, message)
 
@@ -257,7 +262,8 @@ class Governor:
             return
         margin = safety_margin(sample.limit)
         running = [c for c in self.compilations if c.state in ("admitted", "running")]
-        pressure = sample.available < margin or sample.stall_fraction >= STALL_PRESSURE
+        pressure = (self._heading_for(sample) < margin or sample.available < margin
+                    or sample.stall_fraction >= STALL_PRESSURE)
         if not admit_only:
             self._update_rss(running)
             if pressure:
@@ -289,6 +295,19 @@ class Governor:
         except (OSError, ValueError):
             self.trace = None
 
+    def _heading_for(self, sample) -> int:
+        """Available memory ``LOOKAHEAD_SECONDS`` from now if it keeps falling as it did lately."""
+        history = self.history
+        if not history or history[-1][0] != sample.at:
+            history.append((sample.at, sample.available))
+            while history and sample.at - history[0][0] > TREND_SECONDS:
+                history.pop(0)
+        then, before = history[0]
+        if sample.at - then < 2 * TICK_SECONDS or before <= sample.available:
+            return sample.available
+        falling = (before - sample.available) / (sample.at - then)
+        return int(sample.available - falling * LOOKAHEAD_SECONDS)
+
     def _account(self, sample) -> None:
         now = time.monotonic()
         self.stats["ticks"] += 1
@@ -314,6 +333,10 @@ class Governor:
                 continue
             memory = process_memory(comp.rustc_pid)
             if memory is None:
+                if comp.unit.get("via_server"):
+                    # sccache runs rustc more than once per compilation (a dep-info pass
+                    # first): the one we watched has ended, find the next.
+                    comp.rustc_pid = None
                 continue
             comp.rss, hwm = memory
             comp.hwm = max(comp.hwm, hwm)
@@ -330,13 +353,21 @@ class Governor:
         victim.preempting = True
         self.victim, self.victim_since, self.victim_exited_at = victim, time.monotonic(), None
         victim.send({"op": "preempt"})
-        if victim.unit.get("via_server") and victim.rustc_pid:
-            try:
-                os.kill(victim.rustc_pid, signal.SIGKILL)  # the server's rustc: the wrapper cannot reach it
-            except OSError:
-                pass
-        why = (f"{sample.available // MIB} MiB available of {sample.limit // MIB} MiB"
-               if sample.available < margin else f"tasks stalled on memory {sample.stall_fraction:.0%} of the time")
+        if victim.unit.get("via_server") and self.finder is not None:
+            # The server's rustc: the wrapper reaches only its sccache client. Looked up
+            # afresh, as the one watched may have been an earlier pass.
+            pid = self.finder.find(victim.unit.get("crate") or "", victim.unit.get("metadata")) or victim.rustc_pid
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        if sample.stall_fraction >= STALL_PRESSURE:
+            why = f"tasks stalled on memory {sample.stall_fraction:.0%} of the time"
+        else:
+            heading = self._heading_for(sample)
+            why = f"{sample.available // MIB} MiB available of {sample.limit // MIB} MiB" + (
+                f", falling towards {max(0, heading) // MIB} MiB" if heading < sample.available else "")
         self.preemptions.append({
             "crate": victim.unit.get("crate"), "kind": victim.unit.get("kind"),
             "rss_mib": victim.rss // MIB, "available_mib": sample.available // MIB,
@@ -400,6 +431,7 @@ class Governor:
         return {
             "max_jobs": self.max_jobs,
             "compilations": stats["admitted"],
+            "max_concurrent": stats["max_concurrent"],
             "waited_for_memory": stats["waited"],
             "preemptions": list(self.preemptions),
             "tokens": {"max": stats["max_tokens"], "mean_held": round(stats["token_seconds"] / elapsed, 2)},
