@@ -56,10 +56,11 @@ def load(state_dir: Path, workspace: str) -> dict[str, dict[str, dict]]:
     profiles = data.get("profiles")
     if not isinstance(profiles, dict):
         return {}
-    return {
+    table = {
         profile: {key: entry for key, entry in crates.items() if isinstance(key, str) and _valid_entry(entry)}
         for profile, crates in profiles.items() if isinstance(profile, str) and isinstance(crates, dict)
     }
+    return {profile: crates for profile, crates in table.items() if crates}
 
 
 def estimate_bytes(entry: dict) -> int:

@@ -1,0 +1,290 @@
+"""The memory governor's parts on their own: rustc command lines, the learned-peaks
+file, the wrapper's output forwarding, the FIFO jobserver with real cargo, live memory.
+
+The end-to-end behaviour (real cgroups, real rustc peaks) is in test_governor_e2e.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from buildpolicy.run.governor import peaks
+from buildpolicy.run.governor.crates import unit_key, unit_of
+from buildpolicy.run.governor.decide import cargo_jobs_arg
+from buildpolicy.run.governor.jobserver import FifoJobserver
+from buildpolicy.run.governor.livemem import LiveMemory, process_memory
+from buildpolicy.run.governor.wrapper import Forwarder
+from rustup import needs_rustup
+
+REPO = Path(__file__).resolve().parent.parent
+MIB = 1 << 20
+
+# Command lines cargo 1.95 gave its RUSTC_WRAPPER (shortened to what matters).
+LIB = ["--crate-name", "serde", "--edition=2021", "src/lib.rs", "--error-format=json", "--crate-type", "lib",
+       "--emit=dep-info,metadata,link", "-C", "opt-level=3", "-C", "metadata=e6fe0271183678bc", "--out-dir", "t"]
+CHECK = ["--crate-name", "app", "src/main.rs", "--crate-type", "bin", "--emit=dep-info,metadata", "-C",
+         "metadata=0a1b"]
+BUILD_SCRIPT = ["--crate-name", "build_script_build", "build.rs", "--crate-type", "bin",
+                "--emit=dep-info,link", "-Cmetadata=77"]
+PROC_MACRO = ["--crate-name", "serde_derive", "--crate-type", "proc-macro", "--emit=dep-info,metadata,link"]
+TEST = ["--crate-name", "app", "src/lib.rs", "--emit=dep-info,link", "--test", "-C", "metadata=9"]
+QUERY = ["-", "--crate-name", "___", "--print=file-names", "--crate-type", "bin", "--crate-type", "rlib"]
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (LIB, {"crate": "serde", "kind": "lib", "check": False, "metadata": "e6fe0271183678bc"}),
+    (CHECK, {"crate": "app", "kind": "bin", "check": True, "metadata": "0a1b"}),
+    (BUILD_SCRIPT, {"crate": "build_script_build", "kind": "build-script", "check": False, "metadata": "77"}),
+    (PROC_MACRO, {"crate": "serde_derive", "kind": "proc-macro", "check": False, "metadata": None}),
+    (TEST, {"crate": "app", "kind": "test", "check": False, "metadata": "9"}),
+])
+def test_a_rustc_command_line_names_its_crate_kind_and_mode(args, expected):
+    assert unit_of(args) == expected
+    assert unit_key(expected) == f"{expected['crate']}:{expected['kind']}"
+
+
+@pytest.mark.parametrize("args", [QUERY, ["-vV"], [], ["--print", "sysroot"]])
+def test_queries_are_not_compilations(args):
+    assert unit_of(args) is None
+
+
+@pytest.mark.parametrize(("argv", "cpus", "expected"), [
+    (["cargo", "build", "-j", "3"], 8, 3), (["cargo", "build", "-j3"], 8, 3), (["cargo", "build", "--jobs=5"], 8, 5),
+    (["cargo", "build", "--jobs", "-1"], 8, 7), (["cargo", "build", "-j", "default"], 8, None),
+    (["cargo", "build"], 8, None), (["cargo", "run", "--", "-j", "4"], 8, None),
+])
+def test_cargo_own_jobs_flag_is_read_before_the_separator(argv, cpus, expected):
+    assert cargo_jobs_arg(argv, cpus) == expected
+
+
+# -- learned peaks -------------------------------------------------------------------------
+
+
+def test_peaks_survive_across_builds_and_keep_the_last_five(tmp_path):
+    for peak in (100, 300, 120, 110, 105, 104):
+        assert peaks.record(tmp_path, "/src/app", {"release": {"big:lib": peak * MIB}})
+    table = peaks.load(tmp_path, "/src/app")
+    entry = table["release"]["big:lib"]
+    assert entry["peaks_mib"] == [300, 120, 110, 105, 104]
+    assert entry["builds"] == 6
+    assert peaks.estimate_bytes(entry) == int(300 * peaks.MARGIN * MIB)
+    assert peaks.load(tmp_path, "/src/other") == {}
+    assert [ws for ws, _ in peaks.all_workspaces(tmp_path)] == ["/src/app"]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "wrong-shape", "foreign", "fifo", "symlink", "huge", "deep"])
+def test_a_damaged_peaks_file_is_an_empty_table_and_is_rebuilt(tmp_path, damage):
+    path = peaks.peaks_path(tmp_path, "/src/app")
+    path.parent.mkdir(parents=True)
+    if damage == "garbage":
+        path.write_bytes(b"\xff\x00{not json")
+    elif damage == "wrong-shape":
+        path.write_text(json.dumps({"version": 1, "workspace": "/src/app",
+                                    "profiles": {"dev": {"a:lib": {"peaks_mib": ["x"], "builds": 1}, "b:lib": 3}}}))
+    elif damage == "foreign":  # another workspace's table under this name: not ours to use
+        path.write_text(json.dumps({"version": 1, "workspace": "/elsewhere",
+                                    "profiles": {"dev": {"a:lib": {"peaks_mib": [9], "builds": 1}}}}))
+    elif damage == "fifo":
+        os.mkfifo(path)
+    elif damage == "symlink":
+        path.symlink_to("/dev/zero")
+    elif damage == "huge":
+        path.write_bytes(b" " * (40 * MIB))
+    else:
+        path.write_text("[" * 100_000 + "]" * 100_000)
+    assert peaks.load(tmp_path, "/src/app") == {}
+    assert peaks.record(tmp_path, "/src/app", {"dev": {"a:lib": 200 * MIB}})
+    assert peaks.load(tmp_path, "/src/app")["dev"]["a:lib"]["peaks_mib"] == [200]
+    assert path.is_file() and not path.is_symlink()
+
+
+def test_concurrent_builds_lose_no_learned_peak(tmp_path):
+    def learn(index: int) -> None:
+        for round_ in range(10):
+            peaks.record(tmp_path, "/src/app", {"dev": {f"crate{index}-{round_}:lib": (index + 1) * MIB}})
+
+    threads = [threading.Thread(target=learn, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(peaks.load(tmp_path, "/src/app")["dev"]) == 40
+
+
+# -- the wrapper's stderr forwarding ---------------------------------------------------------
+
+
+def test_a_rerun_does_not_repeat_what_the_preempted_attempt_already_printed(tmp_path):
+    out = tmp_path / "stderr"
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT, 0o600)
+    forwarder = Forwarder(fd)
+    forwarder.feed(b'{"artifact":"libx.rmeta"}\nwarning: unused\nhalf a li')  # killed mid-line
+    forwarder.new_attempt()
+    forwarder.feed(b'{"artifact":"libx.rmeta"}\nwarning: unused\nhalf a line\n{"artifact":"libx.rlib"}\n')
+    forwarder.finish()
+    os.close(fd)
+    assert out.read_bytes() == (b'{"artifact":"libx.rmeta"}\nwarning: unused\nhalf a line\n'
+                                b'{"artifact":"libx.rlib"}\n')
+
+
+def test_output_that_differs_on_rerun_is_forwarded_in_full(tmp_path):
+    out = tmp_path / "stderr"
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT, 0o600)
+    forwarder = Forwarder(fd)
+    forwarder.feed(b"a\nb\n")
+    forwarder.new_attempt()
+    forwarder.feed(b"a\nc\nb\n")
+    forwarder.finish()
+    os.close(fd)
+    assert out.read_bytes() == b"a\nb\nc\nb\n"
+
+
+# -- the jobserver, with real cargo ------------------------------------------------------
+
+
+def _workspace(root: Path, crates: int) -> Path:
+    members = [f"c{i}" for i in range(crates)]
+    root.mkdir(parents=True)
+    (root / "Cargo.toml").write_text(f"[workspace]\nmembers = {json.dumps(members)}\nresolver = \"2\"\n")
+    for name in members:
+        (root / name / "src").mkdir(parents=True)
+        (root / name / "Cargo.toml").write_text(f'[package]\nname = "{name}"\nversion = "0.1.0"\nedition = "2021"\n')
+        (root / name / "src" / "lib.rs").write_text("pub fn f() -> u32 { 7 }\n")
+    return root
+
+
+@needs_rustup
+@pytest.mark.parametrize("toolchain", ["stable", "nightly"])
+@pytest.mark.parametrize(("tokens", "expected"), [(0, 1), (1, 2)])
+def test_cargo_takes_its_parallelism_from_the_fifo_jobserver(tmp_path, toolchain, tokens, expected):
+    """Both toolchains accept the FIFO form; cargo's -j4 is ignored in favour of the tokens."""
+    ws = _workspace(tmp_path / "ws", 4)
+    log = tmp_path / "starts"
+    probe = tmp_path / "probe.sh"
+    # A RUSTC_WRAPPER that records how many compilations overlap: each holds for a moment.
+    probe.write_text('#!/bin/sh\ncase " $* " in *" --crate-name c"*) '
+                     f'echo start >> {log}; n=$(grep -c start {log}); e=$(grep -c end {log} || true); '
+                     f'echo "running $((n - e))" >> {log}; sleep 1; echo end >> {log};; esac\nexec "$@"\n')
+    probe.chmod(0o755)
+    server = FifoJobserver(tmp_path)
+    server.grant(tokens)
+    env = dict(os.environ, CARGO_MAKEFLAGS=server.makeflags(), RUSTC_WRAPPER=str(probe),
+               CARGO_TARGET_DIR=str(tmp_path / "target"), CARGO_NET_OFFLINE="true")
+    try:
+        result = subprocess.run(["cargo", f"+{toolchain}", "build", "-q", "-j4"], cwd=ws, env=env,
+                                capture_output=True, text=True, timeout=600)
+    finally:
+        server.close()
+    assert result.returncode == 0, result.stderr
+    overlap = max(int(line.split()[1]) for line in log.read_text().splitlines() if line.startswith("running"))
+    assert overlap == expected
+
+
+def test_the_jobserver_grants_and_takes_back_tokens(tmp_path):
+    server = FifoJobserver(tmp_path)
+    try:
+        server.grant(3)
+        assert (server.circulating, server.idle(), server.held()) == (3, 3, 0)
+        reader = os.open(server.path, os.O_RDWR)  # a job taking a token, as cargo does
+        assert os.read(reader, 1) == b"+"
+        assert server.held() == 1
+        assert server.withdraw(5) == 2  # only idle tokens come back
+        assert (server.circulating, server.idle(), server.held()) == (1, 0, 1)
+        os.write(reader, b"+")  # the job ends and returns it
+        assert server.withdraw(1) == 1 and server.circulating == 0
+        os.close(reader)
+    finally:
+        server.close()
+    assert not server.path.exists()
+
+
+# -- live memory ---------------------------------------------------------------------------
+
+
+def test_live_memory_reads_this_machine_and_this_process():
+    memory = LiveMemory()
+    sample = memory.sample()
+    assert sample is not None
+    assert 0 < sample.available <= sample.limit
+    assert 0.0 <= sample.stall_fraction <= 1.0
+    ballast = bytearray(64 * MIB)  # RSS of this process grows by what it touches
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    rss, peak = process_memory(os.getpid())
+    assert rss >= 64 * MIB and peak >= rss
+    assert process_memory(2 ** 22 + 12345) is None
+
+
+def test_the_wrapper_runs_a_query_without_a_governor_and_exits_as_rustc_does(tmp_path):
+    """No socket: the wrapper becomes the command; its exit status and output are rustc's."""
+    launcher = [sys.executable, "-I", "-S", "-c",
+                f"import sys; sys.path.insert(0, {str(REPO)!r}); "
+                "from buildpolicy.run.governor.wrapper import main; sys.exit(main())"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BUILDPOLICY_")}
+    ok = subprocess.run([*launcher, "sh", "-c", "echo out; echo err >&2; exit 3", "--crate-name", "x"],
+                        env=env, capture_output=True, text=True, timeout=60)
+    assert (ok.returncode, ok.stdout, ok.stderr) == (3, "out\n", "err\n")
+    env["BUILDPOLICY_GOVERNOR_SOCKET"] = str(tmp_path / "nobody-listens.sock")  # the governor is gone
+    gone = subprocess.run([*launcher, "sh", "-c", "exit 0", "--crate-name", "x"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert gone.returncode == 0, gone.stderr
+    killed = subprocess.run([*launcher, "sh", "-c", "kill -9 $$", "--crate-name", "x"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert killed.returncode == -9  # died of the same signal, so cargo reports it the same way
+
+
+def test_a_preempted_compilation_is_rerun_and_cargo_sees_one_run(tmp_path):
+    """A governor (a plain socket here) preempts the first attempt: the wrapper kills the
+    command's process group, asks again, reruns it, and prints its lines once."""
+    sock_path = tmp_path / "g.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(sock_path))
+    listener.listen(1)
+    marker = tmp_path / "attempts"
+    script = (f'echo attempt >> {marker}; echo "line one" >&2; '
+              f'if [ $(grep -c attempt {marker}) -eq 1 ]; then sleep 30; fi; echo "line two" >&2')
+    launcher = [sys.executable, "-I", "-S", "-c",
+                f"import sys; sys.path.insert(0, {str(REPO)!r}); "
+                "from buildpolicy.run.governor.wrapper import main; sys.exit(main())"]
+    env = dict(os.environ, BUILDPOLICY_GOVERNOR_SOCKET=str(sock_path))
+    proc = subprocess.Popen([*launcher, "sh", "-c", script, "--crate-name", "x", "--crate-type", "lib"],
+                            env=env, stderr=subprocess.PIPE)
+    conn, _ = listener.accept()
+    messages = conn.makefile("rb")
+
+    def expect(op: str) -> dict:
+        message = json.loads(messages.readline())
+        assert message["op"] == op, message
+        return message
+
+    admit = expect("admit")
+    assert (admit["crate"], admit["kind"], admit["attempt"]) == ("x", "lib", 0)
+    conn.sendall(b'{"op": "go"}\n')
+    started = expect("started")
+    while "attempt" not in (marker.read_text() if marker.exists() else ""):
+        pass
+    conn.sendall(b'{"op": "preempt"}\n')
+    first = expect("exit")
+    assert first["preempted"] is True
+    with pytest.raises(ProcessLookupError):
+        os.kill(started["rustc_pid"], 0)  # killed, and reaped by the wrapper
+    assert expect("admit")["attempt"] == 1
+    conn.sendall(b'{"op": "go"}\n')
+    expect("started")
+    last = expect("exit")
+    assert (last["preempted"], last["status"]) == (False, 0)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert err == b"line one\nline two\n"
+    assert marker.read_text() == "attempt\nattempt\n"
+    conn.close()
+    listener.close()
+    shutil.rmtree(tmp_path, ignore_errors=True)
