@@ -60,7 +60,7 @@ def _declare_thresholds(ctx, by_memory: int, cpus: int | None, per_job: int) -> 
 def _governed(ctx) -> Decision | None:
     """With the memory governor on (``exec`` of a compile-heavy cargo command), ``jobs``
     is its maximum: memory is governed live, compilation by compilation."""
-    if ctx.command not in ("exec", "explain"):
+    if getattr(ctx, "command", None) not in ("exec", "explain"):
         return None  # the prompt never imports the governor
     from buildpolicy.run.governor.decide import applicability, maximum
 

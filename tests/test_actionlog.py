@@ -54,7 +54,11 @@ def test_exec_logs_one_line_per_run(cli, project, fake_cargo, base_env):
     assert build["execution"] == {"mode": "local"} and build["target_dir"] == str(project / "target")
     assert "-C debuginfo=1" in build["rustflags"] and build["rustflags_var"].endswith("RUSTFLAGS")
     assert build["decisions"]["remote"] == "disabled" and build["decisions"]["gate"] == "acquired"
-    assert build["decisions"]["jobs"].startswith(("adaptive:", "cargo-default"))
+    # The memory governor ran the (fake) build: jobs is its maximum, and its summary is logged.
+    assert build["decisions"]["governor"].startswith("on:jobserver:max=")
+    assert build["decisions"]["jobs"].startswith("governor-max:")
+    assert build["governor"]["compilations"] == 0 and build["governor"]["preemptions"] == []
+    assert shell["decisions"]["governor"] == "not-applicable:not-cargo" and "governor" not in shell
     assert build["duration_ms"] >= 0 and build["gate_wait_ms"] >= 0 and build["started_at"].endswith("Z")
     assert test["action"] == "test" and test["profile"] == "test" and test["exit_code"] == 101
     assert shell["action"] == "sh" and shell["exit_code"] == 128 + signal.SIGTERM and shell["target_dir"] is None

@@ -209,3 +209,13 @@ def test_public_names_keep_working_where_plugins_and_teams_import_them():
     assert old_policytest.run_case_files is policytest.run_case_files
     assert old_hookspecs.hook_names() == hookspecs.hook_names()
     assert all(getattr(old_hookspecs, name) is getattr(hookspecs, name) for name in hookspecs.hook_names())
+
+
+def test_every_package_is_in_the_wheel():
+    """pyproject lists the packages explicitly: a new subpackage missing there works from the
+    source tree and is absent from an installed copy."""
+    import tomllib
+
+    listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(PACKAGE.parent).parts) for init in PACKAGE.rglob("__init__.py")}
+    assert found - listed == set()

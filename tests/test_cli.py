@@ -142,8 +142,14 @@ def test_exec_dry_run_plan(cli, project, facts_file):
     for key in ("profile", "env", "unset", "cargo_args", "decisions", "provenance", "knobs", "rules", "warnings"):
         assert key in plan
     assert plan["profile"] == "selfdev"
-    assert plan["decisions"]["jobs"]["status"].startswith("adaptive:3")
+    # A compile-heavy cargo command under exec is governed: jobs is the governor's maximum (the CPUs).
+    assert plan["decisions"]["governor"]["status"] == "on:jobserver:max=8"
+    assert plan["decisions"]["jobs"]["status"] == "governor-max:8 (cpus=8)"
     assert set(plan["decisions"]["jobs"]) == {"value", "status", "reason", "source"}
+    static = json.loads(cli("exec", "--dry-run", "--facts", str(facts_file), "--set", "governor=off", *SELFDEV,
+                            cwd=project, check=True).stdout)
+    assert static["decisions"]["governor"]["status"] == "disabled-by-knob"
+    assert static["decisions"]["jobs"]["status"].startswith("adaptive:3")
     assert set(plan["provenance"]["CARGO_PROFILE_SELFDEV_CODEGEN_UNITS"]) == {"layer", "file", "line", "source"}
 
 
