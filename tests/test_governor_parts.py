@@ -22,6 +22,7 @@ from buildpolicy.run.governor.crates import unit_key, unit_of
 from buildpolicy.run.governor.decide import cargo_jobs_arg
 from buildpolicy.run.governor.jobserver import FifoJobserver
 from buildpolicy.run.governor.livemem import LiveMemory, process_memory
+from buildpolicy.run.governor.protocol import decode, encode
 from buildpolicy.run.governor.wrapper import Forwarder
 from rustup import needs_rustup
 
@@ -261,23 +262,23 @@ def test_a_preempted_compilation_is_rerun_and_cargo_sees_one_run(tmp_path):
     messages = conn.makefile("rb")
 
     def expect(op: str) -> dict:
-        message = json.loads(messages.readline())
-        assert message["op"] == op, message
+        message = decode(messages.readline())
+        assert message is not None and message["op"] == op, message
         return message
 
     admit = expect("admit")
     assert (admit["crate"], admit["kind"], admit["attempt"]) == ("x", "lib", 0)
-    conn.sendall(b'{"op": "go"}\n')
+    conn.sendall(encode("go"))
     started = expect("started")
     while "attempt" not in (marker.read_text() if marker.exists() else ""):
         pass
-    conn.sendall(b'{"op": "preempt"}\n')
+    conn.sendall(encode("preempt"))
     first = expect("exit")
     assert first["preempted"] is True
     with pytest.raises(ProcessLookupError):
         os.kill(started["rustc_pid"], 0)  # killed, and reaped by the wrapper
     assert expect("admit")["attempt"] == 1
-    conn.sendall(b'{"op": "go"}\n')
+    conn.sendall(encode("go"))
     expect("started")
     last = expect("exit")
     assert (last["preempted"], last["status"]) == (False, 0)
@@ -288,3 +289,16 @@ def test_a_preempted_compilation_is_rerun_and_cargo_sees_one_run(tmp_path):
     conn.close()
     listener.close()
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_protocol_lines_round_trip_with_types():
+    line = encode("admit", crate="serde_derive", kind="proc-macro", check=False, metadata=None, via_server=True,
+                  pid=42, attempt=1)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert decode(line) == {"op": "admit", "crate": "serde_derive", "kind": "proc-macro", "check": False,
+                            "metadata": None, "via_server": True, "pid": 42, "attempt": 1}
+    assert decode(encode("exit", status=-9, peak_kib=123, preempted=True, cpu_s=0.25)) == {
+        "op": "exit", "status": -9, "peak_kib": 123, "preempted": True, "cpu_s": 0.25}
+    assert decode(encode("admit", crate="a b=c")) == {"op": "admit", "crate": "a?b?c"}
+    assert decode(b"admit pid=notanumber stray\n") == {"op": "admit", "pid": None}
+    assert decode(b"\xff\xfe") is None and decode(b"   ") is None

@@ -5,12 +5,13 @@ Standard library only: the rustc wrapper imports it for every compilation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+# The wrapper imports this module per compilation: nothing at run time (not even
+# typing, which imports re); annotations are strings only.
 
 KINDS = ("lib", "bin", "build-script", "proc-macro", "test")
 
 
-def _values(args: Sequence[str], flag: str) -> list[str]:
+def _values(args: list[str] | tuple[str, ...], flag: str) -> list[str]:
     """Every value of ``flag`` in ``args`` (``--flag v`` and ``--flag=v``)."""
     found = []
     for index, arg in enumerate(args):
@@ -21,7 +22,7 @@ def _values(args: Sequence[str], flag: str) -> list[str]:
     return found
 
 
-def _codegen_option(args: Sequence[str], key: str) -> str | None:
+def _codegen_option(args: list[str] | tuple[str, ...], key: str) -> str | None:
     """The value of ``-C key=value`` (also ``-Ckey=value``, ``--codegen key=value``)."""
     values = _values(args, "-C") + _values(args, "--codegen")
     values += [arg[2:] for arg in args if arg.startswith("-C") and len(arg) > 2 and arg[2] != "="]
@@ -32,7 +33,7 @@ def _codegen_option(args: Sequence[str], key: str) -> str | None:
     return None
 
 
-def unit_of(args: Sequence[str]) -> dict | None:
+def unit_of(args: list[str] | tuple[str, ...]) -> dict | None:
     """The compilation ``args`` (rustc's arguments) asks for, or None for a query.
 
     ``{"crate", "kind", "check", "metadata"}``: kind is one of ``KINDS`` (a

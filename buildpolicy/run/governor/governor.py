@@ -23,7 +23,6 @@ build, and a preempted one comes back with at least what it had reached.
 
 from __future__ import annotations
 
-import json
 import os
 import selectors
 import signal
@@ -33,6 +32,7 @@ import time
 from pathlib import Path
 
 from buildpolicy.run.governor.crates import unit_key
+from buildpolicy.run.governor.protocol import decode, encode
 from buildpolicy.run.governor.livemem import MIB, process_memory
 
 TICK_SECONDS = 0.1
@@ -66,16 +66,17 @@ class Compilation:
         self.hwm = 0
         self.attempt = 0
         self.preempting = False
+        self.reported_cpu = 0.0  # the wrapper's CPU seconds already counted (it reports a running total)
 
     @property
     def label(self) -> str:
         """``crate (kind)`` for messages."""
         return f"{self.unit.get('crate', '?')} ({self.unit.get('kind', '?')})"
 
-    def send(self, message: dict) -> None:
-        """Send one message; a wrapper that is gone is dropped by the next read."""
+    def send(self, op: str) -> None:
+        """Send message ``op``; a wrapper that is gone is dropped by the next read."""
         try:
-            self.conn.sendall(json.dumps(message).encode() + b"\n")
+            self.conn.sendall(encode(op))
         except OSError:
             pass
 
@@ -115,7 +116,7 @@ class Governor:
         self.thread: threading.Thread | None = None
         self.began = time.monotonic()
         self.stats = {"ticks": 0, "max_tokens": 0, "token_seconds": 0.0, "admitted": 0, "waited": 0,
-                      "peak_used": 0, "peak_rustc": 0, "max_concurrent": 0, "min_available": None, "limit": None, "margin": None}
+                      "peak_used": 0, "peak_rustc": 0, "max_concurrent": 0, "loop_cpu": 0.0, "wrappers_cpu": 0.0, "min_available": None, "limit": None, "margin": None}
         self._last_tick = time.monotonic()
         self._sample = memory.sample()
         self.history: list[tuple[float, int]] = []  # (time, available) over the last TREND_SECONDS
@@ -146,6 +147,12 @@ class Governor:
         return self.summary()
 
     def _loop(self) -> None:
+        try:
+            self._serve()
+        finally:
+            self.stats["loop_cpu"] = time.thread_time()  # this thread's own CPU: the governor's cost
+
+    def _serve(self) -> None:
         next_tick = time.monotonic()
         while not self.stopping:
             timeout = max(0.0, next_tick - time.monotonic())
@@ -183,11 +190,8 @@ class Governor:
         comp.buffer += data
         *lines, comp.buffer = comp.buffer.split(b"\n")
         for line in lines:
-            try:
-                message = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(message, dict):
+            message = decode(line)
+            if message is not None:
                 self._handle(comp, message)
         self.tick(admit_only=True)
 
@@ -234,6 +238,10 @@ class Governor:
 
     def _finish(self, comp: Compilation, message: dict) -> None:
         ident = (self._profile_key(comp), comp.key)
+        cpu = message.get("cpu_s")
+        if isinstance(cpu, (int, float)) and 0 <= cpu < 3600:
+            self.stats["wrappers_cpu"] += cpu - comp.reported_cpu
+            comp.reported_cpu = cpu
         peak_kib = message.get("peak_kib") if isinstance(message.get("peak_kib"), int) else 0
         # Under sccache the wrapper's child is the client: the server's rustc is what was sampled.
         peak = comp.hwm if comp.unit.get("via_server") else max(peak_kib * 1024, comp.hwm)
@@ -352,7 +360,7 @@ class Governor:
         victim = max(started, key=lambda c: c.started_at)
         victim.preempting = True
         self.victim, self.victim_since, self.victim_exited_at = victim, time.monotonic(), None
-        victim.send({"op": "preempt"})
+        victim.send("preempt")
         if victim.unit.get("via_server") and self.finder is not None:
             # The server's rustc: the wrapper reaches only its sccache client. Looked up
             # afresh, as the one watched may have been an earlier pass.
@@ -402,7 +410,7 @@ class Governor:
         self.stats["admitted"] += 1
         if time.monotonic() - comp.queued_at > 2 * TICK_SECONDS:
             self.stats["waited"] += 1
-        comp.send({"op": "go"})
+        comp.send("go")
 
     def _next_estimate(self) -> int:
         """The smallest estimate of a compilation this build may still start."""
@@ -440,4 +448,13 @@ class Governor:
             "min_available_mib": None if stats["min_available"] is None else stats["min_available"] // MIB,
             "limit_mib": None if stats["limit"] is None else stats["limit"] // MIB,
             "learned": sum(len(crates) for crates in self.observed.values()),
+            "cost": {"loop_cpu_s": round(stats["loop_cpu"], 3), "wrappers_cpu_s": round(stats["wrappers_cpu"], 3),
+                     "cpu_percent": round(100 * (stats["loop_cpu"] + stats["wrappers_cpu"]) / elapsed, 2),
+                     "exec_peak_rss_mib": _own_peak_rss() // MIB},
         }
+
+
+def _own_peak_rss() -> int:
+    """This process's peak RSS in bytes (``VmHWM``): exec, governor thread included."""
+    memory = process_memory(os.getpid())
+    return memory[1] if memory else 0

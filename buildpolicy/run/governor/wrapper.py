@@ -25,16 +25,19 @@ fails a build the governor could not serve.
 
 from __future__ import annotations
 
-import json
+# The C modules, not json/socket/selectors/signal: those import enum and re, which
+# would triple the start-up cost of a process cargo starts for every compilation.
+import _signal
+import _socket
 import os
-import selectors
-import signal
-import socket
+import select
 import sys
+
+from buildpolicy.run.governor.protocol import decode, encode
 
 SOCKET_VAR = "BUILDPOLICY_GOVERNOR_SOCKET"
 INNER_VAR = "BUILDPOLICY_GOVERNOR_INNER"
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+FORWARDED_SIGNALS = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT)
 
 
 def _exec(command: list[str]) -> int:
@@ -51,16 +54,16 @@ def _exec(command: list[str]) -> int:
 
 
 class Channel:
-    """Newline-delimited JSON messages over the governor's socket."""
+    """Messages (``protocol``) over the governor's socket."""
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock):
         self.sock = sock
         self.buffer = b""
 
-    def send(self, message: dict) -> bool:
+    def send(self, op: str, **fields) -> bool:
         """Send one message; False when the governor is gone."""
         try:
-            self.sock.sendall(json.dumps(message).encode() + b"\n")
+            self.sock.sendall(encode(op, **fields))
             return True
         except OSError:
             return False
@@ -73,16 +76,8 @@ class Channel:
             return None
         if not data:
             return None
-        self.buffer += data
-        lines = self.buffer.split(b"\n")
-        self.buffer = lines.pop()
-        found = []
-        for line in lines:
-            try:
-                found.append(json.loads(line))
-            except ValueError:
-                continue
-        return found
+        *lines, self.buffer = (self.buffer + data).split(b"\n")
+        return [message for message in map(decode, lines) if message is not None]
 
     def wait_for(self, op: str) -> bool:
         """Block until message ``op`` arrives; False when the governor is gone."""
@@ -90,7 +85,7 @@ class Channel:
             messages = self.messages()
             if messages is None:
                 return False
-            if any(m.get("op") == op for m in messages if isinstance(m, dict)):
+            if any(m["op"] == op for m in messages):
                 return True
 
 
@@ -161,16 +156,17 @@ class Compilation:
     def run(self) -> int:
         """Run until rustc ends without being preempted; its exit status."""
         for signum in FORWARDED_SIGNALS:
-            signal.signal(signum, self._forward)
+            _signal.signal(signum, self._forward)
         attempt = 0
         while True:
             if self.governed:
-                self.governed = self.channel.send({"op": "admit", **self.unit, "pid": os.getpid(), "attempt": attempt})
+                self.governed = self.channel.send("admit", **self.unit, pid=os.getpid(), attempt=attempt)
                 self.governed = self.governed and self.channel.wait_for("go")
             status, peak_kib, preempted = self._attempt()
             if self.governed:
-                self.governed = self.channel.send(
-                    {"op": "exit", "status": status, "peak_kib": peak_kib, "preempted": preempted})
+                own = os.times()  # this wrapper's own CPU, for the governor's cost accounting
+                self.governed = self.channel.send("exit", status=status, peak_kib=peak_kib, preempted=preempted,
+                                                  cpu_s=round(own.user + own.system, 3))
             if not preempted:
                 return self._exit_like(status)
             attempt += 1
@@ -185,7 +181,7 @@ class Compilation:
                 file_actions=[(os.POSIX_SPAWN_DUP2, write_fd, 2), (os.POSIX_SPAWN_CLOSE, read_fd)],
                 setpgroup=0,
                 # Python ignores SIGPIPE and SIGXFSZ; rustc expects the defaults.
-                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+                setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ),
             )
         except OSError as exc:
             os.close(read_fd)
@@ -194,7 +190,7 @@ class Compilation:
             return (127 if isinstance(exc, FileNotFoundError) else 126) << 8, 0, False
         os.close(write_fd)
         if self.governed:
-            self.governed = self.channel.send({"op": "started", "rustc_pid": self.child})
+            self.governed = self.channel.send("started", rustc_pid=self.child)
         preempted = self._pump(read_fd)
         os.close(read_fd)
         _pid, status, usage = os.wait4(self.child, 0)
@@ -204,32 +200,32 @@ class Compilation:
     def _pump(self, read_fd: int) -> bool:
         """Forward rustc's stderr until it closes; True when the governor preempted it."""
         preempted = False
-        with selectors.DefaultSelector() as selector:
-            selector.register(read_fd, selectors.EVENT_READ, "rustc")
-            if self.governed:
-                selector.register(self.channel.sock, selectors.EVENT_READ, "governor")
-            while True:
-                for key, _ in selector.select():
-                    if key.data == "rustc":
-                        try:
-                            data = os.read(read_fd, 65536)
-                        except InterruptedError:
-                            continue
-                        if not data:
-                            if not preempted:
-                                self.forwarder.finish()
-                            return preempted
-                        if not preempted:  # what a killed attempt still prints is dropped
-                            self.forwarder.feed(data)
+        poller = select.poll()
+        poller.register(read_fd, select.POLLIN)
+        if self.governed:
+            poller.register(self.channel.sock.fileno(), select.POLLIN)
+        while True:
+            for fd, _event in poller.poll():
+                if fd == read_fd:
+                    try:
+                        data = os.read(read_fd, 65536)
+                    except InterruptedError:
                         continue
-                    messages = self.channel.messages()
-                    if messages is None:  # the governor is gone: rustc runs on, ungoverned
-                        self.governed = False
-                        selector.unregister(self.channel.sock)
-                        continue
-                    if any(m.get("op") == "preempt" for m in messages if isinstance(m, dict)) and not preempted:
-                        preempted = True
-                        self._kill_group(signal.SIGKILL)
+                    if not data:
+                        if not preempted:
+                            self.forwarder.finish()
+                        return preempted
+                    if not preempted:  # what a killed attempt still prints is dropped
+                        self.forwarder.feed(data)
+                    continue
+                messages = self.channel.messages()
+                if messages is None:  # the governor is gone: rustc runs on, ungoverned
+                    self.governed = False
+                    poller.unregister(fd)
+                    continue
+                if any(m["op"] == "preempt" for m in messages) and not preempted:
+                    preempted = True
+                    self._kill_group(_signal.SIGKILL)
 
     def _kill_group(self, signum: int) -> None:
         if self.child is not None:
@@ -248,7 +244,7 @@ class Compilation:
         """Exit as rustc did: its code, or death by the same signal."""
         if os.WIFSIGNALED(status):
             signum = os.WTERMSIG(status)
-            signal.signal(signum, signal.SIG_DFL)
+            _signal.signal(signum, _signal.SIG_DFL)
             sys.stderr.flush()
             os.kill(os.getpid(), signum)
             return 128 + signum
@@ -257,7 +253,7 @@ class Compilation:
 
 def _connect(path: str) -> Channel | None:
     try:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         sock.connect(path)
     except OSError:
         return None
