@@ -99,6 +99,17 @@ def test_close_kills_forking_stragglers_and_removes_the_cgroup():
     wait_for(lambda: all(state(pid) in (None, "Z") for pid in members), "every member dying")
 
 
+def test_close_removes_cgroups_made_inside_and_their_processes():
+    require_memory_cgroups()
+    with MemoryCgroup.create(128 * MiB) as cgroup:
+        inner = cgroup.path / "made-by-the-code-under-test" / "deeper"
+        inner.mkdir(parents=True)
+        sleeper = subprocess.Popen(["sh", "-c", f'echo $$ > "{inner}/cgroup.procs" && exec sleep 60'])
+        wait_for(lambda: (inner / "cgroup.procs").read_text().split() == [str(sleeper.pid)], "the sleeper joining")
+    assert sleeper.wait(timeout=30) == -signal.SIGKILL
+    assert not cgroup.path.exists()
+
+
 def test_close_after_the_block_raised_still_cleans_up():
     require_memory_cgroups()
     with pytest.raises(RuntimeError, match="the test failed"):
@@ -141,6 +152,20 @@ def test_the_new_cgroup_is_a_child_of_this_process_s_own():
         assert int((cgroup.path / limit).read_text()) == 64 * MiB
     with pytest.raises(ValueError):
         MemoryCgroup.create(64 * MiB, name_prefix="../escape")
+
+
+def test_skip_reason_says_why_when_no_cgroup_can_be_made():
+    require_memory_cgroups()  # root here; the same code run as nobody must explain, not crash
+    _, own = cgroups.own_cgroup()
+    before = sorted(path.name for path in own.iterdir())
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); from bench.memkit import cgroups; "
+             "print(cgroups.skip_reason())")
+    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                           sys.executable, "-c", probe, str(Path(__file__).resolve().parent.parent)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("cannot create a cgroup under ") and "Permission denied" in proc.stdout
+    assert sorted(path.name for path in own.iterdir()) == before
 
 
 # /proc/<pid>/cgroup and mountinfo texts of machine kinds other than this one.

@@ -144,6 +144,50 @@ def v2_memory_problem(cgroup: Path) -> str | None:
     return None
 
 
+def _kill_all(cgroup: Path, version: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    kill_file = cgroup / "cgroup.kill"
+    while True:
+        pids = _pids_of(cgroup)
+        if not pids:
+            return
+        if time.monotonic() > deadline:
+            raise CgroupError(f"{cgroup}: processes {pids[:10]} still alive after SIGKILL for {timeout:.0f} s")
+        if kill_file.exists():  # v2, Linux 5.14+: the kernel kills all, forks included
+            _write(kill_file, "1")
+        else:
+            # Killing one by one races with forks: loop until the cgroup stays empty.
+            for pid in pids:
+                _kill_member(cgroup, version, pid)
+        time.sleep(0.02)
+
+
+def _kill_member(cgroup: Path, version: int, pid: int) -> None:
+    # Through a pidfd, after checking the pid is still in ``cgroup``: a recycled pid is never hit.
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:  # gone already
+        return
+    try:
+        if str(cgroup).endswith(_cgroup_of(pid, version)):
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except OSError:
+        pass
+    finally:
+        os.close(pidfd)
+
+
+def _cgroup_of(pid: int, version: int) -> str:
+    """The cgroup path of ``pid`` in the memory hierarchy of ``version``, as /proc/<pid>/cgroup shows it."""
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if (version == 1 and "memory" in controllers.split(",")) or (
+                version == 2 and hierarchy == "0" and controllers == ""):
+            return path
+    return "\0"  # never a suffix of a path
+
+
 class MemoryCgroup:
     """A child memory cgroup with a hard limit; a context manager that kills and removes it on exit.
 
@@ -246,63 +290,29 @@ class MemoryCgroup:
 
     def kill_all(self, timeout: float = 10.0) -> None:
         """SIGKILL every process in this cgroup until none is left; CgroupError after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        kill_file = self.path / "cgroup.kill"
-        while True:
-            pids = self.pids()
-            if not pids:
-                return
-            if time.monotonic() > deadline:
-                raise CgroupError(f"{self.path}: processes {pids[:10]} still alive after SIGKILL for {timeout:.0f} s")
-            if kill_file.exists():  # v2, Linux 5.14+: the kernel kills all, forks included
-                _write(kill_file, "1")
-            else:
-                # Killing one by one races with forks: loop until the cgroup stays empty.
-                for pid in pids:
-                    self._kill_member(pid)
-            time.sleep(0.02)
-
-    def _kill_member(self, pid: int) -> None:
-        # Through a pidfd, after checking the pid is still ours: a recycled pid is never hit.
-        try:
-            pidfd = os.pidfd_open(pid)
-        except (ProcessLookupError, OSError):
-            return
-        try:
-            member = str(self.path).endswith(self._cgroup_of(pid))
-            if member:
-                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-        except (ProcessLookupError, OSError):
-            pass
-        finally:
-            os.close(pidfd)
-
-    def _cgroup_of(self, pid: int) -> str:
-        """The cgroup path of ``pid`` in this cgroup's hierarchy, as /proc/<pid>/cgroup shows it."""
-        for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
-            hierarchy, _, rest = line.partition(":")
-            controllers, _, path = rest.partition(":")
-            if (self.version == 1 and "memory" in controllers.split(",")) or (
-                    self.version == 2 and hierarchy == "0" and controllers == ""):
-                return path
-        return "\0"  # never a suffix of a path
+        _kill_all(self.path, self.version, timeout)
 
     def close(self, timeout: float = 10.0) -> None:
         """Kill every process left in the cgroup and remove it; CgroupError if that takes over ``timeout`` s."""
         if self.closed:
             return
         deadline = time.monotonic() + timeout
-        if self.path.exists():
-            self.kill_all(timeout)
+        # Cgroups that the code under test made inside this one go first, deepest first:
+        # a cgroup with children cannot be removed, and v1 lists only direct members.
+        nested = [Path(top) for top, _, _ in os.walk(self.path, topdown=False)]
+        for cgroup in nested:
+            if not cgroup.exists():
+                continue
+            _kill_all(cgroup, self.version, max(0.0, deadline - time.monotonic()))
             while True:
                 try:
-                    self.path.rmdir()
+                    cgroup.rmdir()
                     break
                 except FileNotFoundError:
                     break
                 except OSError as error:  # EBUSY while the last exits are being accounted
                     if time.monotonic() > deadline:
-                        raise CgroupError(f"cannot remove {self.path}: {error}") from error
+                        raise CgroupError(f"cannot remove {cgroup}: {error}") from error
                     time.sleep(0.02)
         self.closed = True
 
