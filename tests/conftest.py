@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.memcgroup import memory_cgroup  # noqa: F401 - a fixture for every test module (real memory cgroups)
+
 REPO = Path(__file__).resolve().parent.parent
 
 
