@@ -302,3 +302,37 @@ def test_protocol_lines_round_trip_with_types():
     assert decode(encode("admit", crate="a b=c")) == {"op": "admit", "crate": "a?b?c"}
     assert decode(b"admit pid=notanumber stray\n") == {"op": "admit", "pid": None}
     assert decode(b"\xff\xfe") is None and decode(b"   ") is None
+
+
+def test_a_governor_that_fails_lets_the_build_go_on_ungoverned(tmp_path):
+    """An internal error in the loop (here: memory that stops being readable with an error)
+    closes the socket: a waiting wrapper runs its command ungoverned instead of hanging."""
+    from buildpolicy.run.governor.governor import Governor
+
+    class FailingMemory:
+        calls = 0
+
+        def sample(self):
+            self.calls += 1
+            if self.calls > 1:
+                raise RuntimeError("memory probe exploded")
+            return LiveMemory().sample()
+
+    server = FifoJobserver(tmp_path)
+    notes = []
+    governor = Governor(directory=tmp_path, max_jobs=2, jobserver=server, memory=FailingMemory(), learned={},
+                        prior=1 << 40, profile="dev", note=notes.append)  # a prior nothing fits: it would wait
+    governor.start()
+    launcher = [sys.executable, "-I", "-S", "-c",
+                f"import sys; sys.path.insert(0, {str(REPO)!r}); "
+                "from buildpolicy.run.governor.wrapper import main; sys.exit(main())"]
+    env = dict(os.environ, BUILDPOLICY_GOVERNOR_SOCKET=str(governor.socket_path))
+    try:
+        done = subprocess.run([*launcher, "sh", "-c", "echo ran >&2", "--crate-name", "x"], env=env,
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        summary = governor.stop()
+        server.close()
+    assert done.returncode == 0 and done.stderr == "ran\n"
+    assert summary["failure"] == "RuntimeError: memory probe exploded"
+    assert any("ungoverned" in note for note in notes)

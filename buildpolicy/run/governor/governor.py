@@ -113,6 +113,7 @@ class Governor:
         self.victim_since = 0.0
         self.victim_exited_at: float | None = None
         self.stopping = False
+        self.failure: str | None = None
         self.thread: threading.Thread | None = None
         self.began = time.monotonic()
         self.stats = {"ticks": 0, "max_tokens": 0, "token_seconds": 0.0, "admitted": 0, "waited": 0,
@@ -149,8 +150,28 @@ class Governor:
     def _loop(self) -> None:
         try:
             self._serve()
+        except Exception as exc:  # noqa: BLE001 - a governor bug must never hang or fail the build
+            self.failure = f"{type(exc).__name__}: {exc}"
+            self.note(f"stopped governing after an internal error ({self.failure}); the build goes on ungoverned")
+            self._abandon()
         finally:
             self.stats["loop_cpu"] = time.thread_time()  # this thread's own CPU: the governor's cost
+
+    def _abandon(self) -> None:
+        """Let every wrapper run its rustc ungoverned: close the socket (and all connections)
+        and give cargo its full parallelism back."""
+        for comp in list(self.compilations):
+            self._drop(comp)
+        try:
+            self.listener.close()
+            os.unlink(self.socket_path)
+        except OSError:
+            pass
+        try:
+            if self.jobserver.circulating < self.max_jobs - 1:
+                self.jobserver.grant(self.max_jobs - 1 - self.jobserver.circulating)
+        except OSError:
+            pass
 
     def _serve(self) -> None:
         next_tick = time.monotonic()
@@ -448,6 +469,7 @@ class Governor:
             "min_available_mib": None if stats["min_available"] is None else stats["min_available"] // MIB,
             "limit_mib": None if stats["limit"] is None else stats["limit"] // MIB,
             "learned": sum(len(crates) for crates in self.observed.values()),
+            "failure": self.failure,
             "cost": {"loop_cpu_s": round(stats["loop_cpu"], 3), "wrappers_cpu_s": round(stats["wrappers_cpu"], 3),
                      "cpu_percent": round(100 * (stats["loop_cpu"] + stats["wrappers_cpu"]) / elapsed, 2),
                      "exec_peak_rss_mib": _own_peak_rss() // MIB},
