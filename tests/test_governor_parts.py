@@ -336,3 +336,43 @@ def test_a_governor_that_fails_lets_the_build_go_on_ungoverned(tmp_path):
     assert done.returncode == 0 and done.stderr == "ran\n"
     assert summary["failure"] == "RuntimeError: memory probe exploded"
     assert any("ungoverned" in note for note in notes)
+
+
+def _tree(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_live_memory_counts_page_cache_as_free_and_reads_stalls_per_cgroup(tmp_path, version):
+    """Available = limit − (usage − file pages), capped by MemAvailable; stalls from the
+    cgroup's own memory.pressure on v2, the machine's on v1 (which has none per cgroup).
+    A tree under a fake root: this machine's memory controller is on v1 only."""
+    if version == "v2":
+        base = "sys/fs/cgroup/build.slice/"
+        _tree(tmp_path, {"proc/self/cgroup": "0::/build.slice\n", "sys/fs/cgroup/cgroup.controllers": "memory\n",
+                         base + "memory.max": f"{1024 * MIB}\n", base + "memory.current": f"{600 * MIB}\n",
+                         base + "memory.stat": f"anon 1\ninactive_file {100 * MIB}\nactive_file {50 * MIB}\n",
+                         base + "memory.pressure": "some avg10=0 total=0\nfull avg10=0.00 avg60=0 avg300=0 total=1000\n"})
+        pressure = tmp_path / base / "memory.pressure"
+    else:
+        base = "sys/fs/cgroup/memory/build/"
+        _tree(tmp_path, {"proc/self/cgroup": "4:memory:/build\n",
+                         "sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n",
+                         base + "memory.limit_in_bytes": f"{1024 * MIB}\n", base + "memory.usage_in_bytes": f"{600 * MIB}\n",
+                         base + "memory.stat": f"total_inactive_file {100 * MIB}\ntotal_active_file {50 * MIB}\n",
+                         "proc/pressure/memory": "some avg10=0 total=0\nfull avg10=0.00 avg60=0 avg300=0 total=1000\n"})
+        pressure = tmp_path / "proc/pressure/memory"
+    _tree(tmp_path, {"proc/meminfo": f"MemTotal: {16 << 20} kB\nMemAvailable: {8 << 20} kB\n"})
+    memory = LiveMemory(tmp_path)
+    first = memory.sample()
+    assert (first.available, first.limit, first.stall_fraction) == ((1024 - 450) * MIB, 1024 * MIB, 0.0)
+    assert memory.psi_path == pressure
+    # 50 ms of full stall over the next interval, and the machine itself nearly out of memory.
+    pressure.write_text(pressure.read_text().replace("total=1000\n", "total=51000\n"))
+    _tree(tmp_path, {"proc/meminfo": f"MemTotal: {16 << 20} kB\nMemAvailable: {300 << 10} kB\n"})
+    second = memory.sample()
+    assert second.available == 300 * MIB  # the tighter of the two
+    assert 0.0 < second.stall_fraction <= 1.0
