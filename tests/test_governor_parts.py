@@ -53,6 +53,12 @@ def test_a_rustc_command_line_names_its_crate_kind_and_mode(args, expected):
     assert unit_key(expected) == f"{expected['crate']}:{expected['kind']}"
 
 
+def test_build_scripts_are_named_by_their_package():
+    unit = dict(unit_of(BUILD_SCRIPT), package="openssl-sys")
+    assert unit_key(unit) == "openssl-sys:build-script"
+    assert unit_key(dict(unit_of(LIB), package="serde")) == "serde:lib"
+
+
 @pytest.mark.parametrize("args", [QUERY, ["-vV"], [], ["--print", "sysroot"]])
 def test_queries_are_not_compilations(args):
     assert unit_of(args) is None

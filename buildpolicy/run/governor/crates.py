@@ -67,5 +67,12 @@ def unit_of(args: list[str] | tuple[str, ...]) -> dict | None:
 
 
 def unit_key(unit: dict) -> str:
-    """The name learned peaks are kept under: ``crate:kind`` (``serde:lib``)."""
+    """The name learned peaks are kept under: ``crate:kind`` (``serde:lib``).
+
+    Every package's build script is the crate ``build_script_build``: it is named by
+    its package instead (``openssl-sys:build-script``), which cargo tells rustc in
+    ``CARGO_PKG_NAME`` (the wrapper passes it on as ``package``).
+    """
+    if unit["kind"] == "build-script" and unit.get("package"):
+        return f"{unit['package']}:build-script"
     return f"{unit['crate']}:{unit['kind']}"

@@ -231,7 +231,7 @@ class Governor:
     def _handle(self, comp: Compilation, message: dict) -> None:
         op = message.get("op")
         if op == "admit":
-            comp.unit = {k: message.get(k) for k in ("crate", "kind", "check", "metadata", "via_server")}
+            comp.unit = {k: message.get(k) for k in ("crate", "kind", "check", "metadata", "via_server", "package")}
             comp.key = unit_key(comp.unit)
             comp.attempt = int(message.get("attempt") or 0)
             comp.estimate = self._estimate(comp)

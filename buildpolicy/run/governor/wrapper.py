@@ -276,4 +276,5 @@ def main(argv: list[str] | None = None) -> int:
     if channel is None:
         return _exec(command)
     unit["via_server"] = bool(inner)
+    unit["package"] = os.environ.get("CARGO_PKG_NAME")  # cargo sets it for every rustc it runs
     return Compilation(channel, unit, command).run()
