@@ -62,7 +62,9 @@ def buildpolicy_decide(ctx):
         return Decision("remote", None, "disabled", f"knob remote = off ({ctx.knob_source('remote')})")
     from buildpolicy.run.remote.probe import decision
 
-    ctx.not_replayable("remote builds probe their hosts")
+    # exec and explain probe; env reads recorded results whose age decides whether a
+    # refresh starts: neither is something a replay could re-check.
+    ctx.not_replayable("the build host comes from probes and their recorded age")
     return decision(ctx)
 
 

@@ -1,7 +1,7 @@
 """The background refresh of recorded probe results (``records``), started by ``env``.
 
 ``env`` never probes: when a result it relied on is old or missing it starts
-``python -P -m buildpolicy.run.remote.refresh`` detached (its own session, no
+``python -P -m buildpolicy.run.remote.background`` detached (its own session, no
 terminal, standard streams on ``/dev/null`` except the settings on stdin) and
 returns at once. The refresh probes exactly as ``exec`` does (``choose_host``,
 which records every result and keeps the down cache) and exits.
@@ -21,11 +21,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 REFRESH_LOCK = "remote-refresh.lock"
-MODULE = "buildpolicy.run.remote.refresh"
+MODULE = "buildpolicy.run.remote.background"  # the refresh process itself
 _started: list = []  # Popen objects of detached refreshes: kept so they are never reaped with a warning
 
 
-def _try_lock(path: Path):
+def try_lock(path: Path):
     """An open descriptor holding ``path``'s exclusive lock, or None when it is held elsewhere."""
     import fcntl
     import stat
@@ -47,7 +47,7 @@ def _try_lock(path: Path):
 
 def running(state_dir: Path) -> bool:
     """Whether a refresh holds the lock of ``state_dir`` now."""
-    fd = _try_lock(Path(state_dir) / REFRESH_LOCK)
+    fd = try_lock(Path(state_dir) / REFRESH_LOCK)
     if fd is None:
         return True
     os.close(fd)
@@ -77,32 +77,3 @@ def start(settings, environ: Mapping[str, str]) -> str:
         return f"the background refresh could not start: {exc.strerror or exc}"
     _started.append(proc)
     return "refreshing in the background"
-
-
-def main() -> int:
-    """Probe the hosts of the settings on stdin and record the results (one refresh at a time)."""
-    from buildpolicy.run.remote.hosts import Settings
-    from buildpolicy.run.remote.probe import choose_host
-
-    try:
-        data = json.loads(sys.stdin.read(1 << 20))
-        settings = Settings(
-            hosts=tuple(data["hosts"]), ssh=data["ssh"], ssh_config=data["ssh_config"],
-            tcp_timeout=float(data["tcp_timeout"]), recovery_timeout=float(data["recovery_timeout"]),
-            down_ttl=float(data["down_ttl"]), tcp_probe=bool(data["tcp_probe"]),
-            connect_timeout=float(data["connect_timeout"]), state_dir=Path(data["state_dir"]),
-        )
-    except (ValueError, KeyError, TypeError):
-        return 2
-    fd = _try_lock(settings.state_dir / REFRESH_LOCK)
-    if fd is None:
-        return 0  # another refresh is probing these hosts
-    try:
-        choose_host(settings, os.environ)
-    finally:
-        os.close(fd)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
