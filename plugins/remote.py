@@ -62,9 +62,6 @@ def buildpolicy_decide(ctx):
         return Decision("remote", None, "disabled", f"knob remote = off ({ctx.knob_source('remote')})")
     from buildpolicy.run.remote.probe import decision
 
-    # exec and explain probe; env reads recorded results whose age decides whether a
-    # refresh starts: neither is something a replay could re-check.
-    ctx.not_replayable("the build host comes from probes and their recorded age")
     return decision(ctx)
 
 

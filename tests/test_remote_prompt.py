@@ -181,3 +181,48 @@ def test_corrupt_records_are_ignored_and_rebuilt(tmp_path, junk):
     assert records.load() == {}
     assert records.update(None, [("h", True, "ok")], time.time())
     assert list(records.load()) == [remote_records.record_key(None, "h")]
+
+
+def test_env_with_a_silent_host_is_replayed_like_env_without_remote(project, base_env, tmp_path, silent_port):
+    # The prompt's fast path: with results recorded, env with remote on is a warm replay,
+    # exactly as with remote off; new results or their age make it decide again.
+    from tests.test_replay import run_env
+
+    require("ssh")
+    config = write_ssh_config(tmp_path / "ssh_config", {"silent": silent_port})
+    env = {"BUILDPOLICY_REMOTE": "on", "BUILDPOLICY_REMOTE_HOSTS": "silent", "BUILDPOLICY_REMOTE_SSH_CONFIG": str(config),
+           "BUILDPOLICY_REMOTE_TCP_TIMEOUT": "0.2"}
+    off = [run_env(base_env, project)[1] for _ in range(2)]
+    assert off == [False, True]
+    decide(project, {**base_env, **env}, config, "silent", command="explain", remote_tcp_timeout="0.2")  # records down
+    runs = [run_env(base_env, project, env=env) for _ in range(3)]
+    assert [replayed for _proc, replayed in runs] == [False, True, True]
+    assert runs[0][0].stdout == runs[2][0].stdout
+    # A new probe result (explain rewrites the records) invalidates the replay.
+    decide(project, {**base_env, **env}, config, "silent", command="explain", remote_tcp_timeout="0.2")
+    assert run_env(base_env, project, env=env)[1] is False
+    assert run_env(base_env, project, env=env)[1] is True
+    # A result past REFRESH_AFTER: not replayed; that env starts a refresh and is not recorded.
+    store = remote_records.ProbeRecords(state_dir(base_env))
+    store.update(str(config), [("silent", False, "aged")], time.time() - remote_records.REFRESH_AFTER - 5)
+    assert run_env(base_env, project, env=env)[1] is False
+    wait_for(lambda: recorded(base_env, config, "silent")["reason"] != "aged", "the background refresh's result")
+    wait_for(lambda: not remote_refresh.running(state_dir(base_env)), "the refresh to exit")
+    assert [run_env(base_env, project, env=env)[1] for _ in range(2)] == [False, True]
+
+
+def test_a_replayed_env_expires_when_its_results_need_a_refresh(project, base_env, tmp_path, silent_port):
+    from tests.test_replay import run_env
+
+    require("ssh")
+    config = write_ssh_config(tmp_path / "ssh_config", {"silent": silent_port})
+    env = {"BUILDPOLICY_REMOTE": "on", "BUILDPOLICY_REMOTE_HOSTS": "silent", "BUILDPOLICY_REMOTE_SSH_CONFIG": str(config)}
+    store = remote_records.ProbeRecords(state_dir(base_env))
+    recorded_at = time.time() - remote_records.REFRESH_AFTER + 3  # due for a refresh in 3 s
+    store.update(str(config), [("silent", False, "recorded")], recorded_at)
+    assert [run_env(base_env, project, env=env)[1] for _ in range(2)] == [False, True]
+    assert recorded(base_env, config, "silent")["reason"] == "recorded"  # nothing refreshed yet
+    while time.time() < recorded_at + remote_records.REFRESH_AFTER + 0.1:
+        time.sleep(0.2)  # let the wall clock pass the refresh time
+    assert run_env(base_env, project, env=env)[1] is False  # expired: decided again, and a refresh starts
+    wait_for(lambda: recorded(base_env, config, "silent")["reason"] != "recorded", "the background refresh's result")

@@ -393,7 +393,7 @@ def _assess(ctx) -> Assessment:
         return Assessment(None, "local:no-rsync", f"rsync is not on PATH (needed to send the tree){tail}", True)
     settings = settings_from(ctx, ssh)
     if ctx.command not in PROBING_COMMANDS:
-        return _from_records(settings, ctx.environ, tail)
+        return _from_records(ctx, settings, tail)
     choice = _choose(settings, ctx.environ)
     lines = [f"{r.host}: {'up' if r.ok else 'down'} after {r.seconds:.2f}s ({r.reason})" for r in choice.reports]
     if choice.host is not None:
@@ -401,18 +401,25 @@ def _assess(ctx) -> Assessment:
     return Assessment(None, "local:hosts-down", "; ".join(lines) + tail, True, choice)
 
 
-def _from_records(settings: Settings, environ: Mapping[str, str], tail: str) -> Assessment:
+def _from_records(ctx, settings: Settings, tail: str) -> Assessment:
     """``env``'s decision: recorded results only, never the network (DESIGN §13).
 
     A missing or old result starts a background refresh; this prompt answers
-    from what is recorded, the next one from the refreshed results.
+    from what is recorded, the next one from the refreshed results. A warm
+    ``env`` replays this answer while the records file is unchanged and until
+    the oldest result relied on needs a refresh.
     """
     from buildpolicy.run.remote import records, refresh
 
     recorded = records.read(settings.state_dir, settings.ssh_config, settings.hosts, time.time())
+    ctx.depends_on_file(settings.state_dir / records.RECORDS)
     notes = ["decided from recorded probes (env never probes; exec and explain do)"]
     if recorded.refresh:
-        notes.append(refresh.start(settings, environ))
+        notes.append(refresh.start(settings, ctx.environ))
+        # The next prompt must look again: the refresh will have new results.
+        ctx.not_replayable("build-host probe results are being refreshed")
+    elif recorded.oldest is not None:
+        ctx.valid_until(recorded.oldest + records.REFRESH_AFTER)
     reason = "; ".join([*recorded.lines, *notes])
     if recorded.host is not None:
         return Assessment(recorded.host, f"remote:{recorded.host}", reason)

@@ -95,6 +95,7 @@ class Recorded:
     lines: tuple[str, ...]  # one per host considered, for the reason
     unknown: tuple[str, ...]  # hosts before the winner with no usable result
     refresh: bool  # a result relied on is missing or older than REFRESH_AFTER
+    oldest: float | None = None  # when the oldest result relied on was recorded
 
 
 def read(state_dir: Path, config: str | None, hosts: Iterable[str], now: float) -> Recorded:
@@ -103,6 +104,7 @@ def read(state_dir: Path, config: str | None, hosts: Iterable[str], now: float) 
     lines: list[str] = []
     unknown: list[str] = []
     refresh = False
+    times: list[float] = []
     for alias in dict.fromkeys(hosts):
         entry = entries.get(record_key(config, alias))
         age = now - entry["at"] if entry else None
@@ -112,8 +114,9 @@ def read(state_dir: Path, config: str | None, hosts: Iterable[str], now: float) 
             lines.append(f"{alias}: no probe result in the last {USABLE_FOR / 60:g} minutes")
             continue
         refresh = refresh or age > REFRESH_AFTER
+        times.append(entry["at"])
         state = "up" if entry["ok"] else "down"
         lines.append(f"{alias}: {state} when probed {max(age, 0):.0f}s ago ({entry['reason']})")
         if entry["ok"]:
-            return Recorded(alias, tuple(lines), tuple(unknown), refresh)
-    return Recorded(None, tuple(lines), tuple(unknown), refresh)
+            return Recorded(alias, tuple(lines), tuple(unknown), refresh, min(times))
+    return Recorded(None, tuple(lines), tuple(unknown), refresh, min(times, default=None))
