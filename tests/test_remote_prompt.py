@@ -218,7 +218,7 @@ def test_a_replayed_env_expires_when_its_results_need_a_refresh(project, base_en
     config = write_ssh_config(tmp_path / "ssh_config", {"silent": silent_port})
     env = {"BUILDPOLICY_REMOTE": "on", "BUILDPOLICY_REMOTE_HOSTS": "silent", "BUILDPOLICY_REMOTE_SSH_CONFIG": str(config)}
     store = remote_records.ProbeRecords(state_dir(base_env))
-    recorded_at = time.time() - remote_records.REFRESH_AFTER + 3  # due for a refresh in 3 s
+    recorded_at = time.time() - remote_records.REFRESH_AFTER + 10  # due for a refresh in 10 s
     store.update(str(config), [("silent", False, "recorded")], recorded_at)
     assert [run_env(base_env, project, env=env)[1] for _ in range(2)] == [False, True]
     assert recorded(base_env, config, "silent")["reason"] == "recorded"  # nothing refreshed yet
