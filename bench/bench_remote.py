@@ -20,6 +20,9 @@ Measurements (medians over ``--runs`` repetitions, default knobs:
 - ``first_probe_refused_then_silent``: a refused and a silent host — budget 1.1 s;
 - ``cli_env_first_silent`` / ``cli_env_ttl_silent``: a whole ``buildpolicy env``
   process with remote on, for information (interpreter start-up included, no budget).
+  ``env`` never probes (it decides from recorded results and leaves probing to a
+  detached background refresh), so these show what a prompt costs with a silent host
+  configured: the first with nothing recorded yet, the second after one earlier prompt.
 
 It is a report, not a test: it exits 0 whatever the numbers say (``--check``
 makes a missed budget exit 1; exit 2 when it cannot run). Nothing contacts an

@@ -125,7 +125,7 @@ def test_remote_off_is_disabled_and_imports_nothing(project, base_env):
 
 
 def test_refused_host_falls_back_locally_and_is_remembered(project, base_env, ssh_config):
-    first = run(project, base_env, *remote_sets(ssh_config, "refused"))
+    first = run(project, base_env, *remote_sets(ssh_config, "refused"), command="explain")
     decision = first.decisions["remote"]
     assert decision.status == "local:hosts-down" and decision.value is None
     assert "refused the connection" in decision.reason and "first probe" in decision.reason
@@ -133,24 +133,24 @@ def test_refused_host_falls_back_locally_and_is_remembered(project, base_env, ss
     assert "BUILDPOLICY_REMOTE_HOST" not in first.set_env
     cache = down_cache(base_env)
     assert list(cache) == [f"127.0.0.1:{_port_of(ssh_config, 'refused')}"] and "refused" in next(iter(cache.values()))["reason"]
-    again = run(project, base_env, *remote_sets(ssh_config, "refused"))
+    again = run(project, base_env, *remote_sets(ssh_config, "refused"), command="explain")
     assert "recovery probe: down" in again.decisions["remote"].reason
 
 
 def test_silent_host_times_out_with_first_then_recovery_timeout(project, base_env, ssh_config):
     knobs = {"remote_tcp_timeout": "0.4", "remote_recovery_timeout": "0.1"}
-    first = run(project, base_env, *remote_sets(ssh_config, "silent", **knobs)).decisions["remote"]
+    first = run(project, base_env, *remote_sets(ssh_config, "silent", **knobs), command="explain").decisions["remote"]
     assert first.status == "local:hosts-down"
     assert "no answer from 127.0.0.1" in first.reason and "within 0.4s (first probe)" in first.reason
-    second = run(project, base_env, *remote_sets(ssh_config, "silent", **knobs)).decisions["remote"]
+    second = run(project, base_env, *remote_sets(ssh_config, "silent", **knobs), command="explain").decisions["remote"]
     assert "within 0.1s (recovery probe: down" in second.reason
     # Outside the TTL the failure is old news: the first-probe timeout again.
-    third = run(project, base_env, *remote_sets(ssh_config, "silent", remote_down_ttl="0", **knobs)).decisions["remote"]
+    third = run(project, base_env, *remote_sets(ssh_config, "silent", remote_down_ttl="0", **knobs), command="explain").decisions["remote"]
     assert "within 0.4s (first probe)" in third.reason
 
 
 def test_every_host_is_reported_in_configured_order(project, base_env, ssh_config):
-    decision = run(project, base_env, *remote_sets(ssh_config, "silent", "refused", "refused2", remote_tcp_timeout="0.3")).decisions["remote"]
+    decision = run(project, base_env, *remote_sets(ssh_config, "silent", "refused", "refused2", remote_tcp_timeout="0.3"), command="explain").decisions["remote"]
     assert decision.status == "local:hosts-down"
     reason = decision.reason
     assert reason.index("silent: down") < reason.index("refused: down") < reason.index("refused2: down")
@@ -158,7 +158,7 @@ def test_every_host_is_reported_in_configured_order(project, base_env, ssh_confi
 
 
 def test_proxied_host_is_not_tcp_probed(project, base_env, ssh_config):
-    decision = run(project, base_env, *remote_sets(ssh_config, "proxied")).decisions["remote"]
+    decision = run(project, base_env, *remote_sets(ssh_config, "proxied"), command="explain").decisions["remote"]
     assert decision.status == "local:hosts-down"
     assert "ssh preflight failed" in decision.reason
     assert "refused the connection" not in decision.reason  # ssh's ProxyCommand failed, no TCP probe ran
@@ -166,7 +166,7 @@ def test_proxied_host_is_not_tcp_probed(project, base_env, ssh_config):
 
 
 def test_tcp_probe_off_goes_straight_to_the_ssh_preflight(project, base_env, ssh_config):
-    decision = run(project, base_env, *remote_sets(ssh_config, "refused", remote_tcp_probe="off")).decisions["remote"]
+    decision = run(project, base_env, *remote_sets(ssh_config, "refused", remote_tcp_probe="off"), command="explain").decisions["remote"]
     assert "ssh preflight failed" in decision.reason and "Connection refused" in decision.reason
 
 
@@ -207,7 +207,7 @@ def test_non_build_commands_and_missing_tools_skip_probing(project, base_env, ss
 
 def test_a_bad_ssh_config_is_a_host_failure_not_a_crash(project, base_env, tmp_path):
     require("ssh")
-    decision = run(project, base_env, "remote=on", "remote_hosts=anything", f"remote_ssh_config={tmp_path / 'missing'}").decisions["remote"]
+    decision = run(project, base_env, "remote=on", "remote_hosts=anything", f"remote_ssh_config={tmp_path / 'missing'}", command="explain").decisions["remote"]
     assert decision.status == "local:hosts-down" and "ssh -G failed" in decision.reason
 
 

@@ -46,6 +46,7 @@ class DecideContext:
         # why a run may not be replayed.
         self.replay_files: list[tuple[str, str]] = []  # (path, stat token when declared)
         self.replay_blockers: list[str] = []
+        self.replay_expires: float | None = None  # wall-clock time after which a replay must not be used
         self.options_read: set[str] = set()  # option tables plugins asked for (the others name no plugin)
 
     def fact(self, name: str) -> Any:
@@ -74,6 +75,12 @@ class DecideContext:
         from buildpolicy.filestate import stat_token
 
         self.replay_files.append((str(path), stat_token(path)))
+
+    def valid_until(self, when: float) -> None:
+        """State that this run's decision holds only until ``when`` (seconds since the
+        epoch, as ``time.time()``): a warm ``env`` after that decides from scratch. For
+        decisions made from recorded results that age (probe results of build hosts)."""
+        self.replay_expires = when if self.replay_expires is None else min(self.replay_expires, when)
 
     def not_replayable(self, reason: str) -> None:
         """State that this run's decision depends on something a warm ``env`` could not

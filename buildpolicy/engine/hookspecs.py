@@ -58,8 +58,9 @@ def buildpolicy_decide(ctx: DecideContext) -> Decision | list[Decision] | None:
     what it reads through ``ctx``, on files it names with
     ``ctx.depends_on_file(path)``, and, for facts it only compares with
     thresholds, on the comparisons it states with ``ctx.depends_on(fact, op,
-    constant)``; it calls ``ctx.not_replayable(why)`` when a run depends on
-    anything else. A deciding plugin without the flag makes every ``env`` run
+    constant)``, and, for a decision that ages, until the time it names with
+    ``ctx.valid_until(when)``; it calls ``ctx.not_replayable(why)`` when a run
+    depends on anything else. A deciding plugin without the flag makes every ``env`` run
     in full.
     """
 

@@ -23,7 +23,9 @@ A run is recorded only when every plugin that decides something declares itself
 replayable (``BUILDPOLICY_REPLAYABLE = True`` at module level: its decisions depend on
 nothing but what it reads through its ``DecideContext``, the conditions it declares,
 and the files it names with ``ctx.depends_on_file``) and none opted out for this run
-(``ctx.not_replayable(why)``, e.g. remote builds, which probe hosts). Facts overridden
+(``ctx.not_replayable(why)``). A plugin whose decision ages names the time it stops
+holding (``ctx.valid_until``: the remote decision, made from recorded probe results);
+a replay after it runs in full. Facts overridden
 with ``--facts``, plugin-declared facts, custom output formats and a probe that would
 have to start a process all make the run not replayable. Anything unexpected while
 replaying means "not replayed": the full run then decides, and records again.

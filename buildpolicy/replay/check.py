@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 from buildpolicy.facts.ctxbase import ContextMethods
 from buildpolicy.facts.unknown import FactUnknown, NotReplayable
@@ -44,7 +45,11 @@ def try_replay(argv: list[str]) -> int | None:
 
 
 def still_valid(record: dict) -> bool:
-    """Whether every recorded input still holds: files, installed distributions, facts."""
+    """Whether every recorded input still holds: its expiry time, files, installed
+    distributions, facts."""
+    expires = record.get("expires")
+    if expires is not None and not time.time() < expires:
+        return False
     for path, token in record["files"]:
         if stat_token(path) != token:
             return False

@@ -66,6 +66,7 @@ def build(result) -> dict[str, Any] | None:
         "syspath": sys_path_state(),
         "probes": probes,
         "deps": deps,
+        "expires": result.context.replay_expires,
         "context": {
             "cwd": str(probe_ctx.cwd),
             "cargo_argv": probe_ctx.cargo_argv,

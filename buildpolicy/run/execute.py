@@ -83,6 +83,7 @@ def execute(request, command_argv, *, dry_run: bool = False, quiet: bool = False
     return its exit status. ``request.cargo_argv`` is the command when it runs cargo."""
     from buildpolicy.output.report import explain_json
     from buildpolicy.run.remote.session import probe_session
+    from buildpolicy.run.remote.session import release as release_connections
 
     cargo = request.cargo_argv is not None
     started_at = time.time()
@@ -125,6 +126,8 @@ def execute(request, command_argv, *, dry_run: bool = False, quiet: bool = False
             if gate is not None:
                 _set_gate(result, "acquired", "taken before deciding jobs")
         print_warnings(result.warnings, quiet)
+        if plan.execution.get("mode") != "remote":
+            release_connections()  # ssh masters of the host probes serve a remote build only
         target = _target_dir(plan, request)
         _record_flags(result, plan, target)
         if (lock is None and governor is None and plan.execution.get("mode") != "remote"

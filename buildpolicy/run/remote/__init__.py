@@ -2,8 +2,12 @@
 
 Modules: ``hosts`` (settings from the knobs, host-name checks, ``ssh -G``
 resolution), ``probe`` (TCP and ssh probes, the down cache, the ``remote``
-decision), ``sync`` (the sync/run/sync-back plan ``exec`` runs) and ``session``
-(the per-``exec`` memo of host choices). This ``__init__`` imports nothing.
+decision), ``records`` (every probe's result, from which ``env`` decides
+without the network), ``refresh`` and ``background`` (the detached refresh of
+those records ``env`` starts), ``control`` (one shared ssh connection per
+``exec``), ``sync`` (the sync/run/sync-back plan ``exec`` runs) and
+``session`` (the per-``exec`` memo of host choices and the connections to
+close). This ``__init__`` imports nothing.
 
 Nothing here is imported unless the ``remote`` knob is on: ``buildpolicy env``
 at a prompt pays for none of it.
@@ -23,6 +27,11 @@ in its own thread, and the first reachable one *in the configured order*
 wins: a list costs its slowest host, not the sum of them. No probe can hang:
 each stage has a deadline the main thread enforces, even on a DNS lookup that
 ignores timeouts.
+
+Only ``exec``, ``explain`` and ``doctor`` probe. ``env`` runs at every
+prompt and never waits on the network: it decides from the recorded results
+of earlier probes (``records``) and starts a background refresh when they are
+old or missing.
 
 Every host name, configured or printed by ``ssh -G``, is checked before use
 (letters, digits, ``.``, ``-``, ``_``, an optional ``user@``, or an IP

@@ -25,6 +25,9 @@ from buildpolicy.run.remote.hosts import (
     settings_from,
 )
 
+# Commands a user runs on purpose probe the hosts; the rest (`env` at every prompt
+# above all) decide from recorded results and never wait on the network.
+PROBING_COMMANDS = frozenset({"exec", "explain", "doctor"})
 DOWN_CACHE = "remote-down.json"
 DOWN_LOCK = "remote-down.lock"
 
@@ -95,9 +98,11 @@ class _Probe(threading.Thread):
 
     SLACK = 0.1  # for thread wake-up, so a stage that just made it counts
 
-    def __init__(self, settings: Settings, alias: str, environ: Mapping[str, str], down: Mapping[str, Any], now: float):
+    def __init__(self, settings: Settings, alias: str, environ: Mapping[str, str], down: Mapping[str, Any], now: float,
+                 control: list[str] | None = None):
         super().__init__(name=f"probe {alias}", daemon=True)
         self.settings = settings
+        self.control = control or []  # ssh options that make the preflight this exec's shared master
         self.alias = alias
         self.environ = environ
         self.down = down
@@ -156,7 +161,7 @@ class _Probe(threading.Thread):
         import subprocess
 
         settings = self.settings
-        argv = [settings.ssh, *settings.ssh_options(), "-T", "--", self.alias, "true"]
+        argv = [settings.ssh, *settings.ssh_options(), *self.control, "-T", "--", self.alias, "true"]
         self._stage("ssh preflight", settings.preflight_timeout)
         with self._lock:
             if self._cancelled:
@@ -211,16 +216,25 @@ class _Probe(threading.Thread):
         return self.report
 
 
-def choose_host(settings: Settings, environ: Mapping[str, str]) -> Choice:
+def choose_host(settings: Settings, environ: Mapping[str, str], control=None) -> Choice:
     """Probe every host concurrently; the first reachable one in configured order wins.
 
     Waits only as long as the hosts before the winner need, then cancels the
-    rest. Records failures and recoveries in the down cache.
+    rest. Records failures and recoveries in the down cache, and every result
+    for ``env`` (``records``). With ``control`` (a ``control.ControlDir``), a
+    successful preflight stays open as the shared connection of this ``exec``.
     """
+    from buildpolicy.run.remote.records import ProbeRecords
+
     cache = DownCache(settings.state_dir)
     now = time.time()
     down = cache.recent(settings.down_ttl, now)
-    probes = [_Probe(settings, alias, environ, down, now) for alias in dict.fromkeys(settings.hosts)]
+    base = settings.ssh_options()
+    probes = [
+        _Probe(settings, alias, environ, down, now,
+               control.options(settings.ssh, base, settings.ssh_config, alias) if control is not None else None)
+        for alias in dict.fromkeys(settings.hosts)
+    ]
     for probe in probes:
         probe.start()
     reports: list[HostReport] = []
@@ -240,6 +254,8 @@ def choose_host(settings: Settings, environ: Mapping[str, str]) -> Choice:
     recovered = {r.key for r in reports if r.ok and r.key}
     if failed or recovered & set(down):
         cache.update(failed, recovered, settings.down_ttl, now)
+    ProbeRecords(settings.state_dir).update(
+        settings.ssh_config, ((r.host, r.ok, r.reason) for r in reports if "cancelled" not in r.reason), time.time())
     return Choice(winner, tuple(reports))
 
 
@@ -326,10 +342,12 @@ def _choose(settings: Settings, environ: Mapping[str, str]) -> Choice:
     session = current_session()
     if session is None:
         return choose_host(settings, environ)
+    from buildpolicy.run.remote.control import session_control
+
     # The gate marker differs between the two passes of one exec and means nothing to ssh.
     key = (settings, frozenset((k, v) for k, v in environ.items() if not k.startswith("BUILDPOLICY_")))
     if key not in session:
-        session[key] = choose_host(settings, environ)
+        session[key] = choose_host(settings, environ, session_control(environ))
     return session[key]
 
 
@@ -374,11 +392,40 @@ def _assess(ctx) -> Assessment:
     if ctx.command == "exec" and ctx.cargo_argv is not None and not ctx.fact("tool.rsync"):
         return Assessment(None, "local:no-rsync", f"rsync is not on PATH (needed to send the tree){tail}", True)
     settings = settings_from(ctx, ssh)
+    if ctx.command not in PROBING_COMMANDS:
+        return _from_records(ctx, settings, tail)
     choice = _choose(settings, ctx.environ)
     lines = [f"{r.host}: {'up' if r.ok else 'down'} after {r.seconds:.2f}s ({r.reason})" for r in choice.reports]
     if choice.host is not None:
         return Assessment(choice.host, f"remote:{choice.host}", "; ".join(lines), choice=choice)
     return Assessment(None, "local:hosts-down", "; ".join(lines) + tail, True, choice)
+
+
+def _from_records(ctx, settings: Settings, tail: str) -> Assessment:
+    """``env``'s decision: recorded results only, never the network (DESIGN §13).
+
+    A missing or old result starts a background refresh; this prompt answers
+    from what is recorded, the next one from the refreshed results. A warm
+    ``env`` replays this answer while the records file is unchanged and until
+    the oldest result relied on needs a refresh.
+    """
+    from buildpolicy.run.remote import records, refresh
+
+    recorded = records.read(settings.state_dir, settings.ssh_config, settings.hosts, time.time())
+    ctx.depends_on_file(settings.state_dir / records.RECORDS)
+    notes = ["decided from recorded probes (env never probes; exec and explain do)"]
+    if recorded.refresh:
+        notes.append(refresh.start(settings, ctx.environ))
+        # The next prompt must look again: the refresh will have new results.
+        ctx.not_replayable("build-host probe results are being refreshed")
+    elif recorded.oldest is not None:
+        ctx.valid_until(recorded.oldest + records.REFRESH_AFTER)
+    reason = "; ".join([*recorded.lines, *notes])
+    if recorded.host is not None:
+        return Assessment(recorded.host, f"remote:{recorded.host}", reason)
+    if recorded.unknown:
+        return Assessment(None, "local:not-probed", reason + "; building locally until a probe finds a host up")
+    return Assessment(None, "local:hosts-down", reason + tail, True)
 
 
 def decision(ctx) -> Decision:

@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 
 from buildpolicy.errors import EXIT_REMOTE_UNAVAILABLE, BuildpolicyError
+from buildpolicy.run.remote.control import session_control
 from buildpolicy.run.remote.hosts import ENV_NAME_PATTERN, NAME_PATTERN, host_problem, run_cwd, settings_from
 from buildpolicy.run.remote.probe import assess
 
@@ -242,8 +243,13 @@ def remote_plan(plan, ctx, host: str):
 
     renv = remote_environment(plan.env, ctx.environ, ctx, tuple(ctx.knob("remote_env") or ()))
     settings = settings_from(ctx, ctx.fact("tool.ssh"))
-    ssh_base = [settings.ssh, *settings.ssh_options()]
+    # Every step rides the connection the preflight opened (one login per exec).
+    control = session_control(ctx.environ)
+    shared = control.options(settings.ssh, settings.ssh_options(), settings.ssh_config, host) if control else []
+    ssh_base = [settings.ssh, *settings.ssh_options(), *shared]
     interactive = all(_isatty(fd) for fd in (0, 1, 2))
+    # Bytes, rate and files of a sync for a person watching; nothing in a log or a pipe.
+    progress = ["--info=progress2"] if _isatty(2) else []
     exports = dict(renv.exports)
     if not interactive and _isatty(2) and "CARGO_TERM_COLOR" not in plan.env:
         exports["CARGO_TERM_COLOR"] = "always"  # cargo sees a pipe over ssh -T, but our stderr is a terminal
@@ -272,7 +278,7 @@ def remote_plan(plan, ctx, host: str):
     rsync = ctx.fact("tool.rsync")
     rsync_e = _rsync_e(ssh_base)
     target = _rsync_host(host)
-    sync = [rsync, "-a", "--delete", "-e", rsync_e, f"--rsync-path=mkdir -p {q(remote_root)} && rsync", "--exclude=.git"]
+    sync = [rsync, "-a", "--delete", *progress, "-e", rsync_e, f"--rsync-path=mkdir -p {q(remote_root)} && rsync", "--exclude=.git"]
     if target_rel != OUTSIDE_TARGET:
         sync.append(f"--exclude=/{_escape_pattern(target_rel)}/")
     sync.append(f"--exclude=/{OUTSIDE_TARGET}/")
@@ -290,14 +296,14 @@ def remote_plan(plan, ctx, host: str):
         ignore_rule = "rsync --filter=':- .gitignore' (no git work tree)"
     sync += ["--", f"{root}/", f"{target}:{remote_root}/"]
 
-    run = [settings.ssh, *settings.ssh_options(), "-tt" if interactive else "-T", "--", host, script]
+    run = [*ssh_base, "-tt" if interactive else "-T", "--", host, script]
 
     cargo_command = parse_cargo_argv(argv).command
     mode = ctx.knob("remote_sync_back")
     sync_back = mode == "on" or (mode == "auto" and cargo_command in SYNC_BACK_COMMANDS)
     steps = [{"name": "sync", "argv": sync}, {"name": "run", "argv": run}]
     if sync_back:
-        back = [rsync, "-a", "-e", rsync_e, *(f"--exclude={p}" for p in SYNC_BACK_EXCLUDES),
+        back = [rsync, "-a", *progress, "-e", rsync_e, *(f"--exclude={p}" for p in SYNC_BACK_EXCLUDES),
                 "--", f"{target}:{remote_root}/{target_rel}/", f"{local_target}/"]
         steps.append({"name": "sync-back", "argv": back})
     execution = {
