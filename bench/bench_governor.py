@@ -37,6 +37,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -211,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="the light scenario without its long compiles: checks the benchmark runs, measures little")
     args = parser.parse_args(argv)
+    # Killed with SIGTERM (a timeout, Ctrl-C's cousin): unwind, so every cgroup made is
+    # emptied and removed on the way out.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(128 + signal.SIGTERM))
     problem = cgroups.skip_reason()
     if problem:
         print(f"bench_governor: no memory cgroup can be created here: {problem}", file=sys.stderr)
