@@ -1,0 +1,117 @@
+"""Cache-key hygiene for a shared backend (DESIGN §12).
+
+sccache hashes every ``CARGO_*`` variable its client sees (except
+``CARGO_MAKEFLAGS``). Some of those are cargo's *own* settings, consumed by
+cargo before rustc runs, that differ from machine to machine: ``CARGO_HOME``
+(rustup sets it for every proxied command, and it is per user),
+``CARGO_BUILD_JOBS`` (the job count buildpolicy decides from this machine's
+memory), ``CARGO_TARGET_DIR``/``CARGO_BUILD_TARGET_DIR``/``CARGO_BUILD_BUILD_DIR``
+and the linker variable. With a shared backend, ``RUSTC_WRAPPER`` is a
+two-line script that removes exactly those before it ``exec``\\ s sccache: cargo
+has already used them, rustc never reads them, and the job count stays in
+force (cargo spawns the jobs). The script lives under the cache dir, named by
+a hash of its content, and is rewritten when missing or changed.
+
+``machine_inputs`` lists, for ``doctor``, every input of sccache's key that
+would still differ between two machines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+
+# cargo's own settings: used by cargo, never read by rustc, differ per machine.
+STRIPPED = ("CARGO_HOME", "CARGO_BUILD_JOBS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR", "CARGO_BUILD_BUILD_DIR")
+
+
+def stripped_variables(triple: str | None) -> tuple[str, ...]:
+    """The variables the wrapper removes (with the target's linker variable when the triple is known)."""
+    if not triple:
+        return STRIPPED
+    return (*STRIPPED, f"CARGO_TARGET_{triple.upper().replace('-', '_').replace('.', '_')}_LINKER")
+
+
+def wrapper_text(sccache: str, triple: str | None) -> str:
+    """The wrapper script for ``sccache``."""
+    names = " ".join(stripped_variables(triple))
+    return (
+        "#!/bin/sh\n"
+        "# Written by buildpolicy (shared sccache backend): cargo's machine-specific settings\n"
+        "# are kept out of sccache's cache key; cargo has used them, rustc never reads them.\n"
+        f"unset {names}\n"
+        f"exec {shlex.quote(sccache)} \"$@\"\n"
+    )
+
+
+def ensure_wrapper(cache_dir, sccache: str, triple: str | None) -> Path:
+    """Write the wrapper (0755, atomically) unless it is already there as it should be; return its path.
+
+    Raises OSError when the cache dir is not safe to hold a program cargo runs.
+    """
+    from buildpolicy.filestate import atomic_write, unsafe_directory
+
+    text = wrapper_text(sccache, triple)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    directory = Path(cache_dir) / "sccache" / "wrappers"
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    problem = unsafe_directory(directory)
+    if problem:
+        raise OSError(problem)
+    path = directory / f"sccache-{digest}"
+    try:
+        current = path.read_text(encoding="utf-8") if path.is_file() and not path.is_symlink() else None
+        fresh = current == text and os.access(path, os.X_OK)
+    except (OSError, UnicodeDecodeError):
+        fresh = False
+    if not fresh:
+        atomic_write(path, text.encode(), mode=0o755)
+    return path
+
+
+def machine_inputs(env: Mapping[str, str], cwd: str, team_checkout: str | None = None) -> list[tuple[str, str]]:
+    """``(input, why)`` for what would still make this machine's keys differ from another's.
+
+    ``env`` is the environment the build would get; ``team_checkout`` the
+    checkout path the team's policy declares, if any.
+    """
+    found: list[tuple[str, str]] = []
+    stripped = set(STRIPPED) | {name for name in env if name.startswith("CARGO_TARGET_") and name.endswith("_LINKER")}
+    wrapper = env.get("RUSTC_WRAPPER", "")
+    hygienic = "buildpolicy" in wrapper and "sccache-" in os.path.basename(wrapper)
+    for name in sorted(env):
+        if not name.startswith("CARGO_") or name == "CARGO_MAKEFLAGS":
+            continue
+        if hygienic and name in stripped:
+            continue
+        value = env[name]
+        if name in stripped or _looks_machine_specific(value, env):
+            found.append((f"${name}={value}", "sccache hashes every CARGO_* variable rustc sees; "
+                          "this one names a path or count of this machine"))
+    for name in ("RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"):
+        value = env.get(name, "")
+        if _looks_machine_specific(value, env) or "-Zthreads=" in value:
+            found.append((f"${name}", "rustflags are hashed byte for byte; they name a path or count of this machine"))
+    for name, value in sorted(env.items()):
+        if name.startswith("CARGO_TARGET_") and name.endswith("_RUSTFLAGS") and (
+                _looks_machine_specific(value, env) or "-fuse-ld=/" in value):
+            found.append((f"${name}", "rustflags are hashed byte for byte; an absolute linker path differs per machine"))
+    home = env.get("CARGO_HOME") or os.path.join(env.get("HOME", "~"), ".cargo")
+    found.append((f"registry sources under {home}/registry/src",
+                  "crates.io dependencies compile in $CARGO_HOME, whose path is part of their key: they hit "
+                  "across machines only where CARGO_HOME is the same path"))
+    if team_checkout and os.path.realpath(cwd) != os.path.realpath(team_checkout) and not cwd.startswith(team_checkout):
+        found.append((f"checkout path {cwd}", f"the team's policy declares {team_checkout}: sccache hashes the working "
+                      "directory (SCCACHE_BASEDIRS does not apply to Rust in sccache 0.16)"))
+    else:
+        found.append((f"checkout path {cwd}", "sccache hashes the working directory and CARGO_MANIFEST_DIR: "
+                      "machines share hits only when they build from the same path"))
+    return found
+
+
+def _looks_machine_specific(value: str, env: Mapping[str, str]) -> bool:
+    home = env.get("HOME")
+    return bool(home and home != "/" and home in value) or "/tmp/" in value
