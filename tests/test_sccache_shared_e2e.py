@@ -206,11 +206,14 @@ def test_redis_down_the_build_goes_on_with_the_local_cache(redis, machines, tmp_
     a = machines("alice", ws, redis.url, jobs=2)
     assert a.plan()["decisions"]["sccache"]["status"] == "enabled:redis"
     redis.stop()
+    redis_socket = set(a.sockets)
     plan = a.plan()
     sccache = plan["decisions"]["sccache"]
     assert sccache["status"] == "fallback-local:redis-down", sccache
     assert "refused" in sccache["reason"]
     assert "SCCACHE_REDIS_ENDPOINT" not in plan["env"]
+    # Its own local server: never sccache's default port, which another server may hold.
+    assert plan["env"]["SCCACHE_SERVER_UDS"] not in redis_socket
     started = time.monotonic()
     proc = a.build()
     took = time.monotonic() - started

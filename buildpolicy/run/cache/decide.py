@@ -64,11 +64,19 @@ def decide(ctx, sccache: str, why: str) -> Decision:
     others = tuple(v for v in backends.BACKEND_VARIABLES if v not in dict(backend.variables))
 
     def fallback(problem: str) -> Decision:
+        set_env = {WRAPPER: sccache}
+        try:
+            # A private server for the local configuration too: a server on the default
+            # port may be another one's, started with the backend that is down.
+            set_env[server.UDS_VAR] = str(private_socket(backends.parse("local"), sccache, ctx.environ, ctx.cache_dir))
+            where = f"its own server on {set_env[server.UDS_VAR]}"
+        except OSError as exc:
+            where = f"sccache's default server (no private socket: {exc})"
         return Decision(
             "sccache", sccache, f"fallback-local:{backend.kind}-down",
             f"{why}; sccache_backend = {backend.display} ({source}) is not used: {problem}; "
-            f"sccache uses its local disk cache: {WRAPPER}={sccache}",
-            set_env={WRAPPER: sccache}, unset=others, force=True)
+            f"sccache uses its local disk cache through {where}: {WRAPPER}={sccache}",
+            set_env=set_env, unset=(*others, "SCCACHE_SERVER_PORT"), force=True)
 
     if result is None:
         return fallback("no probe of it is recorded yet (`buildpolicy cache` or `buildpolicy exec` probes it; "
