@@ -273,3 +273,41 @@ def test_the_key_wrapper_removes_machine_specific_cargo_variables(cli, crate, re
         "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER": "/opt/llvm/bin/clang"}, capture_output=True, text=True,
         timeout=10).stdout
     assert seen.split() == ["CARGO_MANIFEST_DIR=/src/c", "CARGO_PKG_NAME=c"]
+
+
+# ------------------------------------------------------------------ doctor
+
+
+def _doctor(cli, crate, env) -> dict:
+    proc = cli("doctor", "--format", "json", "--", "cargo", "build", "--release", cwd=crate, env=env)
+    assert proc.returncode in (0, 1), proc.stderr
+    return {p["check"]: p for p in json.loads(proc.stdout)["problems"]}, proc.stderr
+
+
+def test_doctor_names_every_input_that_splits_a_shared_cache(cli, crate, redis, tmp_path):
+    env = dict(_sccache_on_path(cli), BUILDPOLICY_SCCACHE="on", BUILDPOLICY_SCCACHE_BACKEND=redis.url,
+               CARGO_TARGET_DIR=str(tmp_path / "t"), CARGO_HOME=str(tmp_path / "alice-cargo"))
+    assert cli("cache", cwd=crate, env=env).returncode == 0  # probes and records: doctor reads the record
+    clean, stderr = _doctor(cli, crate, env)
+    assert "shared-cache-keys" not in clean, clean
+    assert "same checkout path" in stderr and "rustc" in stderr  # what must match, always said
+    # Now the machine-specific inputs a team meets: an absolute linker, a home path in a
+    # CARGO_* variable, rustflags with a path, registry dependencies, another checkout path.
+    write(crate / "Cargo.lock", 'version = 3\n\n[[package]]\nname = "libc"\nversion = "0.2.150"\n'
+          'source = "registry+https://github.com/rust-lang/crates.io-index"\n')
+    write(crate / "buildpolicy.toml", '[sccache]\ncheckout_path = "/src/team"\n')
+    cli("allow", "-q", cwd=crate, env=env, check=True)
+    dirty = dict(env, CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER="/opt/llvm-17/bin/clang",
+                 CARGO_PROFILE_RELEASE_SPLIT_DEBUGINFO="packed", CARGO_BUILD_PIPELINING="true",
+                 CARGO_REGISTRIES_TEAM_INDEX=f"file://{cli.env['HOME']}/index",
+                 RUSTFLAGS=f"--remap-path-prefix={cli.env['HOME']}=/x")
+    problems, _ = _doctor(cli, crate, dirty)
+    details = "\n".join(problems["shared-cache-keys"]["details"])
+    assert "-C linker=/opt/llvm-17/bin/clang" in details
+    assert "$CARGO_REGISTRIES_TEAM_INDEX" in details
+    assert "$RUSTFLAGS" in details
+    assert "registry/src" in details and "alice-cargo" in details
+    assert "/src/team" in details
+    # What the key wrapper removes is not a problem; machine-independent settings are not either.
+    assert "CARGO_TARGET_DIR" not in details and "CARGO_HOME=" not in details
+    assert "CARGO_PROFILE_RELEASE_SPLIT_DEBUGINFO" not in details and "CARGO_BUILD_PIPELINING" not in details

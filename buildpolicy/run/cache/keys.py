@@ -72,46 +72,52 @@ def ensure_wrapper(cache_dir, sccache: str, triple: str | None) -> Path:
     return path
 
 
-def machine_inputs(env: Mapping[str, str], cwd: str, team_checkout: str | None = None) -> list[tuple[str, str]]:
-    """``(input, why)`` for what would still make this machine's keys differ from another's.
+def machine_inputs(env: Mapping[str, str], cwd: str, *, wrapped: bool, linker_args: Mapping[str, str] = {},  # noqa: B006
+                   team_checkout: str | None = None, registry_dependencies: bool = False) -> list[str]:
+    """What would make this machine's sccache keys differ from another's, one line each.
 
-    ``env`` is the environment the build would get; ``team_checkout`` the
-    checkout path the team's policy declares, if any.
+    ``env`` is the environment the build gets; ``wrapped`` whether the key
+    wrapper removes :data:`STRIPPED` and the linker variable; ``linker_args``
+    maps where a linker comes from (a variable, a config file) to the value
+    cargo passes rustc as ``-C linker=``; ``team_checkout`` is the checkout path
+    the team's policy declares; ``registry_dependencies`` whether Cargo.lock
+    has crates.io (or other registry) packages.
     """
-    found: list[tuple[str, str]] = []
-    stripped = set(STRIPPED) | {name for name in env if name.startswith("CARGO_TARGET_") and name.endswith("_LINKER")}
-    wrapper = env.get("RUSTC_WRAPPER", "")
-    hygienic = "buildpolicy" in wrapper and "sccache-" in os.path.basename(wrapper)
+    found: list[str] = []
+    home = env.get("HOME") or ""
     for name in sorted(env):
-        if not name.startswith("CARGO_") or name == "CARGO_MAKEFLAGS":
+        if not name.startswith("CARGO_") or name == "CARGO_MAKEFLAGS" or name.endswith("RUSTFLAGS"):
             continue
-        if hygienic and name in stripped:
+        if name.startswith("CARGO_TARGET_") and name.endswith("_LINKER"):
+            continue  # reported below, as the -C linker= argument cargo makes of it
+        if wrapped and name in STRIPPED:
             continue
         value = env[name]
-        if name in stripped or _looks_machine_specific(value, env):
-            found.append((f"${name}={value}", "sccache hashes every CARGO_* variable rustc sees; "
-                          "this one names a path or count of this machine"))
-    for name in ("RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"):
-        value = env.get(name, "")
-        if _looks_machine_specific(value, env) or "-Zthreads=" in value:
-            found.append((f"${name}", "rustflags are hashed byte for byte; they name a path or count of this machine"))
-    for name, value in sorted(env.items()):
-        if name.startswith("CARGO_TARGET_") and name.endswith("_RUSTFLAGS") and (
-                _looks_machine_specific(value, env) or "-fuse-ld=/" in value):
-            found.append((f"${name}", "rustflags are hashed byte for byte; an absolute linker path differs per machine"))
-    home = env.get("CARGO_HOME") or os.path.join(env.get("HOME", "~"), ".cargo")
-    found.append((f"registry sources under {home}/registry/src",
-                  "crates.io dependencies compile in $CARGO_HOME, whose path is part of their key: they hit "
-                  "across machines only where CARGO_HOME is the same path"))
-    if team_checkout and os.path.realpath(cwd) != os.path.realpath(team_checkout) and not cwd.startswith(team_checkout):
-        found.append((f"checkout path {cwd}", f"the team's policy declares {team_checkout}: sccache hashes the working "
-                      "directory (SCCACHE_BASEDIRS does not apply to Rust in sccache 0.16)"))
-    else:
-        found.append((f"checkout path {cwd}", "sccache hashes the working directory and CARGO_MANIFEST_DIR: "
-                      "machines share hits only when they build from the same path"))
+        if name in STRIPPED or _machine_specific(value, home):
+            found.append(f"${name}={value}: sccache hashes every CARGO_* variable rustc sees")
+    for name in ("CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", *sorted(n for n in env if n.endswith("_RUSTFLAGS"))):
+        value = env.get(name)
+        if value and (_machine_specific(value, home) or "-fuse-ld=/" in value or "-Zthreads=" in value):
+            found.append(f"${name}={value}: rustflags are hashed byte for byte and these name this machine's "
+                         "paths or thread count")
+    for where, linker in sorted(linker_args.items()):
+        if os.path.isabs(linker):
+            found.append(f"-C linker={linker} (from {where}): cargo passes it to rustc, and sccache hashes it; "
+                         "machines with the linker elsewhere miss")
+    if registry_dependencies:
+        cargo_home = env.get("CARGO_HOME") or os.path.join(home or "~", ".cargo")
+        found.append(f"registry dependencies compile in {cargo_home}/registry/src: that path is in their keys, so "
+                     "they hit across machines only where CARGO_HOME is the same path")
+    if team_checkout and not _inside(cwd, team_checkout):
+        found.append(f"checkout path {cwd}: the team builds from {team_checkout}; sccache hashes the working "
+                     "directory (SCCACHE_BASEDIRS does not apply to Rust in sccache 0.16)")
     return found
 
 
-def _looks_machine_specific(value: str, env: Mapping[str, str]) -> bool:
-    home = env.get("HOME")
+def _inside(path: str, root: str) -> bool:
+    path, root = os.path.realpath(path), os.path.realpath(root)
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _machine_specific(value: str, home: str) -> bool:
     return bool(home and home != "/" and home in value) or "/tmp/" in value
