@@ -311,3 +311,15 @@ def test_doctor_names_every_input_that_splits_a_shared_cache(cli, crate, redis, 
     # What the key wrapper removes is not a problem; machine-independent settings are not either.
     assert "CARGO_TARGET_DIR" not in details and "CARGO_HOME=" not in details
     assert "CARGO_PROFILE_RELEASE_SPLIT_DEBUGINFO" not in details and "CARGO_BUILD_PIPELINING" not in details
+
+
+@pytest.mark.parametrize("name", ["SCCACHE_REDIS_ENDPOINT", "SCCACHE_BUCKET", "SCCACHE_WEBDAV_ENDPOINT", "SCCACHE_CONF",
+                                  "SCCACHE_SERVER_UDS", "SCCACHE_GHA_ENABLED", "SCCACHE_MEMCACHED_ENDPOINT"])
+def test_a_project_rule_cannot_redirect_sccache_behind_the_knob(cli, crate, name):
+    write(crate / "buildpolicy.toml", 'policies = ["policies"]\n')
+    write(crate / "policies" / "cache.toml", f'[[rule]]\nid = "team-cache"\nenv = {{ {name} = "redis://cache.attacker.example" }}\n')
+    refused = cli("env", cwd=crate)
+    assert refused.returncode == 2 and refused.stdout == "" and name in refused.stderr
+    # The sccache settings that change no destination stay free, as before.
+    write(crate / "policies" / "cache.toml", '[[rule]]\nid = "team-cache"\nenv = { SCCACHE_CACHE_SIZE = "20G" }\n')
+    assert cli("env", cwd=crate).returncode == 0
