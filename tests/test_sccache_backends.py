@@ -323,3 +323,25 @@ def test_a_project_rule_cannot_redirect_sccache_behind_the_knob(cli, crate, name
     # The sccache settings that change no destination stay free, as before.
     write(crate / "policies" / "cache.toml", '[[rule]]\nid = "team-cache"\nenv = { SCCACHE_CACHE_SIZE = "20G" }\n')
     assert cli("env", cwd=crate).returncode == 0
+
+
+def test_the_linker_is_named_portably_with_a_shared_backend(cli, crate, redis, tmp_path):
+    import shutil
+
+    clang = shutil.which("clang", path=cli.env["PATH"])
+    mold = shutil.which("mold", path=cli.env["PATH"])
+    if not clang or not mold:
+        pytest.skip("clang and mold are needed (scripts/install-system-deps.sh)")
+    own = tmp_path / "llvm" / "bin"
+    own.mkdir(parents=True)
+    (own / "clang").symlink_to(os.path.realpath(clang))
+    env = dict(_sccache_on_path(cli), BUILDPOLICY_SCCACHE="on")
+    env["PATH"] = f"{own}{os.pathsep}{env['PATH']}"
+    variable = "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER"
+    local = _plan(cli, crate, env)
+    if local["decisions"]["linker"]["status"] != "mold":
+        pytest.skip(f"mold is not picked here: {local['decisions']['linker']['reason']}")
+    assert local["env"][variable] == str(own / "clang")  # unchanged without a shared cache
+    shared = _plan(cli, crate, dict(env, BUILDPOLICY_SCCACHE_BACKEND=redis.url))
+    assert shared["env"][variable] == "clang", shared["decisions"]["linker"]["reason"]
+    assert shared["env"]["CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS"] == "-C link-arg=-fuse-ld=mold"

@@ -236,3 +236,8 @@ def test_a_unix_socket_redis_is_handed_to_sccache_in_its_own_spelling(redis, mac
     a.build()
     stats = a.stats()["stats"]
     assert stats["cache_misses"] >= len(CRATES) and stats["cache_errors"] == 0 and stats["cache_write_errors"] == 0, stats
+    text = a.run("cache").stdout
+    assert f"unix://localhost{redis.unix_socket}" not in text  # the knob's value is shown as given
+    assert "reachable    yes" in text and "hit rate" in text and "misses" in text
+    zeroed = json.loads(a.run("cache", "--zero", "--format", "json").stdout)
+    assert zeroed["zeroed"] is True and zeroed["stats"]["cache_misses"] == 0 and zeroed["stats"]["cache_hits"] == 0

@@ -344,7 +344,6 @@ def check_shared_cache(result, env: Mapping[str, str], config: list[ConfigValue]
         if item.key.endswith(".linker") and isinstance(item.value, str):
             linkers[f"{item.file} {item.key}"] = item.value
     declared = result.context.option("sccache", "checkout_path")
-    lock = cwd / "Cargo.lock"
     registry = False
     for directory in (cwd, *cwd.parents):
         lock = directory / "Cargo.lock"
