@@ -345,3 +345,21 @@ def test_the_linker_is_named_portably_with_a_shared_backend(cli, crate, redis, t
     shared = _plan(cli, crate, dict(env, BUILDPOLICY_SCCACHE_BACKEND=redis.url))
     assert shared["env"][variable] == "clang", shared["decisions"]["linker"]["reason"]
     assert shared["env"]["CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS"] == "-C link-arg=-fuse-ld=mold"
+
+
+def test_a_prompt_starts_the_probe_in_the_background_and_the_next_prompt_uses_it(cli, crate, redis):
+    import time
+
+    from buildpolicy.run.cache.reach import Records
+
+    env = dict(_sccache_on_path(cli), BUILDPOLICY_SCCACHE_BACKEND=redis.url, BUILDPOLICY_SCCACHE="on")
+    first = json.loads(cli("env", "--format", "json", cwd=crate, env=env, check=True).stdout)["set"]
+    assert "SCCACHE_REDIS_ENDPOINT" not in first  # nothing recorded: local, without waiting
+    records = Records(Path(cli.env["XDG_STATE_HOME"]) / "buildpolicy")
+    deadline = time.monotonic() + 60
+    while not records.load() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (recorded,) = records.load().values()
+    assert recorded.ok and "PONG" in recorded.reason
+    second = json.loads(cli("env", "--format", "json", cwd=crate, env=env, check=True).stdout)["set"]
+    assert second["SCCACHE_REDIS_ENDPOINT"] == redis.url

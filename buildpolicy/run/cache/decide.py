@@ -45,6 +45,10 @@ def backend_reach(ctx, backend: backends.Backend) -> tuple[reach.Reach | None, s
     result = records.get(backend.probe_key)
     if hasattr(ctx, "depends_on_file"):
         ctx.depends_on_file(records.path)
+    if ctx.command == "env" and (result is None or not result.ok):
+        from buildpolicy.run.cache import refresh
+
+        refresh.start(backend.probe_key, ctx.state_dir, refresh.cwd_of(ctx), ctx.environ)
     return result, "recorded"
 
 
@@ -79,7 +83,10 @@ def decide(ctx, sccache: str, why: str) -> Decision:
             set_env=set_env, unset=(*others, "SCCACHE_SERVER_PORT"), force=True)
 
     if result is None:
-        return fallback("no probe of it is recorded yet (`buildpolicy cache` or `buildpolicy exec` probes it; "
+        return fallback("no probe of it is recorded yet (a prompt never waits on the network: `env` has started "
+                        "one in the background, and `buildpolicy cache` or `buildpolicy exec` probe it too)"
+                        if ctx.command == "env" else
+                        "no probe of it is recorded yet (`buildpolicy cache` or `buildpolicy exec` probes it; "
                         "a prompt never waits on the network)")
     if not result.ok:
         return fallback(f"{'down' if how == 'probed' else 'recorded down'}: {result.reason}")
