@@ -363,3 +363,42 @@ def test_a_prompt_starts_the_probe_in_the_background_and_the_next_prompt_uses_it
     assert recorded.ok and "PONG" in recorded.reason
     second = json.loads(cli("env", "--format", "json", cwd=crate, env=env, check=True).stdout)["set"]
     assert second["SCCACHE_REDIS_ENDPOINT"] == redis.url
+
+
+def test_a_secret_is_resolved_by_the_wrapper_never_printed(cli, crate, redis, tmp_path):
+    import subprocess
+
+    secret_file = write(tmp_path / "team" / "redis-password", "s3cret-from-file\n")
+    env = dict(_sccache_on_path(cli), BUILDPOLICY_SCCACHE="on", TEAM_REDIS_PW="s3cret-from-env")
+    if not __import__("shutil").which("redis-cli"):
+        pytest.skip("redis-cli is not installed (the Debian package redis-tools comes with redis-server)")
+    previous = []
+    for reference, secret in ((f"file:{secret_file}", "s3cret-from-file"), ("env:TEAM_REDIS_PW", "s3cret-from-env")):
+        # The server requires this password (sccache sends AUTH, which a server without one refuses).
+        subprocess.run(["redis-cli", "-p", str(redis.port), *(["-a", previous[-1], "--no-auth-warning"] if previous else []),
+                        "CONFIG", "SET", "requirepass", secret], capture_output=True, timeout=10, check=True)
+        previous.append(secret)
+        env["BUILDPOLICY_SCCACHE_BACKEND"] = f"{redis.url}?password={reference}"
+        proc = cli("exec", "--dry-run", *RELEASE, cwd=crate, env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert secret not in proc.stdout and secret not in proc.stderr
+        plan = json.loads(proc.stdout)
+        assert plan["decisions"]["sccache"]["status"] == "enabled:redis", plan["decisions"]["sccache"]["reason"]
+        assert "SCCACHE_REDIS_PASSWORD" not in plan["env"]
+        explained = cli("explain", "--format", "json", cwd=crate, env=env, check=True).stdout
+        assert secret not in explained
+        # The wrapper hands sccache the secret when cargo runs it.
+        wrapper = Path(plan["env"]["RUSTC_WRAPPER"])
+        assert secret not in wrapper.read_text()
+        spy = write(tmp_path / "spy.sh", "#!/bin/sh\nprintf '%s' \"$SCCACHE_REDIS_PASSWORD\"\n")
+        spy.chmod(0o755)
+        lines = wrapper.read_text().splitlines()
+        copy = write(tmp_path / "wrapper-copy", "\n".join([*lines[:-1], f'exec {spy} "$@"']) + "\n")
+        copy.chmod(0o755)
+        seen = subprocess.run([str(copy), "rustc"], env={"PATH": "/usr/bin:/bin", "TEAM_REDIS_PW": "s3cret-from-env"},
+                              capture_output=True, text=True, timeout=10).stdout
+        assert seen == secret
+    # A reference that cannot be read: the local cache, saying why (not the build failing in sccache).
+    env["BUILDPOLICY_SCCACHE_BACKEND"] = f"{redis.url}?password=env:NOT_SET_ANYWHERE"
+    down = _plan(cli, crate, env)["decisions"]["sccache"]
+    assert down["status"] == "fallback-local:redis-down" and "$NOT_SET_ANYWHERE is not set" in down["reason"]

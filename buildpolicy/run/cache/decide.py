@@ -92,16 +92,20 @@ def decide(ctx, sccache: str, why: str) -> Decision:
         return fallback(f"{'down' if how == 'probed' else 'recorded down'}: {result.reason}")
     set_env = dict(backend.variables)
     try:
-        for variable, reference in backend.secrets:
-            set_env[variable] = backends.resolve_reference(reference, ctx.environ)
+        # Checked here, resolved by the key wrapper when sccache runs: the secret itself is
+        # never in buildpolicy's output (env, explain, exec --dry-run) nor in its records.
+        for _variable, reference in backend.secrets:
+            backends.resolve_reference(reference, ctx.environ)
     except backends.BackendError as exc:
         ctx.warn(f"sccache_backend ({source}): {exc}; using the local disk cache")
         return fallback(f"its credentials cannot be read ({exc})")
-    if backend.secrets and hasattr(ctx, "not_replayable"):
-        ctx.not_replayable("a secret of the sccache backend is never stored in the replay record")
+    if backend.secrets and hasattr(ctx, "depends_on_file"):
+        for _variable, reference in backend.secrets:
+            if reference.startswith("file:"):
+                ctx.depends_on_file(reference[5:])
     try:
         set_env[server.UDS_VAR] = str(private_socket(backend, sccache, ctx.environ, ctx.cache_dir))
-        wrapper = keys.ensure_wrapper(ctx.cache_dir, sccache, ctx.fact("host.triple"))
+        wrapper = keys.ensure_wrapper(ctx.cache_dir, sccache, ctx.fact("host.triple"), backend.secrets)
     except OSError as exc:
         return fallback(f"no private place for its server socket and key wrapper ({exc})")
     if hasattr(ctx, "depends_on_file"):

@@ -35,26 +35,39 @@ def stripped_variables(triple: str | None) -> tuple[str, ...]:
     return (*STRIPPED, f"CARGO_TARGET_{triple.upper().replace('-', '_').replace('.', '_')}_LINKER")
 
 
-def wrapper_text(sccache: str, triple: str | None) -> str:
-    """The wrapper script for ``sccache``."""
+def wrapper_text(sccache: str, triple: str | None, secrets: tuple[tuple[str, str], ...] = ()) -> str:
+    """The wrapper script for ``sccache``.
+
+    ``secrets`` are ``(variable, reference)`` pairs: the script resolves each
+    reference when it runs (``env:VAR`` from the build's environment,
+    ``file:PATH`` the file's first line), so a secret never appears in what
+    buildpolicy prints (``env``, ``explain``, ``exec --dry-run``) or records.
+    """
     names = " ".join(stripped_variables(triple))
-    return (
-        "#!/bin/sh\n"
-        "# Written by buildpolicy (shared sccache backend): cargo's machine-specific settings\n"
-        "# are kept out of sccache's cache key; cargo has used them, rustc never reads them.\n"
-        f"unset {names}\n"
-        f"exec {shlex.quote(sccache)} \"$@\"\n"
-    )
+    lines = [
+        "#!/bin/sh",
+        "# Written by buildpolicy (shared sccache backend): cargo's machine-specific settings",
+        "# are kept out of sccache's cache key; cargo has used them, rustc never reads them.",
+        f"unset {names}",
+    ]
+    for variable, reference in secrets:
+        kind, _, target = reference.partition(":")
+        if kind == "env":
+            lines.append(f'{variable}="${{{target}}}"; export {variable}')
+        else:
+            lines.append(f"read -r {variable} < {shlex.quote(target)}; export {variable}")
+    lines.append(f"exec {shlex.quote(sccache)} \"$@\"")
+    return "\n".join(lines) + "\n"
 
 
-def ensure_wrapper(cache_dir, sccache: str, triple: str | None) -> Path:
+def ensure_wrapper(cache_dir, sccache: str, triple: str | None, secrets: tuple[tuple[str, str], ...] = ()) -> Path:
     """Write the wrapper (0755, atomically) unless it is already there as it should be; return its path.
 
     Raises OSError when the cache dir is not safe to hold a program cargo runs.
     """
     from buildpolicy.filestate import atomic_write, unsafe_directory
 
-    text = wrapper_text(sccache, triple)
+    text = wrapper_text(sccache, triple, secrets)
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     directory = Path(cache_dir) / "sccache" / "wrappers"
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
