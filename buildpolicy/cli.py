@@ -34,6 +34,7 @@ COMMANDS = (
     "schema",
     "doctor",
     "log",
+    "cache",
 )
 
 

@@ -308,6 +308,9 @@ def _try_fast(ctx, name: str, tool: str, lookup: str, clang: str | None) -> tupl
     if not clang:
         return None, f"{name}: {tool} found at {path} but clang (the linker driver) not found"
     fuse = name if _clang_finds(ctx, clang, lookup, path) else path
+    if _shared_cache(ctx) and fuse != name:
+        return None, (f"{name}: clang would not find {path} as {lookup}, and its absolute path in -fuse-ld= would "
+                      "differ between machines sharing the sccache backend (a cache-key difference)")
     if any(c.isspace() for c in fuse):
         return None, f"{name}: {path} contains whitespace, which rustflags cannot carry"
     if _given(ctx, f"tool.{tool}") or _given(ctx, "tool.clang"):
@@ -319,6 +322,34 @@ def _try_fast(ctx, name: str, tool: str, lookup: str, clang: str | None) -> tupl
     if not ok:
         return None, f"{name}: {path} failed the smoke test: {message}"
     return (clang, fuse), f"{path}: {message}"
+
+
+def _shared_cache(ctx) -> bool:
+    """Whether sccache may share its cache with other machines (knob ``sccache_backend`` not ``local``):
+    then what cargo passes rustc (``-C linker=``, rustflags) must not name this machine's paths."""
+    try:
+        value = ctx.knob("sccache_backend")
+    except KeyError:
+        return False
+    return value not in (None, "", "local") and ctx.knob("sccache") != "off"
+
+
+def _portable_clang(ctx, clang: str) -> tuple[str, str]:
+    """``(linker value, note)``: the bare ``clang`` with a shared sccache backend when the build's
+    PATH finds the smoke-tested clang under that name (cargo passes ``-C linker=<value>`` to rustc,
+    and sccache hashes it: an absolute path differs between machines); else the absolute path."""
+    if not _shared_cache(ctx) or _given(ctx, "tool.clang"):
+        return clang, ""
+    import shutil
+
+    found = shutil.which("clang", path=ctx.environ.get("PATH", ""))
+    if hasattr(ctx, "depends_on_file") and found:
+        ctx.depends_on_file(found)
+    if found and os.path.isabs(found) and _same_file(found, clang) and not ctx.repository_binary_problem(found):
+        return "clang", (f" (CARGO_TARGET_<TRIPLE>_LINKER=clang, found on PATH as {found}: a shared sccache backend "
+                         "needs the same -C linker= on every machine)")
+    return clang, (f" (PATH does not find {clang} as clang: its absolute path reaches sccache's key, so machines "
+                   "with clang elsewhere miss each other's compilations)")
 
 
 @hookimpl
@@ -355,11 +386,12 @@ def buildpolicy_decide(ctx):
             notes.append(note)
             continue
         clang_path, fuse = chosen
+        clang_path, portable = _portable_clang(ctx, clang_path)
         skipped = f" (skipped: {'; '.join(notes)})" if notes else ""
         why = f"knob linker = {name} ({source})" if knob != "auto" else "auto picks the fastest working linker"
         return Decision(
             "linker", name, name,
-            f"{why}: {note}; cargo links through {clang_path} -fuse-ld={fuse}{skipped}",
+            f"{why}: {note}; cargo links through {clang_path} -fuse-ld={fuse}{portable}{skipped}",
             set_env={f"CARGO_TARGET_{triple_env(triple)}_LINKER": clang_path},
             rustflags=("-C", f"link-arg=-fuse-ld={fuse}"),
         )

@@ -26,11 +26,30 @@ def _is_sccache(wrapper: str) -> bool:
     return name in ("sccache", "sccache.exe")
 
 
+def _check_backend(value):
+    # Knob checks run while knobs are resolved: the parser is imported only when a value is given.
+    from buildpolicy.run.cache.backends import check
+
+    return check(value)
+
+
 @hookimpl
 def buildpolicy_declare_knobs():
-    """Declare the ``sccache`` knob: auto | on | off."""
+    """Declare the ``sccache`` knob (auto | on | off) and ``sccache_backend`` (DESIGN §12)."""
     return [KnobSpec(name="sccache", type="enum", default="auto", values=("auto", "on", "off"),
-                     description="use sccache as RUSTC_WRAPPER: auto skips incremental builds")]
+                     description="use sccache as RUSTC_WRAPPER: auto skips incremental builds"),
+            KnobSpec(name="sccache_backend", type="string", default="local", check=_check_backend,
+                     description="sccache's cache: local, redis://host:port[/db], rediss://…, redis+unix:///PATH, "
+                                 "memcached://host:port, s3://bucket[/prefix]?endpoint=…&region=…, "
+                                 "webdav+http(s)://…, gha; credentials as ?password=env:VAR or file:/PATH")]
+
+
+def _shared(ctx) -> bool:
+    try:
+        value = ctx.knob("sccache_backend")
+    except KeyError:
+        return False
+    return value not in (None, "", "local")
 
 
 @hookimpl
@@ -88,6 +107,10 @@ def buildpolicy_decide(ctx):
         why = forced_by or "non-incremental build"
         if replace_empty:
             why += f"; the caller's empty {WRAPPER} (no wrapper) is replaced"
+        if _shared(ctx):
+            from buildpolicy.run.cache.decide import decide
+
+            return decide(ctx, path, why)
         return Decision("sccache", path, "enabled", f"{why}: {WRAPPER}={path}", set_env={WRAPPER: path},
                         force=replace_empty)
     return Decision("sccache", False, "not-found", "sccache is not on PATH")

@@ -2,11 +2,12 @@
 # Install the Debian packages buildpolicy's tests use: real shells to `eval`
 # the output in, the fast linkers and sccache the decisions pick, an sshd and
 # rsync for remote builds on loopback, direnv, and shellcheck for the bench
-# scripts. Idempotent and quick when everything is present.
+# scripts, redis-server for the shared-cache end-to-end tests and bubblewrap
+# (sccache-dist's build server sandbox). Idempotent and quick when everything is present.
 set -euo pipefail
 
-packages=(zsh fish dash mold lld clang sccache openssh-server rsync direnv git shellcheck)
-commands=(zsh fish dash mold ld.lld clang sccache sshd rsync direnv git shellcheck)
+packages=(zsh fish dash mold lld clang sccache openssh-server rsync direnv git shellcheck redis-server bubblewrap)
+commands=(zsh fish dash mold ld.lld clang sccache sshd rsync direnv git shellcheck redis-server bwrap)
 # The machine image ships rustup's stable and nightly toolchains; where cargo is
 # missing altogether, Debian's cargo still lets the end-to-end builds run.
 if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then

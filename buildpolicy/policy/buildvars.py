@@ -22,6 +22,14 @@ and why each entry is only read by build tools:
   (``CC_x86_64_unknown_linux_gnu``; also its switches such as
   ``CC_ENABLE_DEBUG_OUTPUT``), ``HOST_<VAR>`` and ``TARGET_<VAR>``.
 
+Not in it, although under ``SCCACHE_*``: the variables that choose where sccache
+reads compiled code from and sends it to, or which server it talks to
+(:data:`SCCACHE_REDIRECTS`: the storage backends, ``SCCACHE_CONF``, the server
+socket and port, sccache-dist). A shared cache feeds compiled code into your
+binaries: choosing one is the ``sccache_backend`` knob's job, which needs
+``allow`` in a project file (DESIGN §12); a rule's ``env`` must not do it
+behind the knob's back.
+
 Not in it: anything a shell, the dynamic loader or buildpolicy itself reads
 (``PATH``, ``LD_PRELOAD``, ``BASH_ENV``, ``ARGV0``, ``PROMPT_COMMAND``,
 ``BUILDPOLICY_*``: knob variables, ``BUILDPOLICY_SITE_DIR``, the env-state
@@ -47,12 +55,19 @@ C_TOOL_VARS = ("CC", "CFLAGS", "CXX", "CXXFLAGS", "AR", "ARFLAGS", "CXXSTDLIB")
 # Prefixes after which any name is a build variable: the namespaces and <VAR>_.
 TEMPLATE_HEADS = NAMESPACES + tuple(f"{var}_" for var in C_TOOL_VARS)
 
+# sccache variables that redirect its cache, configuration or server.
+SCCACHE_REDIRECTS = re.compile(
+    r"SCCACHE_(?:REDIS|MEMCACHED|BUCKET|ENDPOINT|REGION|S3_|WEBDAV|GHA|GCS|AZURE|OSS|COS|MULTILEVEL|CONF"
+    r"|SERVER_|DIST|NO_DAEMON|STARTUP_NOTIFY)")
+
 _TOOLS = "|".join(C_TOOL_VARS)
 _C_TOOL_FORM = re.compile(rf"(?:(?:HOST|TARGET)_)?(?:{_TOOLS})|(?:{_TOOLS})_[A-Za-z0-9_]+")
 
 
 def is_build_variable(name: str) -> bool:
     """Whether ``name`` is a build variable project and pack files may set or unset freely."""
+    if SCCACHE_REDIRECTS.match(name):
+        return False
     return name in EXACT_NAMES or name.startswith(NAMESPACES) or _C_TOOL_FORM.fullmatch(name) is not None
 
 
@@ -69,4 +84,6 @@ def is_build_variable_template(template: str) -> bool:
     head = head.replace("$$", "$")
     if not sep:
         return is_build_variable(head)
+    if head.startswith("SCCACHE_"):
+        return False  # could become one of SCCACHE_REDIRECTS
     return head.startswith(TEMPLATE_HEADS)

@@ -20,6 +20,12 @@ with buildpolicy's decisions applied) plus the cargo configuration files:
   The last build's flags are the *flag fingerprints* kept in
   ``$XDG_STATE_HOME/buildpolicy/fingerprints/`` that ``exec`` records
   (``buildpolicy.run.fingerprints``).
+- ``shared-cache-keys``: with a shared sccache backend (``sccache_backend``),
+  an input of sccache's key names something of this machine (a ``CARGO_*``
+  value or rustflags with its paths, an absolute ``-C linker=``, registry
+  sources under a per-user ``CARGO_HOME``, a checkout path other than the one
+  the team declares as ``[sccache] checkout_path``): other machines miss those
+  compilations. A note always says what must match (checkout path, toolchain).
 """
 
 from __future__ import annotations
@@ -317,7 +323,52 @@ def diagnose(result, cwd: Path | None = None) -> tuple[list[Problem], list[str]]
         *check_jobs(result, env),
         *check_flags_changed(result, target_dir_for(result, cwd)),
     ]
+    shared, note = check_shared_cache(result, env, config, cwd)
+    problems += shared
+    notes += [note] if note else []
     return problems, notes
+
+
+def check_shared_cache(result, env: Mapping[str, str], config: list[ConfigValue], cwd: Path) -> tuple[list[Problem], str | None]:
+    """``shared-cache-keys``: with a shared sccache backend, every key input that differs between machines."""
+    decision = result.decisions.get("sccache")
+    if decision is None or not decision.status.startswith("enabled:"):
+        return [], None
+    from buildpolicy.run.cache.keys import machine_inputs, stripped_variables
+
+    triple = result.facts.get("host.triple")
+    wrapper = env.get("RUSTC_WRAPPER", "")
+    wrapped = os.path.basename(wrapper).startswith("sccache-") and os.path.basename(os.path.dirname(wrapper)) == "wrappers"
+    linkers = {name: env[name] for name in env if name.startswith("CARGO_TARGET_") and name.endswith("_LINKER")}
+    for item in config:
+        if item.key.endswith(".linker") and isinstance(item.value, str):
+            linkers[f"{item.file} {item.key}"] = item.value
+    declared = result.context.option("sccache", "checkout_path")
+    registry = False
+    for directory in (cwd, *cwd.parents):
+        lock = directory / "Cargo.lock"
+        if lock.is_file():
+            try:
+                registry = 'source = "registry+' in lock.read_text(encoding="utf-8", errors="replace")[:4_000_000]
+            except OSError:
+                pass
+            break
+    found = machine_inputs(env, str(cwd), wrapped=wrapped, linker_args=linkers,
+                           team_checkout=declared if isinstance(declared, str) else None, registry_dependencies=registry)
+    rustc = result.facts.get("rust.version")
+    note = (f"shared sccache backend ({decision.status}): other machines hit this one's compilations only when they build "
+            f"from the same checkout path ({cwd}) with the same toolchain (rustc {rustc or 'unknown'}) and policy"
+            + (f"; the key wrapper removes {', '.join(stripped_variables(triple))}" if wrapped else ""))
+    if not found:
+        return [], note
+    return [Problem(
+        "shared-cache-keys",
+        f"with the shared sccache backend ({decision.status}), {len(found)} input(s) of sccache's cache key differ "
+        "between machines: other machines will miss these compilations",
+        "keep machine-specific paths out of CARGO_* variables and rustflags (buildpolicy's own decisions do), "
+        "give linkers by name (clang, -fuse-ld=mold), and build from the team's checkout path",
+        tuple(found),
+    )], note
 
 
 def format_problems(problems: list[Problem]) -> str:

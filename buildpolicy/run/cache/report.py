@@ -1,0 +1,82 @@
+"""What ``buildpolicy cache`` reports: the backend, its reachability, its server's statistics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from buildpolicy.run.cache import backends, reach, server
+from buildpolicy.run.cache.decide import private_socket
+
+
+def report(result, *, zero: bool = False) -> dict[str, Any]:
+    """Probe the backend of ``result``'s knobs, record the answer, and read (or zero) its server's stats.
+
+    The server is never started here (a server start with a backend that is down
+    costs sccache 30 s); with the local backend there is no private server, and
+    sccache's default-port server, which buildpolicy did not start, is left alone.
+    """
+    ctx = result.context
+    knob = result.knobs["sccache_backend"]
+    backend = backends.parse(knob.value)
+    sccache = result.facts.get("tool.sccache")
+    data: dict[str, Any] = {"backend": backend.display, "kind": backend.kind, "source": ctx.knob_source("sccache_backend"),
+                            "sccache": sccache, "decision": result.decisions["sccache"].status
+                            if "sccache" in result.decisions else None}
+    if not backend.shared:
+        data.update(reachable=True, reason="sccache's local disk cache", latency_ms=None, server=None, stats=None)
+        return data
+    from buildpolicy.run.cache.decide import _knob
+
+    found = reach.probe_and_record(backend, ctx.environ, ctx.state_dir,
+                                   tcp_timeout=_knob(ctx, "remote_tcp_timeout", 1.0),
+                                   recovery_timeout=_knob(ctx, "remote_recovery_timeout", 0.3),
+                                   down_ttl=_knob(ctx, "remote_down_ttl", 300.0))
+    data.update(reachable=found.ok, reason=found.reason, latency_ms=round(found.seconds * 1000, 2))
+    if not sccache:
+        data.update(server=None, stats=None)
+        return data
+    socket = str(private_socket(backend, sccache, ctx.environ, ctx.cache_dir))
+    env = dict(ctx.environ, **dict(backend.variables), **{server.UDS_VAR: socket})
+    running = server.running(env)
+    data["server"] = {"socket": socket, "running": running}
+    data["stats"] = None
+    if running:
+        try:
+            if zero:
+                server.zero_stats(sccache, env)
+                data["zeroed"] = True
+            counts = server.counts(server.show_stats(sccache, env))
+        except (OSError, ValueError) as exc:
+            data["server"]["error"] = str(exc)
+        else:
+            looked_up = counts["cache_hits"] + counts["cache_misses"]
+            counts["hit_rate"] = round(counts["cache_hits"] / looked_up, 4) if looked_up else None
+            data["stats"] = counts
+    return data
+
+
+def report_text(data: dict[str, Any]) -> str:
+    """The report for people."""
+    lines = [f"backend      {data['backend']} ({data['source']})"]
+    if data.get("decision"):
+        lines.append(f"decision     sccache = {data['decision']}")
+    if data["kind"] == "local":
+        lines.append("reachable    yes (local disk cache; buildpolicy starts no private server for it)")
+        return "\n".join(lines) + "\n"
+    latency = f" in {data['latency_ms']:.1f} ms" if data.get("latency_ms") is not None else ""
+    lines.append(f"reachable    {'yes' if data['reachable'] else 'NO'}{latency}: {data['reason']}")
+    if data.get("server") is None:
+        lines.append("server       none (sccache is not on PATH)")
+        return "\n".join(lines) + "\n"
+    state = "running" if data["server"]["running"] else "not running (cargo starts it on the first compilation)"
+    lines.append(f"server       {data['server']['socket']}: {state}")
+    if data["server"].get("error"):
+        lines.append(f"             {data['server']['error']}")
+    stats = data.get("stats")
+    if stats:
+        rate = "n/a" if stats["hit_rate"] is None else f"{stats['hit_rate'] * 100:.1f} %"
+        lines.append(f"hit rate     {rate} ({stats['cache_hits']} hits, {stats['cache_misses']} misses, "
+                     f"{stats['non_cacheable_compilations']} not cacheable, {stats['cache_errors']} errors)")
+        if data.get("zeroed"):
+            lines.append("             statistics were zeroed")
+    return "\n".join(lines) + "\n"
