@@ -73,6 +73,13 @@ def test_a_literal_password_in_a_project_file_is_a_clear_error(cli, tmp_path):
     assert proc.returncode == 2 and proc.stdout == ""
     assert f"{policy}:2" in proc.stderr and "sccache_backend" in proc.stderr
     assert "literal secret" in proc.stderr and "password=env:VAR" in proc.stderr
+    assert "hunter2" not in proc.stderr  # the refusal must not print the secret it refuses
+    # Typed on the command line or in the environment: refused the same way, and not echoed either.
+    typed = cli("env", "--set", "sccache_backend=redis://user:hunter2@cache:6379", cwd=project)
+    inherited = cli("env", cwd=project, env={"BUILDPOLICY_SCCACHE_BACKEND": "rediss://u:hunter2@cache:6380/1"})
+    for refused in (typed, inherited):
+        assert refused.returncode == 2 and "literal secret" in refused.stderr
+        assert "hunter2" not in refused.stderr and "***" in refused.stderr
 
 
 def test_a_backend_from_a_project_file_needs_allow(cli, tmp_path):

@@ -200,11 +200,13 @@ def resolve_knobs(
                 chosen = KnobValue(coerce(spec, raw), provenance)
                 break
             except ValueError as exc:
+                shown = _without_passwords(repr(raw))  # an error goes to terminals and CI logs
                 if provenance.file:
                     where = value_where.get(id(provenance)) or provenance.where()
-                    message = f"{where}: knob {name!r}: bad value {raw!r}; allowed: {exc}"
+                    message = f"{where}: knob {name!r}: bad value {shown}; allowed: {exc}"
                 else:
-                    message = f"knob {name!r}: bad value {raw!r} from {provenance.source}; allowed: {exc}"
+                    message = (f"knob {name!r}: bad value {shown} from {_without_passwords(provenance.source)}; "
+                               f"allowed: {exc}")
                 if spec.on_invalid == "warn":
                     warn(message + " (ignored)")
                     continue
@@ -219,3 +221,10 @@ def resolve_knobs(
 def _suggest(name: str, known) -> str:
     close = closest(name, known)
     return f" (did you mean {close!r}?)" if close else f" (known: {', '.join(sorted(known))})"
+
+
+def _without_passwords(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@`` replaced by ``***``."""
+    import re
+
+    return re.sub(r"(://[^/@:\s'\"]*:)[^/@\s'\"]+@", r"\1***@", text)
