@@ -34,6 +34,7 @@ COMMANDS = (
     "schema",
     "doctor",
     "log",
+    "hook",
 )
 
 
@@ -89,12 +90,15 @@ def fast_env_args(own: list[str]) -> SimpleNamespace | None:
     """Parse ``env [flags]`` without argparse, or return None to let argparse do it."""
     if not own or own[0] != "env":
         return None
-    args = SimpleNamespace(command="env", shell="posix", format="sh", profile=None, facts=None, sets=[], quiet=False)
+    args = SimpleNamespace(command="env", shell="posix", format="sh", profile=None, facts=None, sets=[], quiet=False,
+                           hook=False)
     words = iter(own[1:])
     for word in words:
         name, sep, value = word.partition("=")
         if word in ("-q", "--quiet"):
             args.quiet = True
+        elif word == "--hook":
+            args.hook = True
         elif name in _ENV_VALUED:
             if not sep:
                 value = next(words, None)

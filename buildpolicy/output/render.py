@@ -181,7 +181,7 @@ def _posix_line(name: str, value: str | None) -> str:
     return f"export {name}={_posix_quote(value)}"
 
 
-def _fish_quote(value: str) -> str:
+def fish_quote(value: str) -> str:
     """Quote for fish: inside '...' only \\\\ and \\' are escapes (a backslash
     before anything else is literal), so doubling every backslash and escaping
     every quote is exact - including a value that ends in a backslash."""
@@ -199,7 +199,7 @@ def _fish_line(name: str, value: str | None) -> str:
     # A single quoted argument is one list element, so newlines stay inside
     # the value; fish "path variables" (names ending in PATH) split on ':' but
     # export joined with ':' again, which is the same bytes.
-    return f"set -gx {name} {_fish_quote(value)}"
+    return f"set -gx {name} {fish_quote(value)}"
 
 
 def _pwsh_quote(value: str) -> str:
