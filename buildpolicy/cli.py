@@ -8,7 +8,6 @@ and mapped to its exit code; an unexpected error keeps its traceback.
 from __future__ import annotations
 
 import sys
-from types import SimpleNamespace
 
 from buildpolicy.errors import EXIT_USAGE, BuildpolicyError
 
@@ -86,10 +85,12 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str] | None]:
 _ENV_VALUED = {"--shell": "shell", "--format": "format", "--profile": "profile", "--facts": "facts", "--set": "sets"}
 
 
-def fast_env_args(own: list[str]) -> SimpleNamespace | None:
-    """Parse ``env [flags]`` without argparse, or return None to let argparse do it."""
+def fast_env_args(own: list[str]):
+    """Parse ``env [flags]`` without argparse (a namespace), or return None to let argparse do it."""
     if not own or own[0] != "env":
         return None
+    from types import SimpleNamespace  # after the replay, which needs none of it
+
     args = SimpleNamespace(command="env", shell="posix", format="sh", profile=None, facts=None, sets=[], quiet=False,
                            hook=False)
     words = iter(own[1:])

@@ -23,11 +23,13 @@ def add_arguments(parser) -> None:
 def self_command() -> list[str]:
     """How the hook calls this very buildpolicy: the console script by its absolute
     path (no PATH lookup at every prompt, and no other buildpolicy found first),
-    else this interpreter with ``-m buildpolicy``."""
+    else this interpreter with ``-P -m buildpolicy`` (``-P``: the prompt's directory,
+    an untrusted repository, is not put on ``sys.path``, where a ``buildpolicy/``
+    of its own would be imported instead)."""
     script = sys.argv[0] if sys.argv else ""
     if os.path.basename(script) == "buildpolicy" and os.path.isfile(script) and os.access(script, os.X_OK):
         return [os.path.abspath(script)]
-    return [sys.executable, "-m", "buildpolicy"]
+    return [sys.executable, "-P", "-m", "buildpolicy"]
 
 
 def run(args, command_argv) -> int:
