@@ -51,9 +51,34 @@ def run(args, command_argv) -> int:
         sys.stderr.flush()
     data = text.encode("utf-8", "surrogateescape")
     write_stdout(data)
+    summary = _summary(args, result)
+    if summary and _stderr_is_terminal():
+        sys.stderr.write(summary)
+        sys.stderr.flush()
     if not result.replay_blockers and args.format in FORMATS:
-        _record_for_replay(args.raw_argv, result, data, stderr)
+        _record_for_replay(args.raw_argv, result, data, stderr, summary)
     return 0
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except ValueError:  # closed
+        return False
+
+
+def _summary(args, result) -> str:
+    """The one-line summary of what this output changes in the shell (for a person at a
+    terminal: printed only there), or "" when it changes nothing or with ``-q``."""
+    import os
+
+    from buildpolicy.output.summary import changes_environment, summary_line
+
+    if args.quiet or args.format != "sh" or not changes_environment(result, os.environ):
+        return ""
+    if not result.decisions:  # the prompt hook outside a project: only restoring
+        return "buildpolicy: unloaded (outside a project)\n"
+    return summary_line(result)
 
 
 def _restore_previous(args) -> None:
@@ -78,7 +103,7 @@ def _restore_previous(args) -> None:
     write_stdout(text.encode("utf-8", "surrogateescape"))
 
 
-def _record_for_replay(argv, result, stdout: bytes, stderr: str) -> None:
+def _record_for_replay(argv, result, stdout: bytes, stderr: str, summary: str) -> None:
     """Keep what this run printed, with what it depended on, for the next identical
     ``env`` to replay (``buildpolicy.replay``)."""
     import os
@@ -87,7 +112,8 @@ def _record_for_replay(argv, result, stdout: bytes, stderr: str) -> None:
 
     inputs = record.build(result)
     if inputs is not None:
-        store.save(argv, os.getcwd(), os.environ, {**inputs, "stdout": stdout, "stderr": stderr})
+        # The summary is kept apart from the warnings: the replay prints it at a terminal only.
+        store.save(argv, os.getcwd(), os.environ, {**inputs, "stdout": stdout, "stderr": stderr, "summary": summary})
 
 
 def write_stdout(data: bytes) -> None:
