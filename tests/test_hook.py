@@ -138,7 +138,7 @@ def test_hook_applies_inside_projects_and_restores_the_shell_outside(shell, hook
 
         # The hook keeps the status of the command before the prompt.
         sh.send("false\n")
-        assert f"st=1" in sh.run(f'echo "st={STATUS[shell]}"')
+        assert "st=1" in sh.run(f'echo "st={STATUS[shell]}"')
     finally:
         sh.close()
 
