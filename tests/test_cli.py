@@ -94,12 +94,19 @@ def test_exec_runs_the_command_as_its_child_and_is_transparent(cli, project, fac
     assert proc.stdout == "3"
     env = dict(cli.env)
     # stdin, stdout and stderr are the caller's own, and buildpolicy is the direct parent.
-    child = subprocess.Popen(
-        [sys.executable, "-m", "buildpolicy", "exec", "--", "sh", "-c", 'echo "$PPID"; cat; echo to-stderr >&2'],
-        cwd=project, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    out, err = child.communicate("from stdin\n", timeout=60)
-    assert out.splitlines() == [str(child.pid), "from stdin"] and err == "to-stderr\n"
+    # With -q nothing of buildpolicy's own reaches stderr; without it, one summary line first.
+    for quiet in (["-q"], []):
+        child = subprocess.Popen(
+            [sys.executable, "-m", "buildpolicy", "exec", *quiet, "--", "sh", "-c", 'echo "$PPID"; cat; echo to-stderr >&2'],
+            cwd=project, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        out, err = child.communicate("from stdin\n", timeout=60)
+        assert out.splitlines() == [str(child.pid), "from stdin"]
+        if quiet:
+            assert err == "to-stderr\n"
+        else:
+            summary, rest = err.split("\n", 1)
+            assert summary.startswith("buildpolicy: dev · ") and rest == "to-stderr\n"
     # SIGTERM and SIGINT sent to buildpolicy reach the command, which decides how to exit.
     for signum, code in ((signal.SIGTERM, 42), (signal.SIGINT, 43)):
         name = signal.Signals(signum).name.removeprefix("SIG")
