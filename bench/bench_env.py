@@ -4,8 +4,9 @@
 ``buildpolicy env`` runs at every shell prompt, so its start-up cost is the product's
 main cost. This script measures, in a throwaway sandbox:
 
-1. warm ``env`` (plain, and with a cargo argv) against a bare ``python -c pass`` of the
-   same interpreter: budget median(env) / median(pass) <= 5.0;
+1. warm ``env`` (plain, and with a cargo argv), which is replayed, against a bare
+   ``python -c pass`` of the same interpreter: budget median(env) / median(pass) <= 2.0;
+   and a full evaluation with warm caches (the first prompt after an edit): <= 5.0;
 2. cold ``env`` (buildpolicy's cache directory empty on every run): budget < 300 ms;
 3. warm ``env`` over 1,000 synthetic rules in 50 files against warm ``env`` with only the
    shipped policies: budget ratio < 3.0;
@@ -37,7 +38,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 # DESIGN §10 budgets.
-WARM_RATIO_BUDGET = 5.0
+WARM_RATIO_BUDGET = 2.0  # a replayed env
+FULL_RATIO_BUDGET = 5.0  # a full evaluation, caches warm
 COLD_MS_BUDGET = 300.0
 MANY_RULES_RATIO_BUDGET = 3.0
 RSS_MIB_BUDGET = 40.0
@@ -493,7 +495,7 @@ def measure_warm(sandbox: Sandbox, runs: int, warmup: int) -> list[Measurement]:
     full = summarize("env_warm_full", "env, warm caches, full evaluation (BUILDPOLICY_REPLAY=off)",
                      samples["env-full"].wall_ms)
     rows = [base, with_ratio(env, base, "pass", WARM_RATIO_BUDGET), with_ratio(cargo, base, "pass", WARM_RATIO_BUDGET),
-            with_ratio(full, base, "pass")]
+            with_ratio(full, base, "pass", FULL_RATIO_BUDGET)]
     rows += measure_rss(commands, samples, sandbox)
     return rows
 

@@ -8,7 +8,6 @@ and mapped to its exit code; an unexpected error keeps its traceback.
 from __future__ import annotations
 
 import sys
-from types import SimpleNamespace
 
 from buildpolicy.errors import EXIT_USAGE, BuildpolicyError
 
@@ -35,6 +34,7 @@ COMMANDS = (
     "doctor",
     "log",
     "cache",
+    "hook",
 )
 
 
@@ -43,9 +43,44 @@ def _parser_class():
 
     class Parser(argparse.ArgumentParser):
         def error(self, message):  # argparse exits 2 itself; keep the message format ours
-            raise BuildpolicyError(f"{self.prog}: {message}", EXIT_USAGE)
+            # main() prints "buildpolicy: error: "; a subcommand's parser names itself.
+            command = self.prog.partition(" ")[2]
+            raise BuildpolicyError(f"{command + ': ' if command else ''}{message}{_did_you_mean(self, message)}",
+                                   EXIT_USAGE)
 
     return Parser
+
+
+def _did_you_mean(parser, message: str) -> str:
+    """A "did you mean" for the first mistyped flag of an "unrecognized arguments" error
+    (argparse reports a subcommand's unknown flags from the top-level parser, so every
+    command's flags are candidates), or for a mistyped command."""
+    from buildpolicy.errors import closest
+
+    if "invalid choice: '" in message:
+        word = message.partition("invalid choice: '")[2].partition("'")[0]
+        close = closest(word, COMMANDS)
+        return f" (did you mean {close}?)" if close else ""
+    prefix = "unrecognized arguments: "
+    if not message.startswith(prefix):
+        return ""
+    parsers = [parser]
+    for action in parser._actions:
+        if hasattr(action, "_name_parser_map"):  # the subcommands
+            parsers += list(action.choices.values())
+    known = sorted({option for each in parsers for action in each._actions for option in action.option_strings
+                    if option.startswith("--")})
+    for word in message[len(prefix):].split():
+        if word.startswith("--"):
+            close = closest(word.partition("=")[0], known)
+            if close:
+                return f" (did you mean {close}?)"
+    return ""
+
+
+# Commands that take a command line after `--`, and how their usage line shows it.
+COMMAND_ARGV_USAGE = {"exec": "[--] CMD...", "env": "[-- CARGO-ARGS...]", "explain": "[-- CARGO-ARGS...]",
+                      "doctor": "[-- CARGO-ARGS...]"}
 
 
 def _command_module(name: str):
@@ -59,24 +94,66 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     ``only`` imports just that command's module (the hot path needs one).
     """
+    import argparse
+
     parser_class = _parser_class()
-    parser = parser_class(prog="buildpolicy", description="Declarative build policy for cargo.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=parser_class)
+    parser = parser_class(prog="buildpolicy", description="Declarative build policy for cargo.",
+                          usage="buildpolicy [-C DIR] [--version] COMMAND [ARGS...] [-- CMD...]")
+    # Handled by main() before parsing (_leading_global_options); listed here for --help.
+    parser.add_argument("-C", dest="directory", metavar="DIR", default=argparse.SUPPRESS,
+                        help="run as if started in DIR (as git -C, cargo -C)")
+    parser.add_argument("--version", action="store_true", default=argparse.SUPPRESS, help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=parser_class, prog="buildpolicy")
     for name in COMMANDS:
         if only is not None and name != only:
             sub.add_parser(name)  # listed for usage, arguments not needed
             continue
         module = _command_module(name)
-        module.add_arguments(sub.add_parser(name, help=module.HELP, description=module.HELP))
+        command_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(command_parser)
+        if name in COMMAND_ARGV_USAGE:
+            usage = command_parser.format_usage().removeprefix("usage: ").rstrip()
+            command_parser.usage = f"{usage} {COMMAND_ARGV_USAGE[name]}"
     return parser
 
 
 def split_argv(argv: list[str]) -> tuple[list[str], list[str] | None]:
-    """Split ``argv`` at the first ``--``: buildpolicy's own arguments, then the command."""
+    """Split ``argv`` at the first ``--``: buildpolicy's own arguments, then the command.
+
+    Without ``--``, ``exec``'s first word that is not one of its own options starts
+    the command (``buildpolicy exec cargo build -q``: ``-q`` is cargo's), and so does a
+    ``cargo`` word for ``env``, ``explain`` and ``doctor`` (``explain cargo build --release``).
+    """
     if "--" in argv:
         index = argv.index("--")
         return argv[:index], argv[index + 1 :]
+    start = _implicit_command_start(argv)
+    if start is not None:
+        return argv[:start], argv[start:]
     return argv, None
+
+
+# The options that take a value, of the commands that take a command line: their
+# values are not the start of the command. (A test checks this against the parsers.)
+VALUED_OPTIONS = frozenset({"-C", "--profile", "--facts", "--set", "--shell", "--format"})
+
+
+def _implicit_command_start(argv: list[str]) -> int | None:
+    """Where the command line starts in ``argv`` without ``--``, or None (see ``split_argv``)."""
+    index, command = 0, None
+    while index < len(argv):
+        word = argv[index]
+        if command is None and word in COMMANDS:
+            command = word
+            if command not in COMMAND_ARGV_USAGE:
+                return None
+        elif word in VALUED_OPTIONS:
+            index += 1  # its value
+        elif not word.startswith("-") and command is not None:
+            is_cargo = word == "cargo" or word.endswith("/cargo") or word.startswith("cargo-")
+            return index if command == "exec" or is_cargo else None
+        index += 1
+    return None
 
 
 # `env` runs at every shell prompt. Building argparse parsers pulls in gettext,
@@ -86,16 +163,21 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str] | None]:
 _ENV_VALUED = {"--shell": "shell", "--format": "format", "--profile": "profile", "--facts": "facts", "--set": "sets"}
 
 
-def fast_env_args(own: list[str]) -> SimpleNamespace | None:
-    """Parse ``env [flags]`` without argparse, or return None to let argparse do it."""
+def fast_env_args(own: list[str]):
+    """Parse ``env [flags]`` without argparse (a namespace), or return None to let argparse do it."""
     if not own or own[0] != "env":
         return None
-    args = SimpleNamespace(command="env", shell="posix", format="sh", profile=None, facts=None, sets=[], quiet=False)
+    from types import SimpleNamespace  # after the replay, which needs none of it
+
+    args = SimpleNamespace(command="env", shell="posix", format="sh", profile=None, facts=None, sets=[], quiet=False,
+                           hook=False)
     words = iter(own[1:])
     for word in words:
         name, sep, value = word.partition("=")
         if word in ("-q", "--quiet"):
             args.quiet = True
+        elif word == "--hook":
+            args.hook = True
         elif name in _ENV_VALUED:
             if not sep:
                 value = next(words, None)
@@ -139,9 +221,40 @@ def common_flags_after_command(own: list[str]) -> list[str]:
     return [own[index], *moved, *own[index + 1:]]
 
 
+def _leading_global_options(argv: list[str]) -> list[str] | None:
+    """Apply ``-C DIR`` (change directory first) and ``--version`` (print, return None)
+    given before the command; return the rest of ``argv``."""
+    while argv:
+        if argv[0] == "--version":
+            from buildpolicy import __version__
+
+            print(f"buildpolicy {__version__}")
+            return None
+        if argv[0] == "-C" or (argv[0].startswith("-C") and len(argv[0]) > 2):
+            directory, argv = (argv[1] if len(argv) > 1 else None, argv[2:]) if argv[0] == "-C" else (argv[0][2:], argv[1:])
+            if directory is None:
+                raise BuildpolicyError("-C needs a directory: buildpolicy -C DIR COMMAND")
+            import os
+
+            try:
+                os.chdir(directory)
+            except OSError as exc:
+                raise BuildpolicyError(f"-C {directory}: {exc.strerror or exc}") from None
+            continue
+        break
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        argv = _leading_global_options(argv)
+    except BuildpolicyError as exc:
+        print(f"buildpolicy: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    if argv is None:
+        return 0  # --version printed
     own, command_argv = split_argv(argv)
     own = common_flags_after_command(own)
     try:

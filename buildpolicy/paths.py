@@ -61,3 +61,19 @@ def find_profile(cwd: Path, looked_at: list[tuple[str, str]] | None = None) -> P
                 what = "not a regular file"
             raise BuildpolicyError(f"{candidate}: the profile file is {what}")
     return None
+
+
+def find_cargo_manifest(cwd: Path, looked_at: list[tuple[str, str]] | None = None) -> Path | None:
+    """Return the nearest ``Cargo.toml`` walking up from ``cwd``, or None (a regular file only).
+
+    ``looked_at`` receives every candidate's stat token, as in :func:`find_profile`:
+    a manifest created or removed later changes whether a directory is a project.
+    """
+    current = cwd.resolve()
+    for directory in (current, *current.parents):
+        candidate = directory / "Cargo.toml"
+        if looked_at is not None:
+            looked_at.append((str(candidate), stat_token(candidate)))
+        if candidate.is_file():
+            return candidate
+    return None

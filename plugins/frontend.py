@@ -230,7 +230,8 @@ def buildpolicy_decide(ctx):
     threads, threads_why = _threads(ctx)
     return Decision(
         "frontend", {"toolchain": toolchain, "threads": threads}, f"enabled:{toolchain}:threads={threads}",
-        f"{eligible}; toolchain {toolchain} from {origin} ({message}); {threads_why}",
+        (f"{eligible}; the build switches to toolchain {toolchain} (RUSTUP_TOOLCHAIN, from {origin}: {message})"
+         if set_toolchain else f"{eligible}; toolchain {toolchain} from {origin} ({message})") + f"; {threads_why}",
         set_env={"RUSTUP_TOOLCHAIN": toolchain} if set_toolchain else {},
         rustflags=(f"-Zthreads={threads}",),
     )

@@ -117,6 +117,26 @@ def _inherited_linker(ctx, triple: str | None) -> tuple[str, str] | None:
     return None
 
 
+def _overridden_config(ctx, triple: str) -> str:
+    """For ``explain`` and ``doctor``: a note naming a ``[target.<triple>] linker`` of a cargo
+    configuration file that the variable this decision sets overrides (cargo reads the
+    variable first), or "". Not on ``env``/``exec``: reading the files costs the prompt."""
+    if ctx.command not in ("explain", "doctor"):
+        return ""
+    from buildpolicy.facts.cargo_config import cargo_config_files, read_cargo_config
+
+    cwd = getattr(getattr(ctx.facts, "ctx", None), "cwd", None)
+    if cwd is None:
+        return ""
+    values, _notes = read_cargo_config(cargo_config_files(Path(cwd), ctx.environ))
+    key = f"target.{triple}.linker"
+    for item in values:
+        if item.key == key and isinstance(item.value, str) and item.value:
+            return (f"; this overrides [target.{triple}] linker = {item.value!r} in {item.where} "
+                    f"(CARGO_TARGET_{triple_env(triple)}_LINKER beats the file; `buildpolicy set linker system` keeps it)")
+    return ""
+
+
 def _version_tuple(version: str | None) -> tuple[int, int] | None:
     match = re.match(r"(\d+)\.(\d+)", version or "")
     return (int(match.group(1)), int(match.group(2))) if match else None
@@ -391,7 +411,7 @@ def buildpolicy_decide(ctx):
         why = f"knob linker = {name} ({source})" if knob != "auto" else "auto picks the fastest working linker"
         return Decision(
             "linker", name, name,
-            f"{why}: {note}; cargo links through {clang_path} -fuse-ld={fuse}{portable}{skipped}",
+            f"{why}: {note}; cargo links through {clang_path} -fuse-ld={fuse}{portable}{skipped}{_overridden_config(ctx, triple)}",
             set_env={f"CARGO_TARGET_{triple_env(triple)}_LINKER": clang_path},
             rustflags=("-C", f"link-arg=-fuse-ld={fuse}"),
         )

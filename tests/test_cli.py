@@ -46,7 +46,7 @@ def test_env_json_and_fish(cli, project, facts_file):
     data = json.loads(cli("env", "--format", "json", "--facts", str(facts_file), *SELFDEV, cwd=project, check=True).stdout)
     assert data["set"]["CARGO_INCREMENTAL"] == "1" and isinstance(data["unset"], list)
     fish = cli("env", "--shell", "fish", "--facts", str(facts_file), *SELFDEV, cwd=project, check=True).stdout
-    assert "set -gx CARGO_INCREMENTAL '1'" in fish.splitlines()
+    assert "set -gx CARGO_INCREMENTAL '1';" in fish.splitlines()
 
 
 def test_errors_leave_stdout_empty_and_exit_2(cli, project, facts_file):
@@ -94,12 +94,19 @@ def test_exec_runs_the_command_as_its_child_and_is_transparent(cli, project, fac
     assert proc.stdout == "3"
     env = dict(cli.env)
     # stdin, stdout and stderr are the caller's own, and buildpolicy is the direct parent.
-    child = subprocess.Popen(
-        [sys.executable, "-m", "buildpolicy", "exec", "--", "sh", "-c", 'echo "$PPID"; cat; echo to-stderr >&2'],
-        cwd=project, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    out, err = child.communicate("from stdin\n", timeout=60)
-    assert out.splitlines() == [str(child.pid), "from stdin"] and err == "to-stderr\n"
+    # With -q nothing of buildpolicy's own reaches stderr; without it, one summary line first.
+    for quiet in (["-q"], []):
+        child = subprocess.Popen(
+            [sys.executable, "-m", "buildpolicy", "exec", *quiet, "--", "sh", "-c", 'echo "$PPID"; cat; echo to-stderr >&2'],
+            cwd=project, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        out, err = child.communicate("from stdin\n", timeout=60)
+        assert out.splitlines() == [str(child.pid), "from stdin"]
+        if quiet:
+            assert err == "to-stderr\n"
+        else:
+            summary, rest = err.split("\n", 1)
+            assert summary.startswith("buildpolicy: dev · ") and rest == "to-stderr\n"
     # SIGTERM and SIGINT sent to buildpolicy reach the command, which decides how to exit.
     for signum, code in ((signal.SIGTERM, 42), (signal.SIGINT, 43)):
         name = signal.Signals(signum).name.removeprefix("SIG")
@@ -254,6 +261,36 @@ def test_env_output_evaluated_by_real_shells_reproduces_values(cli, project, she
     got = subprocess.run(argv, capture_output=True, check=True, env={"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "HOME": str(tmp_path)}).stdout
     assert got.split(b"\0")[:-1] == [NASTY[n].encode() for n in names]
     assert not os.path.exists("/tmp/pwned")
+
+
+@pytest.mark.parametrize("apply", ["eval (buildpolicy env --shell fish)", "buildpolicy env --shell fish | source"])
+def test_fish_applies_env_by_eval_and_by_source(cli, project, tmp_path, apply):
+    # `eval (...)` joins the output's lines into one command: without statement ends
+    # BUILDPOLICY_ENV_STATE became a 13-element list and CARGO_BUILD_JOBS was never set.
+    import shutil
+
+    if shutil.which("fish") is None:
+        pytest.skip("fish comes from scripts/install-system-deps.sh")
+    (project / "policies" / "lines.toml").write_text(
+        '[[rule]]\nid = "lines"\nenv = { CARGO_LINES = "one\\ntwo\\n", CARGO_QUOTE = "it\'s" }\n')
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "buildpolicy").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m buildpolicy "$@"\n')
+    (bin_dir / "buildpolicy").chmod(0o755)
+    expected = json.loads(cli("env", "--format", "json", "--set", "jobs=3", cwd=project, check=True).stdout)["set"]
+    posix = cli("env", "--set", "jobs=3", cwd=project, check=True).stdout
+    state = next(line for line in posix.splitlines() if line.startswith("export BUILDPOLICY_ENV_STATE="))
+    expected["BUILDPOLICY_ENV_STATE"] = state.partition("=")[2].strip("'")  # JSON: no quotes inside
+    names = ["BUILDPOLICY_ENV_STATE", "CARGO_BUILD_JOBS", "CARGO_LINES", "CARGO_QUOTE"]
+    body = (apply.replace("env ", "env --set jobs=3 ") + "; or exit 3; count $BUILDPOLICY_ENV_STATE; "
+            + "; ".join(f'printf "%s\\0" "${name}"' for name in names))
+    env = dict(cli.env, PATH=f"{bin_dir}:{cli.env['PATH']}")
+    proc = subprocess.run(["fish", "--no-config", "-c", body], cwd=project, env=env, capture_output=True, timeout=120)
+    assert (proc.returncode, proc.stderr) == (0, b"")
+    count, _, values = proc.stdout.partition(b"\n")
+    assert count == b"1"  # one value, not a list of fragments
+    assert values.split(b"\0")[:-1] == [expected[name].encode() for name in names]
+    assert expected["CARGO_BUILD_JOBS"] == "3" and expected["CARGO_LINES"] == "one\ntwo\n"
 
 
 def test_env_to_a_full_or_closed_stdout_is_an_error_not_a_traceback(cli, project):

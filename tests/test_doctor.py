@@ -182,3 +182,25 @@ def test_unreadable_cargo_config_is_a_note_not_a_crash(cli, project, roomy):
     config = write(project / ".cargo" / "config.toml", "[build\n")
     proc = cli("doctor", "--facts", str(roomy), cwd=project)
     assert proc.returncode == 0 and f"{config}:1:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_config_linker_overridden_by_the_variable_is_named(cli, project, roomy):
+    config = write(project / ".cargo" / "config.toml", '[target.x86_64-unknown-linux-gnu]\nlinker = "cc"\n')
+    found = run_doctor(cli, project, roomy, {f"{TRIPLE_VAR}_LINKER": "/usr/bin/clang"})
+    details = found["linker-overridden"]["details"]
+    assert details == [f"[target.x86_64-unknown-linux-gnu] linker = 'cc' in {config}:2 is overridden by "
+                       f"{TRIPLE_VAR}_LINKER=/usr/bin/clang (your environment)"]
+    assert "buildpolicy set linker system" in found["linker-overridden"]["fix"]
+    # The same value, or no variable: nothing is overridden.
+    assert "linker-overridden" not in run_doctor(cli, project, roomy, {f"{TRIPLE_VAR}_LINKER": "cc"})
+    assert "linker-overridden" not in run_doctor(cli, project, roomy, {"BUILDPOLICY_LINKER": "system"})
+
+
+def test_explain_names_the_config_linker_its_linker_decision_overrides(cli, project):
+    write(project / ".cargo" / "config.toml", '[target.x86_64-unknown-linux-gnu]\nlinker = "cc"\n')
+    report = json.loads(cli("explain", "--format", "json", cwd=project, check=True).stdout)
+    linker = report["decisions"]["linker"]
+    if linker["status"] not in ("mold", "lld") or f"{TRIPLE_VAR}_LINKER" not in report["env"]:
+        pytest.skip(f"no fast linker is picked here ({linker['status']}): nothing overrides the file")
+    assert "this overrides [target.x86_64-unknown-linux-gnu] linker = 'cc'" in linker["reason"]
+    assert "buildpolicy set linker system" in linker["reason"]

@@ -55,11 +55,11 @@ def test_default_is_bash_sh():
 
 def test_fish_exact():
     assert render_env(ENV, UNSET, shell="fish") == (
-        "set -gx A_VAR 'plain'\n"
-        "set -gx B_VAR 'it\\'s'\n"
-        "set -e C_VAR; or true\n"
-        "set -gx D_VAR 'two\nlines\n'\n"
-        "set -e E_VAR; or true\n"
+        "set -gx A_VAR 'plain';\n"
+        "set -gx B_VAR 'it\\'s';\n"
+        "set -e C_VAR; or true;\n"
+        "set -gx D_VAR 'two'\\n'lines'\\n'';\n"
+        "set -e E_VAR; or true;\n"
     )
 
 
@@ -80,11 +80,13 @@ def test_posix_quoting_leaves_everything_but_quote_alone():
     assert render_env({"V": ""}, ()) == "export V=''\n"
 
 
-def test_fish_escapes_backslashes_and_quotes_only():
-    assert render_env({"V": "a\\b'c\\"}, (), shell="fish") == "set -gx V 'a\\\\b\\'c\\\\'\n"
-    # Everything else, including what fish would expand outside quotes, is literal.
-    value = "$x (cmd) {a,b} * ~ \" \n\t é"
-    assert render_env({"V": value}, (), shell="fish") == f"set -gx V '{value}'\n"
+def test_fish_escapes_backslashes_quotes_and_line_breaks_only():
+    assert render_env({"V": "a\\b'c\\"}, (), shell="fish") == "set -gx V 'a\\\\b\\'c\\\\';\n"
+    # Everything else, including what fish would expand outside quotes, is literal,
+    # except a line break, which `eval (...)` would split: an unquoted \n between quotes.
+    value = "$x (cmd) {a,b} * ~ \" \t é"
+    assert render_env({"V": value}, (), shell="fish") == f"set -gx V '{value}';\n"
+    assert render_env({"V": "a\nb"}, (), shell="fish") == "set -gx V 'a'\\n'b';\n"
 
 
 def test_powershell_doubles_every_single_quote_character():

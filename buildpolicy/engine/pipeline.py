@@ -42,6 +42,9 @@ class Request:
     extra_plugins: tuple[tuple[str, Any], ...] = ()
     entry_points: bool = True
     emit_state: bool = False  # `env` exports BUILDPOLICY_ENV_STATE
+    # `env --hook` (the prompt hook): outside a project, unless the `hook_scope`
+    # knob says `everywhere`, nothing is decided and the shell gets back what it had.
+    hook: bool = False
     # How untrusted project/pack files are treated (buildpolicy.policy.trust):
     # "enforce" refuses, "check" reports each untrusted item as a problem
     # together with the run's other problems, "report" warns; both skip their
@@ -311,6 +314,8 @@ def evaluate(request: Request) -> Result:
         cache_dir=paths.cache_dir / "probes",
     )
     facts = FactStore(probe_ctx, request.fact_overrides, hermetic=request.hermetic, extra_specs=plugin_facts)
+    if request.hook and not _in_hook_scope(request, policy_set, knobs, prepared.input_files):
+        return _outside_scope(request, prepared, knobs, facts, started_ns)
 
     outcomes, rule_decisions, policy_decisions = evaluate_rules(policy_set.rules, knobs, facts)
     ctx = DecideContext(
@@ -391,6 +396,57 @@ def evaluate(request: Request) -> Result:
         context=ctx,
         replay_blockers=_replay_blockers(request, prepared, facts, ctx),
         input_files=prepared.input_files,
+        started_ns=started_ns,
+    )
+
+
+HOOK_SCOPE_KNOB = "hook_scope"  # declared by the built-in `prompt` plugin
+
+
+def _in_hook_scope(request: Request, policy_set, knobs, input_files: list) -> bool:
+    """Whether the prompt hook applies policy in ``request.cwd``: everywhere, or (the
+    default ``hook_scope = project``) under a ``buildpolicy.toml`` or a ``Cargo.toml``.
+
+    The manifests looked for join ``input_files``: one appearing or going away
+    changes the answer, so a warm replay re-checks them.
+    """
+    from buildpolicy.paths import find_cargo_manifest
+
+    scope = knobs.get(HOOK_SCOPE_KNOB)
+    if scope is not None and scope.value == "everywhere":
+        return True
+    return policy_set.profile_path is not None or find_cargo_manifest(request.cwd, looked_at=input_files) is not None
+
+
+def _outside_scope(request: Request, prepared: Prepared, knobs, facts, started_ns: int) -> Result:
+    """The hook's result outside a project: every variable a previous ``env`` set or
+    unset gets the caller's value back, and the env-state record goes away."""
+    baseline = prepared.baseline
+    set_env: dict[str, str] = {}
+    unset: list[str] = []
+    provenance: dict[str, Provenance] = {}
+    for name, before in prepared.touched.items():
+        if before is None:
+            unset.append(name)
+            provenance[name] = Provenance("engine", "outside a project: unset what a previous `env` set")
+        else:
+            set_env[name] = before
+            provenance[name] = Provenance("inherited", "outside a project: restored the value a previous `env` replaced")
+    if STATE_VAR in request.environ:
+        unset.append(STATE_VAR)
+        provenance[STATE_VAR] = Provenance("engine", "outside a project: nothing left to undo")
+    ctx = DecideContext(
+        facts=facts, knobs=knobs, environ=baseline, options=prepared.policy_set.options, policy_decisions={},
+        cargo_argv=request.cargo_argv, command=request.command, feature_profiles=prepared.policy_set.feature_profiles,
+        cache_dir=prepared.paths.cache_dir, state_dir=prepared.paths.state_dir, warnings=prepared.warnings,
+    )
+    return Result(
+        profile=request.profile_flag or prepared.policy_set.default_profile,
+        set_env=dict(sorted(set_env.items())), unset=sorted(unset), provenance=provenance, overridden={},
+        decisions={}, knobs=knobs, knob_specs=prepared.knob_specs, rules=[], warnings=prepared.warnings,
+        cargo_args=list(request.cargo_argv or ()), facts=facts, baseline=baseline, policy_set=prepared.policy_set,
+        paths=prepared.paths, plugins=prepared.host, context=ctx,
+        replay_blockers=_replay_blockers(request, prepared, facts, ctx), input_files=prepared.input_files,
         started_ns=started_ns,
     )
 

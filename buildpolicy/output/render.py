@@ -20,8 +20,9 @@ Formats:
 
 ``sh``
     Depends on the shell.  ``bash``, ``zsh``, ``posix``:
-    ``export NAME='value'`` / ``unset NAME``.  ``fish``: ``set -gx NAME 'value'``
-    / ``set -e NAME; or true``.  ``powershell``: ``$Env:NAME = 'value'`` /
+    ``export NAME='value'`` / ``unset NAME``.  ``fish``: ``set -gx NAME 'value';``
+    / ``set -e NAME; or true;``, a line break in a value written ``'\\n'`` (so
+    ``| source`` and ``eval (...)`` both work).  ``powershell``: ``$Env:NAME = 'value'`` /
     ``Remove-Item Env:NAME -ErrorAction SilentlyContinue``.
 ``json``
     ``{"set": {NAME: value}, "unset": [NAME, ...]}``, keys sorted.
@@ -181,25 +182,34 @@ def _posix_line(name: str, value: str | None) -> str:
     return f"export {name}={_posix_quote(value)}"
 
 
-def _fish_quote(value: str) -> str:
-    """Quote for fish: inside '...' only \\\\ and \\' are escapes (a backslash
-    before anything else is literal), so doubling every backslash and escaping
-    every quote is exact - including a value that ends in a backslash."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+def fish_quote(value: str) -> str:
+    """Quote for fish so that both ``... | source`` and ``eval (...)`` read it back.
+
+    Inside '...' only \\\\ and \\' are escapes (a backslash before anything else is
+    literal), so doubling every backslash and escaping every quote is exact -
+    including a value that ends in a backslash. A line break cannot stay inside
+    the quotes: ``eval (cmd)`` splits the output into lines and joins them with
+    spaces, so each one closes the quote and is written as fish's unquoted
+    ``\\n``, which the same word continues (``'two'\\n'lines'``), as direnv does.
+    """
+    quoted = value.replace("\\", "\\\\").replace("'", "\\'")
+    return "'" + quoted.replace("\n", "'\\n'") + "'"
 
 
 def _fish_line(name: str, value: str | None) -> str:
+    # Every statement ends with `;`: `eval (buildpolicy env --shell fish)` joins the
+    # lines into one, where a bare line end would make the next `set` arguments of
+    # this one (direnv ends its fish statements the same way).
     if value is None:
         # Erases the innermost definition: the global one imported from the
         # environment (or made by an earlier `set -gx`).  `set -e` of an absent
         # variable returns 4; `or true` keeps that from becoming the status of
         # `... | source` (and from skipping `; and cargo build`), as `unset` of
         # an absent variable succeeds in POSIX shells.
-        return f"set -e {name}; or true"
-    # A single quoted argument is one list element, so newlines stay inside
-    # the value; fish "path variables" (names ending in PATH) split on ':' but
-    # export joined with ':' again, which is the same bytes.
-    return f"set -gx {name} {_fish_quote(value)}"
+        return f"set -e {name}; or true;"
+    # A quoted word is one list element; fish "path variables" (names ending in
+    # PATH) split on ':' but export joined with ':' again, which is the same bytes.
+    return f"set -gx {name} {fish_quote(value)};"
 
 
 def _pwsh_quote(value: str) -> str:

@@ -38,10 +38,19 @@ def try_replay(argv: list[str]) -> int | None:
         return 0
     except (OSError, AttributeError):
         return None  # the full run reports the write error properly (exit 74)
-    if record["stderr"]:  # after stdout: a failed write above must not print warnings twice
-        sys.stderr.write(record["stderr"])
+    summary = record.get("summary")  # what the output changes, for a person at a terminal
+    text = record["stderr"] + (summary if summary and _is_terminal(sys.stderr) else "")
+    if text:  # after stdout: a failed write above must not print warnings twice
+        sys.stderr.write(text)
         sys.stderr.flush()
     return 0
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except ValueError:  # closed
+        return False
 
 
 def still_valid(record: dict) -> bool:

@@ -128,6 +128,11 @@ def execute(request, command_argv, *, dry_run: bool = False, quiet: bool = False
         print_warnings(result.warnings, quiet)
         if plan.execution.get("mode") != "remote":
             release_connections()  # ssh masters of the host probes serve a remote build only
+        if not quiet:  # what was decided, in one line (-q silences it)
+            from buildpolicy.output.summary import summary_line
+
+            sys.stderr.write(summary_line(result))
+            sys.stderr.flush()
         target = _target_dir(plan, request)
         _record_flags(result, plan, target)
         if (lock is None and governor is None and plan.execution.get("mode") != "remote"

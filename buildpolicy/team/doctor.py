@@ -11,6 +11,9 @@ with buildpolicy's decisions applied) plus the cargo configuration files:
   is also set is silently ignored — even by an empty ``RUSTFLAGS=``.
 - ``sccache-incremental``: ``RUSTC_WRAPPER`` is sccache but the build is
   incremental; sccache cannot cache incremental compilation.
+- ``linker-overridden``: a ``[target.<triple>] linker`` in a cargo configuration file
+  that ``CARGO_TARGET_<TRIPLE>_LINKER`` (buildpolicy's linker decision, or the caller's)
+  overrides, so the file's linker is silently never used.
 - ``linker-missing``: ``CARGO_TARGET_<TRIPLE>_LINKER`` (or ``[target.*] linker``,
   ``-C linker=``, ``-C link-arg=-fuse-ld=``) names a binary that is not there.
 - ``jobs-over-memory``: an inherited ``CARGO_BUILD_JOBS`` asks for more
@@ -256,6 +259,32 @@ def check_linker(result, env: Mapping[str, str], config: list[ConfigValue], cwd:
     ]
 
 
+def check_linker_overridden(result, env: Mapping[str, str], config: list[ConfigValue]) -> list[Problem]:
+    """``linker-overridden``: a ``[target.<triple>] linker`` in a cargo configuration file that
+    ``CARGO_TARGET_<TRIPLE>_LINKER`` overrides (cargo reads the variable first), silently."""
+    triple = result.facts.get("host.triple")
+    found: list[str] = []
+    for item in config:
+        if not (item.key.startswith("target.") and item.key.endswith(".linker") and isinstance(item.value, str)):
+            continue
+        target = item.key[len("target.") : -len(".linker")]
+        var = f"CARGO_TARGET_{target.upper().replace('-', '_').replace('.', '_')}_LINKER"
+        if var in env and env[var] != item.value and (not triple or target == triple):
+            found.append(f"[target.{target}] linker = {item.value!r} in {item.where} is overridden by "
+                         f"{var}={env[var]} ({_origin(result, var)})")
+    if not found:
+        return []
+    return [
+        Problem(
+            "linker-overridden",
+            "a linker set in a cargo configuration file is never used: an environment variable overrides it:",
+            "keep the file's linker with `buildpolicy set linker system` (or unset the variable), "
+            "or remove the setting from the file",
+            tuple(found),
+        )
+    ]
+
+
 def check_jobs(result, env: Mapping[str, str]) -> list[Problem]:
     """``jobs-over-memory``: an inherited CARGO_BUILD_JOBS above what available memory allows."""
     inherited = result.baseline.get("CARGO_BUILD_JOBS")
@@ -320,6 +349,7 @@ def diagnose(result, cwd: Path | None = None) -> tuple[list[Problem], list[str]]
         *check_rustflags(result, env, config),
         *check_sccache(result, env, config),
         *check_linker(result, env, config, cwd),
+        *check_linker_overridden(result, env, config),
         *check_jobs(result, env),
         *check_flags_changed(result, target_dir_for(result, cwd)),
     ]
