@@ -238,10 +238,12 @@ def test_stop_continue_and_kill_of_the_build_reach_rustc(tmp_path, short_tmp, bu
 
 
 @needs_rustup
-@pytest.mark.parametrize("spelling", [["-j=1"], ["-qj1"], ["-qj", "1"], ["-vj=1"], ["--jobs=1"]])
+@pytest.mark.parametrize("spelling", [["-j=1"], ["-qj1"], ["-qj", "1"], ["-vj=1"], ["--jobs=1"],
+                                      ["--config", "build.jobs=1"]])
 def test_every_spelling_of_cargo_jobs_is_the_governor_maximum(tmp_path, build_env, spelling):
-    """cargo takes ``-j`` in all these forms, and ignores it under an inherited jobserver:
-    the governor must apply it. ``-j=1`` and ``-qj1`` used to be missed (max = CPUs)."""
+    """cargo takes ``-j`` in all these forms (and ``--config build.jobs``), and ignores it
+    under an inherited jobserver: the governor must apply it. ``-j=1``, ``-qj1`` and
+    ``--config build.jobs=1`` used to be missed (max = CPUs)."""
     ws = lib_crate(tmp_path / "ws", "tiny")
     plain = subprocess.run(["cargo", "build", *spelling], cwd=ws, env=build_env, capture_output=True, text=True,
                            timeout=TIMEOUT)

@@ -28,15 +28,21 @@ def cargo_jobs_arg(argv, cpus: int | None) -> int | None:
     """The ``-j N`` of a cargo argv (before ``--``), or None; negative counts from the CPUs.
 
     Every spelling cargo accepts: ``-j N``, ``-jN``, ``-j=N``, ``--jobs N``, ``--jobs=N``
-    and ``-j`` at the end of a cluster of short flags (``-qj2``, ``-vj 2``, ``-qj=2``).
+    and ``-j`` at the end of a cluster of short flags (``-qj2``, ``-vj 2``, ``-qj=2``);
+    without one, ``--config build.jobs=N`` (which beats every other setting but ``-j``).
     """
     args = list(argv or ())
     if "--" in args:
         args = args[: args.index("--")]
-    value = None
+    value = configured = None
     for index, arg in enumerate(args):
         following = args[index + 1] if index + 1 < len(args) else None
-        if arg == "--jobs":
+        if arg == "--config" or arg.startswith("--config="):
+            setting = following if arg == "--config" else arg[9:]
+            key, sep, text = (setting or "").partition("=")
+            if sep and key.strip() == "build.jobs":
+                configured = text.strip().strip("'\"")
+        elif arg == "--jobs":
             value = following
         elif arg.startswith("--jobs="):
             value = arg[7:]
@@ -47,6 +53,8 @@ def cargo_jobs_arg(argv, cpus: int | None) -> int | None:
                         rest = arg[position:]
                         value = (rest[1:] if rest.startswith("=") else rest) or following
                     break
+    if value is None:
+        value = configured
     try:
         jobs = int(value) if value is not None else None
     except ValueError:
