@@ -516,3 +516,23 @@ def test_a_nested_exec_shares_the_outer_governor(tmp_path, build_env):
     learned = peaks.load(state_dir(env), str(outer))["dev"]
     assert {"inner_crate:lib", "outer_crate:lib"} <= set(learned)
     assert peaks.load(state_dir(env), str(inner)) == {}
+
+
+# -- the prompt -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("replay", ["off", "on"])
+def test_env_at_the_prompt_never_imports_the_governor(tmp_path, base_env, replay):
+    """``env`` (full or replayed) in a cargo workspace with learned peaks: no governor code,
+    no peaks file read, the same output with or without them."""
+    ws = lib_crate(tmp_path / "ws", "prompt")
+    env = dict(base_env, BUILDPOLICY_REPLAY=replay)
+    argv = [sys.executable, "-X", "importtime", "-m", "buildpolicy", "env"]
+    before = subprocess.run(argv, cwd=ws, env=env, capture_output=True, text=True, timeout=60)
+    assert peaks.record(state_dir(env), str(ws), {"dev": {"prompt:lib": 3000 * MIB}})
+    runs = [subprocess.run(argv, cwd=ws, env=env, capture_output=True, text=True, timeout=60) for _ in range(2)]
+    for run in [before, *runs]:
+        assert run.returncode == 0, run.stderr
+        imported = [line.rpartition("|")[2].strip() for line in run.stderr.splitlines() if line.startswith("import time:")]
+        assert imported and not [name for name in imported if name.startswith("buildpolicy.run.governor")]
+        assert run.stdout == before.stdout
