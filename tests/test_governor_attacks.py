@@ -409,8 +409,8 @@ session.close()
 CONNECT = "import socket, sys\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect(sys.argv[1]); print('connected')\nexcept OSError as e:\n    print(e.errno)\n"
 
 
-def _open_session(tmp_path, env) -> tuple[subprocess.Popen, dict]:
-    session = subprocess.Popen([sys.executable, "-c", SESSION_SCRIPT, str(tmp_path / "state")], env=env,
+def _open_session(tmp_path, env, python: str = sys.executable) -> tuple[subprocess.Popen, dict]:
+    session = subprocess.Popen([python, "-c", SESSION_SCRIPT, str(tmp_path / "state")], env=env,
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
     return session, json.loads(session.stdout.readline())
 
@@ -452,6 +452,31 @@ def test_a_shared_temporary_directory_is_never_the_governors_home(tmp_path, base
     session, opened = _open_session(tmp_path, dict(env, TMPDIR=str(sticky)))
     session.communicate("", timeout=60)
     assert opened["dir"].startswith(str(sticky) + "/")
+
+
+def test_the_launcher_quotes_every_path_it_hands_to_sh(tmp_path, base_env, short_tmp):
+    """A Python whose path has a space cannot go on a shebang line: the launcher is then a
+    sh script. The directory it lives in comes from TMPDIR, which a repository's policy may
+    set: a name with ``$(…)`` in it was expanded by sh (double quotes), running a command."""
+    import sysconfig
+
+    (short_tmp / "py env").mkdir()
+    python = short_tmp / "py env" / "python"
+    python.symlink_to(sys.executable)
+    tmpdir = short_tmp / "$(touch ran)"
+    tmpdir.mkdir()
+    env = dict(base_env, TMPDIR=str(tmpdir), PYTHONPATH=os.pathsep.join([str(REPO), sysconfig.get_paths()["purelib"]]))
+    env.pop("XDG_RUNTIME_DIR", None)
+    session, opened = _open_session(tmp_path, env, python=str(python))
+    try:
+        launcher = Path(opened["dir"]) / "rustc-wrapper"
+        assert launcher.read_text().startswith("#!/bin/sh\n")
+        query = subprocess.run([str(launcher), "sh", "-c", "echo ran as rustc"], cwd=short_tmp, env=base_env,
+                               capture_output=True, text=True, timeout=60)
+    finally:
+        session.communicate("", timeout=60)
+    assert (query.returncode, query.stdout) == (0, "ran as rustc\n"), query.stderr
+    assert not (short_tmp / "ran").exists()
 
 
 def test_another_users_rustc_is_never_taken_for_ours(tmp_path):

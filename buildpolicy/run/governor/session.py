@@ -91,12 +91,20 @@ def cargo_rustc_wrapper(env: dict[str, str], cwd: Path | None) -> str | None:
     return value
 
 
+def _sh_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
 def _write_launcher(directory: Path) -> Path:
-    """The executable ``RUSTC_WRAPPER`` cargo runs: this Python, isolated, running the wrapper."""
+    """The executable ``RUSTC_WRAPPER`` cargo runs: this Python, isolated, running the wrapper.
+
+    The package's directory goes at the end of the path: nothing installed beside it may
+    stand in for a standard module the wrapper imports.
+    """
     package_parent = str(Path(buildpolicy.__file__).resolve().parent.parent)
     body = (
         "import sys\n"
-        f"sys.path.insert(0, {package_parent!r})\n"
+        f"sys.path.append({package_parent!r})\n"
         "from buildpolicy.run.governor.wrapper import main\n"
         "sys.exit(main())\n"
     )
@@ -104,11 +112,10 @@ def _write_launcher(directory: Path) -> Path:
     launcher = directory / "rustc-wrapper"
     if python and " " not in python and "\t" not in python and len(python) < 200:
         launcher.write_text(f"#!{python} -IS\n{body}")
-    else:  # a shebang line cannot carry this path: go through sh
+    else:  # a shebang line cannot carry this path: go through sh (every word quoted: paths may hold $ or `)
         script = directory / "rustc-wrapper.py"
         script.write_text(body)
-        quoted = "'" + python.replace("'", "'\\''") + "'"
-        launcher.write_text(f'#!/bin/sh\nexec {quoted} -IS "{script}" "$@"\n')
+        launcher.write_text(f'#!/bin/sh\nexec {_sh_quote(python)} -IS {_sh_quote(str(script))} "$@"\n')
     launcher.chmod(0o700)
     return launcher
 
