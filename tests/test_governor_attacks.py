@@ -561,3 +561,17 @@ def test_env_at_the_prompt_never_imports_the_governor(tmp_path, base_env, replay
         imported = [line.rpartition("|")[2].strip() for line in run.stderr.splitlines() if line.startswith("import time:")]
         assert imported and not [name for name in imported if name.startswith("buildpolicy.run.governor")]
         assert run.stdout == before.stdout
+
+
+def test_a_peaks_file_another_user_planted_is_ignored_and_replaced(tmp_path):
+    """Learned peaks decide who waits: a file someone else owns (a shared or planted state
+    dir) is never believed, and the next build's peaks replace it."""
+    path = peaks.peaks_path(tmp_path, "/src/app")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"version": 1, "workspace": "/src/app",
+                                "profiles": {"dev": {"app:lib": {"peaks_mib": [900000], "builds": 9}}}}))
+    os.chown(path, NOBODY, NOBODY)
+    assert peaks.load(tmp_path, "/src/app") == {}
+    assert peaks.record(tmp_path, "/src/app", {"dev": {"app:lib": 300 * MIB}})
+    assert path.stat().st_uid == os.getuid()
+    assert peaks.load(tmp_path, "/src/app")["dev"]["app:lib"]["peaks_mib"] == [300]
