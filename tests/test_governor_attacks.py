@@ -575,3 +575,25 @@ def test_a_peaks_file_another_user_planted_is_ignored_and_replaced(tmp_path):
     assert peaks.record(tmp_path, "/src/app", {"dev": {"app:lib": 300 * MIB}})
     assert path.stat().st_uid == os.getuid()
     assert peaks.load(tmp_path, "/src/app")["dev"]["app:lib"]["peaks_mib"] == [300]
+
+
+@needs_rustup
+def test_a_noexec_temporary_directory_does_not_fail_the_build(tmp_path, build_env, short_tmp):
+    """Hardened machines mount /tmp ``noexec``: cargo could not run the launcher made there
+    and every governed compilation failed ("Permission denied", exit 101). The governor
+    makes its directory where programs may run (or stays off, saying why)."""
+    noexec = short_tmp / "nx"
+    noexec.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "noexec,size=4m,mode=1777", "tmpfs", str(noexec)],
+                             capture_output=True, text=True, timeout=60)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a noexec tmpfs here: {mounted.stderr.strip()}")
+    try:
+        ws = lib_crate(tmp_path / "ws", "hardened")
+        env = dict(build_env, TMPDIR=str(noexec))
+        done = subprocess.run(exec_argv("build"), cwd=ws, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+        assert done.returncode == 0, done.stderr
+        assert last_log_entry(env)["decisions"]["governor"].startswith("on:")
+        assert os.listdir(noexec) == []
+    finally:
+        subprocess.run(["umount", str(noexec)], timeout=60)

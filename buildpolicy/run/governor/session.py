@@ -51,16 +51,27 @@ def _safe_base(base: str) -> bool:
             and (not shared or bool(info.st_mode & stat.S_ISVTX)))
 
 
+def _runs_programs(base: str) -> bool:
+    """Whether programs may run from ``base``: cargo runs the launcher made there, and a
+    hardened ``/tmp`` is often mounted ``noexec`` (every compilation would fail)."""
+    try:
+        return not os.statvfs(base).f_flag & os.ST_NOEXEC
+    except OSError:
+        return False
+
+
 def _private_directory() -> Path:
-    """A new 0700 directory whose socket path fits in ``sun_path``, where no one else can swap it."""
-    for candidate in (os.environ.get("XDG_RUNTIME_DIR"), tempfile.gettempdir(), "/tmp"):
+    """A new 0700 directory whose socket path fits in ``sun_path``, where no one else can swap
+    it and programs may run."""
+    for candidate in (os.environ.get("XDG_RUNTIME_DIR"), tempfile.gettempdir(), "/tmp", "/var/tmp"):
         base = os.path.realpath(candidate) if candidate else None
-        if base and _safe_base(base) and len(base) + 40 < SOCKET_PATH_MAX:
+        if base and _safe_base(base) and len(base) + 40 < SOCKET_PATH_MAX and _runs_programs(base):
             try:
                 return Path(tempfile.mkdtemp(prefix="buildpolicy-governor-", dir=base))
             except OSError:
                 continue
-    raise OSError("no temporary directory with a short enough path for the governor's socket")
+    raise OSError("no temporary directory that is private, allows running programs (not noexec) and has "
+                  "a short enough path for the governor's socket")
 
 
 def cargo_rustc_wrapper(env: dict[str, str], cwd: Path | None) -> str | None:
