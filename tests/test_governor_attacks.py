@@ -597,3 +597,34 @@ def test_a_noexec_temporary_directory_does_not_fail_the_build(tmp_path, build_en
         assert os.listdir(noexec) == []
     finally:
         subprocess.run(["umount", str(noexec)], timeout=60)
+
+
+def test_a_preemption_kills_rustc_and_everything_it_started():
+    """rustc no longer has a process group of its own to kill: a preemption stops and
+    kills the whole tree (rustc, the cc it runs, the ld cc runs), none left linking."""
+    from buildpolicy.run.governor import wrapper
+
+    tree = subprocess.Popen(["sh", "-c", "sh -c 'sleep 600 & sleep 600; :' & sleep 600; :"])
+    descendants: list[int] = []
+    try:
+        descendants = wait_until(lambda: len(found := _descendants(tree.pid)) == 4 and found, "the process tree")
+        assert sorted(wrapper._children(tree.pid)) == sorted(wrapper._children_by_scan(tree.pid))
+        wrapper._kill_tree(tree.pid)
+        assert tree.wait(timeout=60) == -signal.SIGKILL
+        wait_until(lambda: all(rustc_state(pid) is None for pid in descendants), "every descendant killed", timeout=60)
+    finally:
+        for pid in [tree.pid, *descendants]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        tree.wait(timeout=60)
+
+
+def _descendants(pid: int) -> list[int]:
+    found, queue = [], [pid]
+    while queue:
+        for child in children(queue.pop()):
+            found.append(child)
+            queue.append(child)
+    return found

@@ -293,8 +293,24 @@ def _children(pid: int) -> list[int]:
         try:
             with open(f"/proc/{pid}/task/{task}/children", "rb") as handle:
                 found.extend(int(word) for word in handle.read().split())
+        except FileNotFoundError:  # a kernel without CONFIG_PROC_CHILDREN: every parent pid, then
+            return _children_by_scan(pid)
         except (OSError, ValueError):
             continue
+    return found
+
+
+def _children_by_scan(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as handle:
+                    fields = handle.read().rpartition(b")")[2].split()
+            except OSError:
+                continue
+            if len(fields) > 1 and fields[1] == str(pid).encode():
+                found.append(int(entry))
     return found
 
 
