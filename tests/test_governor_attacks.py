@@ -628,3 +628,29 @@ def _descendants(pid: int) -> list[int]:
             found.append(child)
             queue.append(child)
     return found
+
+
+@needs_rustup
+def test_rustc_killed_from_outside_fails_the_build_as_without_the_governor(tmp_path, build_env):
+    """The OOM killer (or anyone) SIGKILLs rustc: cargo must report the compiler's death by
+    SIGKILL, as without the governor. The wrapper tried to reset SIGKILL's handler, raised,
+    printed a Python traceback into the build output and exited 1 instead."""
+    ws = spin_workspace(tmp_path / "ws", ["victim"])
+    outputs = {}
+    for governor in ("off", "on"):
+        shutil.rmtree(ws / "target", ignore_errors=True)
+        build = subprocess.Popen([sys.executable, "-m", "buildpolicy", "exec", "--set", f"governor={governor}", "--",
+                                  "cargo", "build"], cwd=ws, env=build_env, stdout=subprocess.DEVNULL,
+                                 stderr=open(tmp_path / f"stderr-{governor}", "wb"))
+        try:
+            rustc = wait_until(lambda: [pid for pid, (comm, _) in processes("--crate-name victim ", str(ws)).items()
+                                        if comm == "rustc"], "rustc running")
+            os.kill(rustc[0], signal.SIGKILL)
+            outputs[governor] = (build.wait(timeout=TIMEOUT), (tmp_path / f"stderr-{governor}").read_text())
+        finally:
+            kill_all(str(ws))
+            build.wait(timeout=TIMEOUT)
+    for governor, (status, stderr) in outputs.items():
+        assert status == 101, (governor, stderr)
+        assert "(signal: 9, SIGKILL: kill)" in stderr and "Traceback" not in stderr, (governor, stderr)
+    assert last_log_entry(build_env)["decisions"]["governor"].startswith("on:")

@@ -276,7 +276,8 @@ class Compilation:
 
 def _die_by(signum: int) -> None:
     """End this process by signal ``signum`` (so cargo reports it as rustc's death by that signal)."""
-    _signal.signal(signum, _signal.SIG_DFL)
+    if signum not in (_signal.SIGKILL, _signal.SIGSTOP):  # those two have no handler to reset (EINVAL)
+        _signal.signal(signum, _signal.SIG_DFL)
     _signal.pthread_sigmask(_signal.SIG_UNBLOCK, (signum,))
     sys.stderr.flush()
     os.kill(os.getpid(), signum)
