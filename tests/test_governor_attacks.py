@@ -260,10 +260,11 @@ LOGGING_WRAPPER = '#!/bin/sh\necho "$@" >> "{log}"\nexec "$@"\n'
 
 
 @needs_rustup
-@pytest.mark.parametrize("where", ["cargo-config", "CARGO_BUILD_RUSTC_WRAPPER"])
+@pytest.mark.parametrize("where", ["cargo-config", "CARGO_BUILD_RUSTC_WRAPPER", "--config"])
 def test_a_rustc_wrapper_from_cargo_configuration_still_runs(tmp_path, build_env, where):
-    """The governor sets RUSTC_WRAPPER, which hides ``build.rustc-wrapper`` from cargo: a
-    team's sccache in ``.cargo/config.toml`` silently stopped running. It must run inside
+    """The governor sets RUSTC_WRAPPER, which hides ``build.rustc-wrapper`` from cargo
+    (configuration files, the variable, ``--config``): a team's sccache in
+    ``.cargo/config.toml`` silently stopped running. It must run inside
     the governor's wrapper, as cargo would have run it (a relative path in a config file
     is from the directory holding ``.cargo``)."""
     ws = lib_crate(tmp_path / "ws", "wrapped")
@@ -272,13 +273,15 @@ def test_a_rustc_wrapper_from_cargo_configuration_still_runs(tmp_path, build_env
     wrapper = ws / "tools" / "log-rustc.sh"
     wrapper.write_text(LOGGING_WRAPPER.format(log=log))
     wrapper.chmod(0o755)
-    env = dict(build_env)
+    env, cargo_args = dict(build_env), ["build"]
     if where == "cargo-config":
         (ws / ".cargo").mkdir()
         (ws / ".cargo" / "config.toml").write_text('[build]\nrustc-wrapper = "tools/log-rustc.sh"\n')
+    elif where == "--config":
+        cargo_args = ["--config", 'build.rustc-wrapper="tools/log-rustc.sh"', "build"]
     else:
         env["CARGO_BUILD_RUSTC_WRAPPER"] = str(wrapper)
-    done = subprocess.run(exec_argv("build"), cwd=ws, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    done = subprocess.run(exec_argv(*cargo_args), cwd=ws, env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert done.returncode == 0, done.stderr
     assert last_log_entry(env)["decisions"]["governor"].startswith("on:")
     assert "--crate-name wrapped" in log.read_text()

@@ -24,6 +24,26 @@ GOVERNED_COMMANDS = frozenset({"build", "check", "test", "bench", "run", "doc", 
 VALUE_SHORT_OPTIONS = frozenset("jpFZC")
 
 
+def cargo_config_arg(argv, key: str) -> str | None:
+    """The last ``--config KEY=VALUE`` (or ``--config=KEY=VALUE``) of a cargo argv for ``key``,
+    before ``--``: its value unquoted, or None (a ``--config FILE`` is not read)."""
+    args = list(argv or ())
+    if "--" in args:
+        args = args[: args.index("--")]
+    found = None
+    for index, arg in enumerate(args):
+        if arg == "--config" and index + 1 < len(args):
+            setting = args[index + 1]
+        elif arg.startswith("--config="):
+            setting = arg[9:]
+        else:
+            continue
+        name, sep, text = setting.partition("=")
+        if sep and name.strip() == key:
+            found = text.strip().strip("'\"")
+    return found
+
+
 def cargo_jobs_arg(argv, cpus: int | None) -> int | None:
     """The ``-j N`` of a cargo argv (before ``--``), or None; negative counts from the CPUs.
 
@@ -34,15 +54,12 @@ def cargo_jobs_arg(argv, cpus: int | None) -> int | None:
     args = list(argv or ())
     if "--" in args:
         args = args[: args.index("--")]
-    value = configured = None
+    value = None
     for index, arg in enumerate(args):
         following = args[index + 1] if index + 1 < len(args) else None
         if arg == "--config" or arg.startswith("--config="):
-            setting = following if arg == "--config" else arg[9:]
-            key, sep, text = (setting or "").partition("=")
-            if sep and key.strip() == "build.jobs":
-                configured = text.strip().strip("'\"")
-        elif arg == "--jobs":
+            continue
+        if arg == "--jobs":
             value = following
         elif arg.startswith("--jobs="):
             value = arg[7:]
@@ -54,7 +71,7 @@ def cargo_jobs_arg(argv, cpus: int | None) -> int | None:
                         value = (rest[1:] if rest.startswith("=") else rest) or following
                     break
     if value is None:
-        value = configured
+        value = cargo_config_arg(args, "build.jobs")
     try:
         jobs = int(value) if value is not None else None
     except ValueError:

@@ -74,16 +74,22 @@ def _private_directory() -> Path:
                   "a short enough path for the governor's socket")
 
 
-def cargo_rustc_wrapper(env: dict[str, str], cwd: Path | None) -> str | None:
-    """The rustc wrapper cargo would run for ``env`` in ``cwd`` without the governor, or None.
+def cargo_rustc_wrapper(env: dict[str, str], cwd: Path | None, argv=()) -> str | None:
+    """The rustc wrapper cargo would run for ``env`` and ``argv`` in ``cwd`` without the governor, or None.
 
     As cargo: ``RUSTC_WRAPPER`` (empty: none; a relative path is from ``cwd``), else
-    ``build.rustc-wrapper`` from ``CARGO_BUILD_RUSTC_WRAPPER`` (from ``cwd`` too) or from
-    the configuration file of highest precedence (a relative path is from the directory
-    holding its ``.cargo``). A bare name is looked up on ``PATH`` when it runs.
+    ``build.rustc-wrapper`` from ``--config`` on the command line, ``CARGO_BUILD_RUSTC_WRAPPER``
+    (both from ``cwd`` too) or the configuration file of highest precedence (a relative
+    path is from the directory holding its ``.cargo``). A bare name is looked up on
+    ``PATH`` when it runs.
     """
+    from buildpolicy.run.governor.decide import cargo_config_arg
+
+    command_line = cargo_config_arg(argv, "build.rustc-wrapper")
     if "RUSTC_WRAPPER" in env:
         value, base = env["RUSTC_WRAPPER"], cwd
+    elif command_line is not None:
+        value, base = command_line, cwd
     elif "CARGO_BUILD_RUSTC_WRAPPER" in env:
         value, base = env["CARGO_BUILD_RUSTC_WRAPPER"], cwd
     elif cwd is not None:
@@ -147,9 +153,9 @@ class GovernorSession:
         self.jobserver = None
         self.governor = None
 
-    def open(self, env: dict[str, str], cwd: Path | None = None) -> dict[str, str]:
-        """Start the governor; the environment ``env`` becomes for the build run in ``cwd``
-        (where cargo looks for its configuration). OSError when it cannot."""
+    def open(self, env: dict[str, str], cwd: Path | None = None, argv=()) -> dict[str, str]:
+        """Start the governor; the environment ``env`` becomes for the build ``argv`` run in
+        ``cwd`` (where cargo looks for its configuration). OSError when it cannot."""
         from buildpolicy.run.governor.governor import Governor
         from buildpolicy.run.governor.jobserver import FifoJobserver
         from buildpolicy.run.governor.livemem import LiveMemory
@@ -177,7 +183,7 @@ class GovernorSession:
             self._remove()
             raise
         governed = dict(env)
-        inner = cargo_rustc_wrapper(governed, cwd)
+        inner = cargo_rustc_wrapper(governed, cwd, argv)
         governed["RUSTC_WRAPPER"] = str(launcher)
         if inner:
             governed[INNER_VAR] = inner
