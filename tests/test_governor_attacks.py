@@ -189,6 +189,7 @@ def test_an_interrupted_build_starts_no_rustc_afterwards(tmp_path, short_tmp, bu
             cargo = next(pid for pid in children(build.pid) if Path(f"/proc/{pid}/comm").read_text() == "cargo\n")
             os.kill(cargo, signal.SIGKILL)
         assert build.wait(timeout=TIMEOUT) == (130 if how == "ctrl-c" else 137)
+        assert not [name for name in os.listdir(short_tmp) if name.startswith("buildpolicy-governor-")]
         started = []
 
         def waiter_gone() -> bool:
