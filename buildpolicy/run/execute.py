@@ -196,7 +196,7 @@ def _governor_session(result, plan, request, quiet):
         prior_mib=int(_knob(result, "mib_per_job") or 1792), note=say,
     )
     try:
-        session.open_env = session.open(dict(plan.env))
+        session.open_env = session.open(dict(plan.env), cwd=request.cwd, argv=plan.argv)
     except OSError as exc:
         result.warnings.append(f"the memory governor cannot start ({exc.strerror or exc}): using the static job count")
         return None

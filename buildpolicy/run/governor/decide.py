@@ -20,19 +20,58 @@ from buildpolicy.run.governor.wrapper import SOCKET_VAR
 GOVERNED_COMMANDS = frozenset({"build", "check", "test", "bench", "run", "doc", "clippy", "install"})
 
 
+# cargo's short options that take a value; in a cluster (``-qj2``) the rest is the value.
+VALUE_SHORT_OPTIONS = frozenset("jpFZC")
+
+
+def cargo_config_arg(argv, key: str) -> str | None:
+    """The last ``--config KEY=VALUE`` (or ``--config=KEY=VALUE``) of a cargo argv for ``key``,
+    before ``--``: its value unquoted, or None (a ``--config FILE`` is not read)."""
+    args = list(argv or ())
+    if "--" in args:
+        args = args[: args.index("--")]
+    found = None
+    for index, arg in enumerate(args):
+        if arg == "--config" and index + 1 < len(args):
+            setting = args[index + 1]
+        elif arg.startswith("--config="):
+            setting = arg[9:]
+        else:
+            continue
+        name, sep, text = setting.partition("=")
+        if sep and name.strip() == key:
+            found = text.strip().strip("'\"")
+    return found
+
+
 def cargo_jobs_arg(argv, cpus: int | None) -> int | None:
-    """The ``-j N``/``--jobs N`` of a cargo argv (before ``--``), or None; negative counts from the CPUs."""
+    """The ``-j N`` of a cargo argv (before ``--``), or None; negative counts from the CPUs.
+
+    Every spelling cargo accepts: ``-j N``, ``-jN``, ``-j=N``, ``--jobs N``, ``--jobs=N``
+    and ``-j`` at the end of a cluster of short flags (``-qj2``, ``-vj 2``, ``-qj=2``);
+    without one, ``--config build.jobs=N`` (which beats every other setting but ``-j``).
+    """
     args = list(argv or ())
     if "--" in args:
         args = args[: args.index("--")]
     value = None
     for index, arg in enumerate(args):
-        if arg in ("-j", "--jobs") and index + 1 < len(args):
-            value = args[index + 1]
+        following = args[index + 1] if index + 1 < len(args) else None
+        if arg == "--config" or arg.startswith("--config="):
+            continue
+        if arg == "--jobs":
+            value = following
         elif arg.startswith("--jobs="):
             value = arg[7:]
-        elif arg.startswith("-j") and len(arg) > 2 and not arg.startswith("--"):
-            value = arg[2:]
+        elif arg.startswith("-") and not arg.startswith("--"):
+            for position, letter in enumerate(arg[1:], start=2):
+                if letter in VALUE_SHORT_OPTIONS:  # it takes the rest of the cluster, or the next word
+                    if letter == "j":
+                        rest = arg[position:]
+                        value = (rest[1:] if rest.startswith("=") else rest) or following
+                    break
+    if value is None:
+        value = cargo_config_arg(args, "build.jobs")
     try:
         jobs = int(value) if value is not None else None
     except ValueError:

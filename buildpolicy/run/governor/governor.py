@@ -23,6 +23,7 @@ build, and a preempted one comes back with at least what it had reached.
 
 from __future__ import annotations
 
+import errno
 import os
 import selectors
 import signal
@@ -31,7 +32,7 @@ import threading
 import time
 from pathlib import Path
 
-from buildpolicy.run.governor.crates import unit_key
+from buildpolicy.run.governor.crates import KINDS, unit_key
 from buildpolicy.run.governor.protocol import decode, encode
 from buildpolicy.run.governor.livemem import MIB, process_memory
 
@@ -42,6 +43,7 @@ STALL_PRESSURE = 0.30  # share of a tick in which all tasks stalled on memory
 LOOKAHEAD_SECONDS = 0.5  # LLVM allocates hundreds of MiB a second: act on where memory is heading
 TREND_SECONDS = 1.0
 PREEMPT_SETTLE_SECONDS = 3.0
+MAX_LINE = 4096  # a message is a short line: more without a newline is not a wrapper talking
 
 
 def safety_margin(limit: int) -> int:
@@ -74,11 +76,21 @@ class Compilation:
         return f"{self.unit.get('crate', '?')} ({self.unit.get('kind', '?')})"
 
     def send(self, op: str) -> None:
-        """Send message ``op``; a wrapper that is gone is dropped by the next read."""
+        """Send message ``op`` without ever blocking the loop; a wrapper that is gone is dropped by
+        the next read. One that does not read its messages (a real one never lets a few bytes
+        pile up) is hung up on, as the loop must not wait on it while every other build waits."""
+        data = encode(op)
         try:
-            self.conn.sendall(encode(op))
+            sent = self.conn.send(data, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            sent = 0
         except OSError:
-            pass
+            return
+        if sent < len(data):
+            try:
+                self.conn.shutdown(socket.SHUT_RDWR)  # the next read sees the end and drops it
+            except OSError:
+                pass
 
 
 class Governor:
@@ -193,12 +205,25 @@ class Governor:
     def _accept(self) -> None:
         try:
             conn, _ = self.listener.accept()
-        except OSError:
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                self._make_room()
             return
         conn.setblocking(True)
         comp = Compilation(conn)
         self.compilations.append(comp)
         self.selector.register(conn, selectors.EVENT_READ, comp)
+
+    def _make_room(self) -> None:
+        """Out of descriptors (connections that say nothing, by the thousand): hang up on the
+        oldest that never spoke, else the oldest still waiting (it runs ungoverned), so that
+        the next wrapper is heard instead of every one waiting in the listen queue."""
+        for state in ("connected", "waiting"):
+            for comp in self.compilations:
+                if comp.state == state:
+                    self._drop(comp)
+                    return
+        time.sleep(TICK_SECONDS)  # all of them run: the listener stays readable, do not spin on it
 
     def _receive(self, comp: Compilation) -> None:
         try:
@@ -210,6 +235,9 @@ class Governor:
             return
         comp.buffer += data
         *lines, comp.buffer = comp.buffer.split(b"\n")
+        if len(comp.buffer) > MAX_LINE:
+            self._drop(comp)
+            return
         for line in lines:
             message = decode(line)
             if message is not None:
@@ -230,7 +258,7 @@ class Governor:
 
     def _handle(self, comp: Compilation, message: dict) -> None:
         op = message.get("op")
-        if op == "admit":
+        if op == "admit" and isinstance(message.get("crate"), str) and message.get("kind") in KINDS:
             comp.unit = {k: message.get(k) for k in ("crate", "kind", "check", "metadata", "via_server", "package")}
             comp.key = unit_key(comp.unit)
             comp.attempt = int(message.get("attempt") or 0)
@@ -246,7 +274,7 @@ class Governor:
                 comp.rustc_pid = message.get("rustc_pid") if isinstance(message.get("rustc_pid"), int) else None
             concurrent = sum(1 for c in self.compilations if c.state == "running")
             self.stats["max_concurrent"] = max(self.stats["max_concurrent"], concurrent)
-        elif op == "exit":
+        elif op == "exit" and comp.state in ("admitted", "running"):
             self._finish(comp, message)
 
     def _profile_key(self, comp: Compilation) -> str:

@@ -25,6 +25,11 @@ def _read(path: str) -> bytes | None:
 def _matches(pid: int, crate: str, metadata: str) -> bool:
     if _read(f"/proc/{pid}/comm") != b"rustc\n":  # not the wrapper, whose command line is the same
         return False
+    try:
+        if os.stat(f"/proc/{pid}").st_uid != os.getuid():
+            return False  # another user's build (the governor preempts what it finds: never theirs)
+    except OSError:
+        return False
     args = (_read(f"/proc/{pid}/cmdline") or b"").split(b"\0")
     joined = b"\0" + b"\0".join(args) + b"\0"
     return (crate.encode() in args and (b"metadata=" + metadata.encode()) in joined)

@@ -7,16 +7,23 @@ it must stay light: standard library only, nothing from ``buildpolicy`` but
 
 1. asks the governor (a unix socket, ``SOCKET_VAR``) for admission, saying
    which crate it is, and waits for ``go``;
-2. runs rustc (through the inner wrapper, e.g. sccache, when there is one) in
-   its own process group, forwarding rustc's stderr line by line (cargo reads
-   its JSON messages from there, pipelining included);
+2. runs rustc (through the inner wrapper, e.g. sccache, when there is one),
+   forwarding rustc's stderr line by line (cargo reads its JSON messages from
+   there, pipelining included);
 3. reports rustc's peak RSS (``wait4``) and exit status.
 
-When the governor preempts it, the wrapper kills rustc's process group, drops
-whatever that attempt still prints, asks for admission again and reruns
-rustc; lines the killed attempt already forwarded are not repeated (rustc's
-output is deterministic, so the rerun's first lines are the same). cargo sees
-one rustc that took longer.
+rustc stays in cargo's process group, as without the wrapper: a Ctrl-C or
+Ctrl-Z at the terminal, or a signal to the whole build (``kill -KILL -PGID``,
+``timeout``), reaches it directly, so no rustc outlives an interrupted build.
+A signal meant for the wrapper alone is passed on to rustc; one that comes
+while no rustc runs (waiting for admission) ends the wrapper at once, and
+nothing is run after it. A wrapper whose cargo is gone runs nothing either.
+
+When the governor preempts it, the wrapper kills rustc and everything rustc
+started (its linker), drops whatever that attempt still prints, asks for
+admission again and reruns rustc; lines the killed attempt already forwarded
+are not repeated (rustc's output is deterministic, so the rerun's first lines
+are the same). cargo sees one rustc that took longer.
 
 Queries (``rustc -vV``, ``--print``), a missing socket and a governor that is
 gone all mean: run rustc as if the wrapper were not there. The wrapper never
@@ -144,29 +151,41 @@ def _write_all(fd: int, data: bytes) -> None:
 class Compilation:
     """One admitted compilation, run (and rerun after preemption) under the governor."""
 
-    def __init__(self, channel: Channel, unit: dict, command: list[str]):
+    def __init__(self, channel: Channel, unit: dict, command: list[str], parent: int):
         self.channel = channel
         self.unit = unit
         self.command = command
+        self.parent = parent  # cargo: when it is gone, nothing is left to compile for
         self.forwarder = Forwarder(2)
         self.child: int | None = None
         self.env = {k: v for k, v in os.environ.items() if k not in (SOCKET_VAR, INNER_VAR)}
         self.governed = True
+        self.interrupted: int | None = None  # a signal that came for this compilation: never rerun it
 
     def run(self) -> int:
         """Run until rustc ends without being preempted; its exit status."""
         for signum in FORWARDED_SIGNALS:
-            _signal.signal(signum, self._forward)
+            # One the build ignores (a background job's SIGINT) stays ignored, for rustc too.
+            if _signal.getsignal(signum) != _signal.SIG_IGN:
+                _signal.signal(signum, self._forward)
         attempt = 0
         while True:
             if self.governed:
                 self.governed = self.channel.send("admit", **self.unit, pid=os.getpid(), attempt=attempt)
                 self.governed = self.governed and self.channel.wait_for("go")
+            if os.getppid() != self.parent:
+                # cargo died while this compilation waited (killed, or the terminal closed):
+                # the governor's end then reads like "run ungoverned", but there is no build left.
+                return 1
             status, peak_kib, preempted = self._attempt()
             if self.governed:
                 own = os.times()  # this wrapper's own CPU, for the governor's cost accounting
                 self.governed = self.channel.send("exit", status=status, peak_kib=peak_kib, preempted=preempted,
                                                   cpu_s=round(own.user + own.system, 3))
+            if self.interrupted is not None:
+                # Preempted as the signal came: end as if rustc had died of it (a wait
+                # status below 128 is exactly that: death by that signal).
+                return self._exit_like(self.interrupted if preempted else status)
             if not preempted:
                 return self._exit_like(status)
             attempt += 1
@@ -175,19 +194,24 @@ class Compilation:
     def _attempt(self) -> tuple[int, int, bool]:
         """Run rustc once: ``(wait status, peak RSS in KiB, preempted)``."""
         read_fd, write_fd = os.pipe()
+        # No signal handler may run between the spawn and ``self.child``: it would
+        # not know there is a rustc to pass the signal on to.
+        _signal.pthread_sigmask(_signal.SIG_BLOCK, FORWARDED_SIGNALS)
         try:
             self.child = os.posix_spawnp(
                 self.command[0], self.command, self.env,
                 file_actions=[(os.POSIX_SPAWN_DUP2, write_fd, 2), (os.POSIX_SPAWN_CLOSE, read_fd)],
-                setpgroup=0,
                 # Python ignores SIGPIPE and SIGXFSZ; rustc expects the defaults.
                 setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ),
+                setsigmask=(),
             )
         except OSError as exc:
             os.close(read_fd)
             os.close(write_fd)
             print(f"buildpolicy rustc wrapper: {self.command[0]}: {exc.strerror or exc}", file=sys.stderr)
             return (127 if isinstance(exc, FileNotFoundError) else 126) << 8, 0, False
+        finally:
+            _signal.pthread_sigmask(_signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
         os.close(write_fd)
         if self.governed:
             self.governed = self.channel.send("started", rustc_pid=self.child)
@@ -225,30 +249,91 @@ class Compilation:
                     continue
                 if any(m["op"] == "preempt" for m in messages) and not preempted:
                     preempted = True
-                    self._kill_group(_signal.SIGKILL)
-
-    def _kill_group(self, signum: int) -> None:
-        if self.child is not None:
-            try:
-                os.killpg(self.child, signum)
-            except OSError:
-                pass
+                    if self.child is not None:
+                        _kill_tree(self.child)
 
     def _forward(self, signum, _frame) -> None:
-        # rustc runs in its own process group (so a preemption takes its linker
-        # too): a Ctrl-C the terminal sent us must reach it from here.
-        self._kill_group(signum)
+        # A signal for the whole process group reaches rustc by itself; one sent to
+        # the wrapper alone is passed on. Without a rustc running (waiting for
+        # admission, or between a preemption and the rerun) there is nothing to
+        # finish: end now, as rustc would have, and never start it.
+        self.interrupted = signum
+        if self.child is None:
+            _die_by(signum)
+        try:
+            os.kill(self.child, signum)
+        except OSError:
+            pass
 
     @staticmethod
     def _exit_like(status: int) -> int:
         """Exit as rustc did: its code, or death by the same signal."""
         if os.WIFSIGNALED(status):
-            signum = os.WTERMSIG(status)
-            _signal.signal(signum, _signal.SIG_DFL)
-            sys.stderr.flush()
-            os.kill(os.getpid(), signum)
-            return 128 + signum
+            _die_by(os.WTERMSIG(status))
+            return 128 + os.WTERMSIG(status)
         return os.waitstatus_to_exitcode(status)
+
+
+def _die_by(signum: int) -> None:
+    """End this process by signal ``signum`` (so cargo reports it as rustc's death by that signal)."""
+    if signum not in (_signal.SIGKILL, _signal.SIGSTOP):  # those two have no handler to reset (EINVAL)
+        _signal.signal(signum, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, (signum,))
+    sys.stderr.flush()
+    os.kill(os.getpid(), signum)
+
+
+def _children(pid: int) -> list[int]:
+    """The children of ``pid`` (every thread's), from ``/proc``."""
+    found = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children", "rb") as handle:
+                found.extend(int(word) for word in handle.read().split())
+        except FileNotFoundError:  # a kernel without CONFIG_PROC_CHILDREN: every parent pid, then
+            return _children_by_scan(pid)
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _children_by_scan(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as handle:
+                    fields = handle.read().rpartition(b")")[2].split()
+            except OSError:
+                continue
+            if len(fields) > 1 and fields[1] == str(pid).encode():
+                found.append(int(entry))
+    return found
+
+
+def _kill_tree(root: int) -> None:
+    """Kill ``root`` and everything it started (rustc's linker): each process is stopped
+    before its children are read, so none can start another, then all are killed."""
+    stopped, queue = [], [root]
+    while queue:
+        pid = queue.pop()
+        if pid in stopped:
+            continue
+        try:
+            os.kill(pid, _signal.SIGSTOP)
+        except OSError:
+            continue
+        stopped.append(pid)
+        queue.extend(_children(pid))
+    for pid in stopped:
+        try:
+            os.kill(pid, _signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def _connect(path: str) -> Channel | None:
@@ -264,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: ``wrapper RUSTC ARGS...`` as cargo calls a ``RUSTC_WRAPPER``."""
     from buildpolicy.run.governor.crates import unit_of
 
+    parent = os.getppid()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
         print("usage: buildpolicy rustc wrapper RUSTC [ARGS...] (cargo runs it as RUSTC_WRAPPER)", file=sys.stderr)
@@ -277,4 +363,4 @@ def main(argv: list[str] | None = None) -> int:
         return _exec(command)
     unit["via_server"] = bool(inner)
     unit["package"] = os.environ.get("CARGO_PKG_NAME")  # cargo sets it for every rustc it runs
-    return Compilation(channel, unit, command).run()
+    return Compilation(channel, unit, command, parent).run()
