@@ -13,12 +13,21 @@ from buildpolicy.policy.expr.tokens import ExprError, Fault, diagnostic, unknown
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 
 
-@functools.lru_cache(maxsize=1024)
 def _template_parts(template: str) -> tuple:
-    """Split a template into ``(is_fact, text_or_name, offset)`` parts.
+    """Split a template into ``(is_fact, text_or_name, offset)`` parts.  Raises Fault.
 
-    Cached: the same few env templates are interpolated at every prompt.  Raises Fault.
+    Most values have no ``$`` at all: they are one literal part, without a trip
+    through the cache (a large policy set has tens of thousands of distinct ones).
     """
+    if "$" not in template:
+        return ((False, template, 0),) if template else ()
+    return _parsed_template(template)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_template(template: str) -> tuple:
+    """``_template_parts`` of a template with a ``$``; cached: the same few env templates
+    are interpolated at every prompt."""
     parts = []
     literal: list[str] = []
     i = 0
