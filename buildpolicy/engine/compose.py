@@ -150,14 +150,17 @@ def compose_rustflags(outcomes, decisions, facts, baseline, set_env, provenance,
     variable come first.
     """
     fragments: list[tuple[str, ...]] = []
+    seen: set[tuple[str, ...]] = set()  # of fragments: a list lookup per rule made this quadratic
     sources: list[str] = []
     for outcome in sorted((o for o in outcomes if o.matched), key=lambda o: (LAYER_RANK[o.rule.layer], o.rule.order)):
-        if outcome.rule.rustflags and outcome.rule.rustflags not in fragments:
+        if outcome.rule.rustflags and outcome.rule.rustflags not in seen:
+            seen.add(outcome.rule.rustflags)
             fragments.append(outcome.rule.rustflags)
             sources.append(f"rule {outcome.rule.id}")
     for name in sorted(decisions):
         flags = decisions[name].rustflags
-        if flags and flags not in fragments:
+        if flags and flags not in seen:
+            seen.add(flags)
             fragments.append(flags)
             sources.append(f"plugin {decisions[name].source} ({name})")
     if not fragments:
