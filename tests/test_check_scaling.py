@@ -164,3 +164,28 @@ def test_a_valid_project_is_compiled_without_importing_jsonschema(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["50", "False"]
+
+
+def test_loading_restores_the_collector_and_freezes_only_what_a_large_set_made(tmp_path):
+    # In a child: gc.freeze is for the whole process.
+    import subprocess
+    import sys
+
+    for name, count in (("small", 20), ("large", 2000)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "p.toml").write_text("".join(f"[[rule]]\n{body}\n" for body in bench_shaped(count)))
+    code = (
+        "import gc\nfrom pathlib import Path\nfrom buildpolicy.facts import fact_type, known_fact_names\n"
+        "from buildpolicy.policy.loader import load_policies\n"
+        f"root = Path({str(tmp_path)!r})\n"
+        "def load(name):\n"
+        "    return len(load_policies(profile=None, site_dir=root / 'none', user_dir=root / 'none', builtin_dir=root / name,\n"
+        "                             fact_type=fact_type, known_facts=known_fact_names(), cache_dir=root / 'cache').rules)\n"
+        "print(load('small'), gc.isenabled(), gc.get_freeze_count() == 0)\n"
+        "print(load('small'), gc.isenabled(), gc.get_freeze_count() == 0)  # from the cache\n"
+        "print(load('large'), gc.isenabled(), gc.get_freeze_count() > 0)\n"
+        "gc.disable()\n"
+        "print(load('large'), gc.isenabled())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n") == ["20 True True", "20 True True", "2000 True True", "2000 False", ""]

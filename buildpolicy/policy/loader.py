@@ -35,6 +35,7 @@ from buildpolicy.policy.buildvars import STATE_VAR
 from buildpolicy.policy.compiled_cache import (
     CACHE_FORMAT,
     cache_file_for,
+    collector_paused,
     input_paths,
     inputs_of,
     read_cache,
@@ -471,6 +472,7 @@ class _Compiler:
         return tuple(by_id.values()), tuple(replaced)
 
 
+@collector_paused()
 def load_policies(
     *,
     profile: Path | None,
