@@ -53,6 +53,8 @@ _STATE_VAR_MESSAGE = (
 )
 _ENV_NAME_CHARS = re.compile(r"^[A-Za-z0-9_]*$")
 _TEMPLATE_PART = re.compile(r"\$\{[^}]*\}|\$\$")
+_EMPTY: dict = {}  # never written to
+_WHITESPACE = re.compile(r"\s")  # what str.isspace() calls whitespace
 _NUL_ESCAPE = re.compile(r"\\(?:x00|u0000|U00000000)")  # TOML's escapes of NUL (\x00 is TOML 1.1's)
 
 
@@ -353,7 +355,7 @@ class _Compiler:
     def _add_rule(self, layer: str, doc, index: int, table: dict) -> None:
         compile_expr, interpolation_facts, ExprError, env_finding, is_safe_name_template = _rule_compilers()
         path = str(doc.path)
-        rule_line = self._position(doc, ("rule", index), value=False)[0]
+        rule_line = (doc.key_pos(("rule", index)) or (None,))[0]
         rule_id = table["id"]
         before = len(self.diagnostics)
         when = None
@@ -370,8 +372,8 @@ class _Compiler:
                 self.diagnostics.append(self._relocated(exc.diagnostic, table["when"], doc, ("rule", index, "when")))
         env = []
         for name, value in table.get("env", {}).items():
-            key_line, key_col = self._position(doc, ("rule", index, "env", name), value=False)
-            if not _ENV_NAME_CHARS.match(_TEMPLATE_PART.sub("", name)):
+            key_line, key_col = doc.key_pos(("rule", index, "env", name)) or (None, None)
+            if not _ENV_NAME_CHARS.match(_TEMPLATE_PART.sub("", name) if "$" in name else name):
                 self.diagnostics.append(
                     Diagnostic(path, key_line, key_col, f"rule {rule_id!r}: {name!r} is not a valid environment variable name "
                                "(letters, digits and _, with ${fact} parts)")
@@ -387,6 +389,8 @@ class _Compiler:
                                "environment variable cannot hold (the value would be cut short there): remove it")
                 )
             for text, is_value in ((name, False), (value, True)):
+                if "$" not in text:
+                    continue  # no ${fact}, nothing to check (most values)
                 try:
                     interpolation_facts(text, fact_type=self.fact_type, file=path, known_facts=self.known_facts)
                 except ExprError as exc:
@@ -396,8 +400,9 @@ class _Compiler:
             if layer in UNTRUSTED_LAYERS:
                 if not is_safe_name_template(name):
                     self.findings.append(env_finding(rule_id, name, path, key_line, key_col))
-        positions = [("id", *self._position(doc, ("rule", index, "id")))]
-        positions += [(f"decide.{name}", *self._position(doc, ("rule", index, "decide", name))) for name in table.get("decide", {})]
+        positions = [("id", *(doc.value_pos(("rule", index, "id")) or (None, None)))]
+        decide = table.get("decide", _EMPTY)
+        positions += [(f"decide.{name}", *self._position(doc, ("rule", index, "decide", name))) for name in decide]
         for position, name in enumerate(table.get("unset", ())):
             line, col = self._position(doc, ("rule", index, "unset", position))
             positions.append((f"unset.{name}", line, col))
@@ -409,7 +414,7 @@ class _Compiler:
                 if not is_safe_name(name):
                     self.findings.append(unset_finding(rule_id, name, path, line, col))
         for position, fragment in enumerate(table.get("rustflags", ())):
-            if not fragment or any(ch.isspace() for ch in fragment):
+            if not fragment or _WHITESPACE.search(fragment):
                 line, col = self._position(doc, ("rule", index, "rustflags", position))
                 self.diagnostics.append(
                     Diagnostic(path, line, col, f"rule {rule_id!r}: rustflags fragment {fragment!r} must be one non-empty "
@@ -431,7 +436,7 @@ class _Compiler:
                 status=table.get("status"),
                 env=tuple(env),
                 unset=tuple(table.get("unset", ())),
-                decide=tuple(sorted(table.get("decide", {}).items())),
+                decide=tuple(sorted(decide.items())) if decide else (),
                 rustflags=tuple(table.get("rustflags", ())),
                 priority=table.get("priority", 0),
                 force=table.get("force", False),
