@@ -358,3 +358,41 @@ def test_the_scanner_shortcuts_give_the_positions_of_the_full_grammar(statements
     fast.document()
     full.document()
     assert (fast.keys, fast.values) == (full.keys, full.values)
+
+
+TEMPLATE_PIECES = st.sampled_from(["$", "{", "}", "a", "a.b", ".", "_", "1", "-", " ", "\n", "é", "${a}", "${a.b}",
+                                   "${cpu.count}", "${ci}", "${zz}", "${", "$$", "${1x}", "${}"])
+
+
+@SETTINGS
+@given(st.lists(TEMPLATE_PIECES, max_size=10).map("".join))
+def test_the_template_shortcut_answers_as_the_long_way(template):
+    # Well-formed `${fact}` templates are checked and filled in with one regex; every
+    # answer, error (with its column) and fact lookup must be the long way's.
+    import re as regex
+
+    from buildpolicy.policy.expr import templates
+
+    kinds = {"a": "string", "a.b": "int", "cpu.count": "int", "ci": "bool"}
+    values = {"a": "A", "a.b": 7, "cpu.count": None, "ci": True}
+
+    def answers() -> tuple:
+        try:
+            facts = templates.interpolation_facts(template, fact_type=kinds.get, file="p.toml", line=2, col=7,
+                                                  known_facts=kinds)
+        except ExprError as exc:
+            facts = (str(exc.diagnostic), exc.diagnostic.col)
+        looked_up: list[str] = []
+        try:
+            filled = templates.interpolate(template, lambda name: looked_up.append(name) or values.get(name))
+        except ExprError as exc:
+            filled = str(exc.diagnostic)
+        return facts, filled, looked_up
+
+    fast = answers()
+    shortcut = templates._WELL_FORMED
+    templates._WELL_FORMED = regex.compile(r"(?!)")  # never matches: the long way only
+    try:
+        assert answers() == fast
+    finally:
+        templates._WELL_FORMED = shortcut
