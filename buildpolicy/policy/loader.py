@@ -399,9 +399,8 @@ class _Compiler:
                     keypath = ("rule", index, "env", name)
                     self.diagnostics.append(self._relocated(exc.diagnostic, text, doc, keypath, is_value))
             env.append(EnvTemplate(name, value, key_line, key_col))
-            if layer in UNTRUSTED_LAYERS:
-                if not is_safe_name_template(name):
-                    self.findings.append(env_finding(rule_id, name, path, key_line, key_col))
+            if layer in UNTRUSTED_LAYERS and not is_safe_name_template(name):
+                self.findings.append(env_finding(rule_id, name, path, key_line, key_col))
         positions = [("id", *(doc.value_pos(("rule", index, "id")) or (None, None)))]
         decide = table.get("decide", _EMPTY)
         positions += [(f"decide.{name}", *self._position(doc, ("rule", index, "decide", name))) for name in decide]
