@@ -326,15 +326,17 @@ def load_state_json(path, limit: int = STATE_LIMIT):
 def too_deep(data, limit: int) -> bool:
     """Whether any value in ``data`` (dicts and lists, walked without recursion) is nested
     more than ``limit`` levels below the top: parsed state, TOML and facts files alike."""
-    stack = [(data, 0)]
+    if limit < 0 or not isinstance(data, (dict, list)):
+        return limit < 0
+    stack = [(data, 0)]  # only containers: most values are scalars, not worth a stack entry
     while stack:
         value, depth = stack.pop()
-        if depth > limit:
-            return True
-        if isinstance(value, dict):
-            stack.extend((item, depth + 1) for item in value.values())
-        elif isinstance(value, list):
-            stack.extend((item, depth + 1) for item in value)
+        items = value.values() if isinstance(value, dict) else value
+        if depth >= limit:
+            if items:  # its items sit deeper than the limit
+                return True
+            continue
+        stack.extend((item, depth + 1) for item in items if isinstance(item, (dict, list)))
     return False
 
 

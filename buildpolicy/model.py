@@ -8,6 +8,7 @@ live here too: the engine applies them when composing, renderers when printing.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable
 from typing import Any
@@ -239,9 +240,10 @@ def _pickle_as_constructor_call(cls):
     with every field in order: several times cheaper to write and read than attrs'
     own slotted state, for the tens of thousands of rules a large policy set caches."""
     names = tuple(field.name for field in attrs.fields(cls))
+    fields_of = operator.attrgetter(*names) if len(names) > 1 else (lambda self: (getattr(self, names[0]),))
 
     def __reduce__(self):
-        return (cls, tuple(getattr(self, name) for name in names))
+        return (cls, fields_of(self))
 
     cls.__reduce__ = __reduce__
     return cls

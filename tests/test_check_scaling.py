@@ -116,3 +116,76 @@ def test_schema_errors_keep_the_positions_of_the_rules_in_the_file(tmp_path):
     messages = [d.message for d in validate_data({"rule": tables}, "policy")]
     assert any(m.startswith("rule[1].force") for m in messages) and any(m.startswith("rule[3].id") for m in messages)
     assert len(messages) == 2
+
+
+# Whole documents the fast check must judge exactly as jsonschema does whenever it says "valid".
+DOCUMENTS = [
+    {}, {"rule": []}, {"rule": [{"id": "a"}, {"id": "b", "env": {"CARGO_X": "1"}}]}, {"rule": [{"id": "a"}, {"id": 5}]},
+    {"rule": {"id": "a"}}, {"rule": "x"}, {"linker": {"skip_profiles": ["release"]}}, {"linker": 1}, {"linker": []},
+    {"knobs": {"jobs": 4}}, {"knobs": {"Bad": 4}}, {"knobs": {"x": {"type": "enum", "values": []}}},
+    {"policies": ["policies"], "default_profile": "dev", "feature_profiles": {"minimal": ["--no-default-features"]}},
+    {"policies": "policies"}, {"policies": [1]}, {"default_profile": 3}, {"extends": ["pack:acme"]}, {"extends": [{}]},
+    {"plugin_paths": ["tools/bp.py"], "disable_plugins": ["sccache"]}, {"disable_plugins": "sccache"},
+    {"feature_profiles": {"m": "--x"}}, {"feature_profiles": {"m": [1]}}, {"feature_profiles": []},
+    {"rule": [{"id": "a"}], "default_profile": "dev", "extends": [], "knobs": {}},
+]
+
+
+@pytest.mark.parametrize("kind", ["policy", "profile"])
+def test_the_fast_document_check_never_vouches_for_what_the_schema_rejects(kind):
+    from buildpolicy.policy.rulecheck import document_checker
+    from buildpolicy.policy.validate import _validator
+
+    validator = _validator(kind)
+    check = document_checker(validator.schema)
+    assert check is not None, "the fast path is off: the schema uses a keyword the fast check does not know"
+    vouched = 0
+    for document in DOCUMENTS:
+        if check(document):
+            vouched += 1
+            assert list(validator.iter_errors(document)) == [], document
+    assert vouched >= 5
+    assert not check({"knobs": {"jobs": 4}})  # knob tables (if/then/else) are always left to jsonschema
+
+
+def test_a_valid_project_is_compiled_without_importing_jsonschema(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "buildpolicy.toml").write_text('policies = ["policies"]\n[feature_profiles]\nm = ["--x"]\n[sccache]\nx = 1\n')
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "p.toml").write_text("".join(f"[[rule]]\n{body}\n" for body in bench_shaped(50)))
+    code = (
+        "import sys\nfrom pathlib import Path\nfrom buildpolicy.facts import fact_type, known_fact_names\n"
+        "from buildpolicy.policy.loader import _compile\n"
+        f"root = Path({str(tmp_path)!r})\n"
+        "files = [('project', root / 'buildpolicy.toml'), ('project', root / 'policies' / 'p.toml')]\n"
+        "print(len(_compile(root / 'buildpolicy.toml', files, fact_type, known_fact_names()).rules), 'jsonschema' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["50", "False"]
+
+
+def test_loading_restores_the_collector_and_freezes_only_what_a_large_set_made(tmp_path):
+    # In a child: gc.freeze is for the whole process.
+    import subprocess
+    import sys
+
+    for name, count in (("small", 20), ("large", 2000)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "p.toml").write_text("".join(f"[[rule]]\n{body}\n" for body in bench_shaped(count)))
+    code = (
+        "import gc\nfrom pathlib import Path\nfrom buildpolicy.facts import fact_type, known_fact_names\n"
+        "from buildpolicy.policy.loader import load_policies\n"
+        f"root = Path({str(tmp_path)!r})\n"
+        "def load(name):\n"
+        "    return len(load_policies(profile=None, site_dir=root / 'none', user_dir=root / 'none', builtin_dir=root / name,\n"
+        "                             fact_type=fact_type, known_facts=known_fact_names(), cache_dir=root / 'cache').rules)\n"
+        "print(load('small'), gc.isenabled(), gc.get_freeze_count() == 0)\n"
+        "print(load('small'), gc.isenabled(), gc.get_freeze_count() == 0)  # from the cache\n"
+        "print(load('large'), gc.isenabled(), gc.get_freeze_count() > 0)\n"
+        "gc.disable()\n"
+        "print(load('large'), gc.isenabled())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n") == ["20 True True", "20 True True", "2000 True True", "2000 False", ""]

@@ -410,3 +410,18 @@ def test_knob_declaration_mistakes_are_reported_together(project, base_env):
     assert "[knobs.linker] cannot change type" in text
     assert "enum knob 'team_mode' needs `values`" in text
     assert "knob 'team_count': bad default 'abc'" in text and "knob 'team_size': bad default 'huge'" in text
+
+
+def test_rules_sharing_a_when_summarise_the_facts_looked_up_by_their_turn(project, base_env):
+    # The summary of a `when` is made once per compiled expression and probe state: a
+    # rule after another that looked up more facts must show them, one before must not.
+    write(project / "policies" / "a.toml",
+          '[[rule]]\nid = "first"\nwhen = "ci or cpu.count >= 1"\n'
+          '[[rule]]\nid = "asks-cpus"\nwhen = "cpu.count >= 1"\n'
+          '[[rule]]\nid = "again"\nwhen = "ci or cpu.count >= 1"\n'
+          '[[rule]]\nid = "and-again"\nwhen = "ci or cpu.count >= 1"\n')
+    result = run(project, base_env, facts={**LOW_MEMORY_LAPTOP, "ci": True})
+    notes = {outcome.rule.id: outcome.note for outcome in result.rules}
+    assert notes["first"] == "`when` is true with ci=true"
+    assert notes["asks-cpus"] == "`when` is true with cpu.count=8"
+    assert notes["again"] == notes["and-again"] == "`when` is true with ci=true, cpu.count=8"

@@ -333,48 +333,66 @@ def test_redaction_removes_the_secret_and_keeps_the_shape(argv, secret, at, form
     assert not any(secret in word for word in redacted)
 
 
-KEYS = st.sampled_from(["a", "id", "when", "b-2", "x_y", '"quoted"', "d.e"])
-VALUES = st.sampled_from(['"text"', '""', '"a \\" b"', '"x = y"', "true", "false", "-12", "1.5", "0x1F", "1979-05-27",
-                          '"""multi"""', "'lit'", "[1, 2]", '{ k = "v", n = 1 }'])
+# Keys and table names get the statement's number: a repeated one is a TOML error, not a test.
+KEYS = st.sampled_from(["a{n}", "id{n}", "b-2{n}", "x_y{n}", '"quoted{n}"', '"q\\"k{n}"', "d{n}.e", "'lit key{n}'"])
+VALUES = st.sampled_from(['"text"', '""', '"a \\" b"', '"x = y"', '"[[rule]]"', "true", "false", "-12", "1.5", "0x1F",
+                          "1979-05-27", "1979-05-27 07:32:00", '"""multi"""', '"""\n[[rule]]\nid = 1\n"""', "'lit'",
+                          "'''a\n[t]'''", "[1, 2]", "[1, 2,]", '["a", "b"]', "[\n  1, # c\n  2,\n]", "[]", "{}",
+                          '{ k = "v", n = 1 }', '{ "k 2" = "v", d.e = 1 }', "{ k = [1, 2] }", '{k="v",m=true}'])
 SPACING = st.sampled_from(["", " ", "\t", "  "])
+HEADERS = st.sampled_from(["", "[t{n}]\n", "[[rule]]\n", "[ t{n}.u ]\n", "[[ rule ]]\n", '["q t{n}"]\n'])
 
 
 @SETTINGS
-@given(st.lists(st.tuples(KEYS, SPACING, VALUES, st.sampled_from(["", " # note"])), min_size=1, max_size=12),
-       st.booleans())
-def test_the_scanner_fast_path_gives_the_positions_of_the_long_way(lines, under_table):
-    # `name = "text"` lines take a one-regex shortcut; every position must be the one
-    # the full key/value grammar gives.
+@given(st.lists(st.tuples(HEADERS, KEYS, SPACING, VALUES, st.sampled_from(["", " # note", "# [[rule]]"])),
+                min_size=1, max_size=12), st.sampled_from(["\n", "\r\n"]))
+def test_the_scanner_shortcuts_give_the_positions_of_the_full_grammar(statements, newline):
+    # One-line statements (`[[rule]]`, `name = "text"`, `env = { A = "1" }`, `x = ["a"]`)
+    # take a one-regex shortcut; every position must be the one the full grammar gives.
+    from buildpolicy.policy.tomlscan import Scanner
+
+    text = "".join(f"{header}{key}{space}={space}{value}{comment}\n".replace("{n}", str(n))
+                   for n, (header, key, space, value, comment) in enumerate(statements)).replace("\n", newline)
+    tomllib.loads(text)  # the scanner only ever sees text TOML accepts
+    fast, full = Scanner(text), Scanner(text, shortcuts=False)
+    fast.document()
+    full.document()
+    assert (fast.keys, fast.values) == (full.keys, full.values)
+
+
+TEMPLATE_PIECES = st.sampled_from(["$", "{", "}", "a", "a.b", ".", "_", "1", "-", " ", "\n", "é", "${a}", "${a.b}",
+                                   "${cpu.count}", "${ci}", "${zz}", "${", "$$", "${1x}", "${}"])
+
+
+@SETTINGS
+@given(st.lists(TEMPLATE_PIECES, max_size=10).map("".join))
+def test_the_template_shortcut_answers_as_the_long_way(template):
+    # Well-formed `${fact}` templates are checked and filled in with one regex; every
+    # answer, error (with its column) and fact lookup must be the long way's.
     import re as regex
 
-    from buildpolicy.policy import tomlpos
+    from buildpolicy.policy.expr import templates
 
-    text = ("[t]\n" if under_table else "") + "".join(f"{key}{space}={space}{value}{comment}\n"
-                                                      for key, space, value, comment in lines)
+    kinds = {"a": "string", "a.b": "int", "cpu.count": "int", "ci": "bool"}
+    values = {"a": "A", "a.b": 7, "cpu.count": None, "ci": True}
 
-    def paths(data, prefix=()):
-        found = [prefix] if prefix else []
-        if isinstance(data, dict):
-            for key, value in data.items():
-                found += paths(value, (*prefix, key))
-        elif isinstance(data, list):
-            for index, value in enumerate(data):
-                found += paths(value, (*prefix, index))
-        return found
+    def answers() -> tuple:
+        try:
+            facts = templates.interpolation_facts(template, fact_type=kinds.get, file="p.toml", line=2, col=7,
+                                                  known_facts=kinds)
+        except ExprError as exc:
+            facts = (str(exc.diagnostic), exc.diagnostic.col)
+        looked_up: list[str] = []
+        try:
+            filled = templates.interpolate(template, lambda name: looked_up.append(name) or values.get(name))
+        except ExprError as exc:
+            filled = str(exc.diagnostic)
+        return facts, filled, looked_up
 
-    def positions() -> dict:
-        # Positions are scanned on first use: look them all up under the regime being tested.
-        doc = parse_toml("p.toml", text=text)
-        return {path: (doc.key_pos(path), doc.value_pos(path)) for path in paths(doc.data)}
-
+    fast = answers()
+    shortcut = templates._WELL_FORMED
+    templates._WELL_FORMED = regex.compile(r"(?!)")  # never matches: the long way only
     try:
-        fast = positions()
-    except TomlSyntaxError:
-        return  # duplicate keys and the like: nothing to compare
-    shortcut = tomlpos._SIMPLE_KEYVAL
-    tomlpos._SIMPLE_KEYVAL = regex.compile(r"(?!)")  # never matches: the long way only
-    try:
-        slow = positions()
+        assert answers() == fast
     finally:
-        tomlpos._SIMPLE_KEYVAL = shortcut
-    assert fast == slow
+        templates._WELL_FORMED = shortcut

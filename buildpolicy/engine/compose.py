@@ -9,6 +9,7 @@ from buildpolicy.engine.context import DecideContext
 from buildpolicy.errors import BuildpolicyError
 from buildpolicy.model import LAYER_RANK, Provenance, Rule, check_name
 from buildpolicy.policy.buildvars import STATE_VAR
+from buildpolicy.policy.expr.templates import interpolate
 
 PLUGIN_RANK = -1  # plugin patches sit below every rule layer
 
@@ -28,8 +29,6 @@ def _interpolate(template: str, facts, ctx: DecideContext, rule: Rule, *, name: 
     """``template`` with its ``${fact}`` parts filled in. An unknown fact becomes the empty
     string in a value; a variable *name* made from an unknown fact (``CARGO_${x}`` would be
     ``CARGO_``) is no name at all: None, and the entry is not set."""
-    from buildpolicy.policy.expr.templates import interpolate
-
     text, unknown = interpolate(template, facts.get)
     if unknown:
         facts_text = ", ".join(sorted(unknown))
@@ -57,12 +56,12 @@ def compose_env(outcomes, decisions, facts, baseline, ctx, policy_set=None):
         if not outcome.matched:
             continue
         rule = outcome.rule
+        source = policy_set.rule_source(rule) if policy_set is not None else f"rule {rule.id}"
         for entry in rule.env:
             name = _interpolate(entry.name, facts, ctx, rule, name=True)
             if name is None:
                 continue
             value = _interpolate(entry.value, facts, ctx, rule)
-            source = policy_set.rule_source(rule) if policy_set is not None else f"rule {rule.id}"
             where = Provenance(rule.layer, source, rule.file, entry.line or rule.line, entry.col)
             check_name(name)
             if name == STATE_VAR:
@@ -71,7 +70,6 @@ def compose_env(outcomes, decisions, facts, baseline, ctx, policy_set=None):
                                        "`buildpolicy env` keeps of what it changed; no rule may set it")
             candidates.setdefault(name, []).append(Candidate(value, where, LAYER_RANK[rule.layer], rule.priority, rule.force))
         for name in rule.unset:
-            source = policy_set.rule_source(rule) if policy_set is not None else f"rule {rule.id}"
             where = Provenance(rule.layer, source, rule.file, rule.line)
             candidates.setdefault(name, []).append(Candidate(None, where, LAYER_RANK[rule.layer], rule.priority, True))
 
@@ -150,14 +148,17 @@ def compose_rustflags(outcomes, decisions, facts, baseline, set_env, provenance,
     variable come first.
     """
     fragments: list[tuple[str, ...]] = []
+    seen: set[tuple[str, ...]] = set()  # of fragments: a list lookup per rule made this quadratic
     sources: list[str] = []
     for outcome in sorted((o for o in outcomes if o.matched), key=lambda o: (LAYER_RANK[o.rule.layer], o.rule.order)):
-        if outcome.rule.rustflags and outcome.rule.rustflags not in fragments:
+        if outcome.rule.rustflags and outcome.rule.rustflags not in seen:
+            seen.add(outcome.rule.rustflags)
             fragments.append(outcome.rule.rustflags)
             sources.append(f"rule {outcome.rule.id}")
     for name in sorted(decisions):
         flags = decisions[name].rustflags
-        if flags and flags not in fragments:
+        if flags and flags not in seen:
+            seen.add(flags)
             fragments.append(flags)
             sources.append(f"plugin {decisions[name].source} ({name})")
     if not fragments:

@@ -26,6 +26,9 @@ def evaluate_rules(rules, knobs, facts):
     """Match every enabled rule; return outcomes, knob-rule decisions, and `decide` entries."""
     outcomes: list[RuleOutcome] = []
     decisions: dict[str, Decision] = {}
+    # Rules share their compiled `when`s, and once the first few rules have probed the
+    # facts the summary of a `when` stays the same: made once per `when` and probe state.
+    summaries: dict[tuple[int, tuple[int, int]], str] = {}
     for rule in sorted(rules, key=lambda r: (LAYER_RANK[r.layer], -r.priority, r.order)):
         if not rule.enabled:
             outcomes.append(RuleOutcome(rule, False, note="disabled (enabled = false)"))
@@ -44,7 +47,11 @@ def evaluate_rules(rules, knobs, facts):
             facts.consumer = f"rule {rule.id}"
             matched, unknown = rule.when.evaluate(facts.peek, exact=facts.get, condition=facts.condition)
             facts.consumer = "engine"
-            note = ("`when` is true" if matched else "`when` is false") + f" with {fact_summary(rule.when, facts)}"
+            key = (id(rule.when), facts.probe_state())
+            summary = summaries.get(key)
+            if summary is None:
+                summary = summaries[key] = fact_summary(rule.when, facts)
+            note = ("`when` is true" if matched else "`when` is false") + f" with {summary}"
             if unknown:
                 note += f"; unknown: {', '.join(sorted(unknown))}"
         outcomes.append(RuleOutcome(rule, matched, tuple(sorted(unknown)), note))

@@ -417,6 +417,11 @@ class FactStore:
         self._value(name)
         return self._sources[name]
 
+    def probe_state(self) -> tuple[int, int]:
+        """Changes whenever ``probed()`` may have: how many facts were asked for and how
+        many have a value (both only grow, and a value never changes once found)."""
+        return len(self._asked), len(self._values)
+
     def probed(self) -> dict[str, Any]:
         """Every fact asked for so far (including facts other probes read), in ask order."""
         return {name: self._values[name] for name in self._asked if name in self._values}

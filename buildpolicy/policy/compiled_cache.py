@@ -9,6 +9,8 @@ ever unpickled (``buildpolicy.filestate.read_state``).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from pathlib import Path
 
 from buildpolicy import __version__
@@ -138,3 +140,32 @@ def write_cache(cache_file: Path, content) -> None:
             write_state(cache_file, data)
     except (OSError, pickle.PicklingError, RecursionError):
         pass
+
+
+# Objects made by a build past which they are frozen (see collector_paused): about 1,000 rules.
+FREEZE_ABOVE = 10_000
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """Compile or unpickle a policy set without the cyclic garbage collector.
+
+    Either makes hundreds of thousands of objects for a large set, all of them kept for
+    the whole run and none of them garbage, and the collector would walk them again and
+    again as they pile up (a fifth of a first ``check`` of 10,000 rules). It is paused
+    meanwhile; after a large set, what exists is moved out of its reach (``gc.freeze``:
+    still freed when no longer referenced, only never walked again), else later
+    collections in the run would walk it all the same. A small set is left alone: its
+    few objects cost the collector nothing, and a long-lived process (a pytest session
+    running policy tests) keeps its usual collector.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        if gc.get_count()[0] > FREEZE_ABOVE:
+            gc.freeze()
+        gc.enable()

@@ -18,6 +18,7 @@ once, and what is compiled is what ``buildpolicy allow`` vouches for.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -34,6 +35,7 @@ from buildpolicy.policy.buildvars import STATE_VAR
 from buildpolicy.policy.compiled_cache import (
     CACHE_FORMAT,
     cache_file_for,
+    collector_paused,
     input_paths,
     inputs_of,
     read_cache,
@@ -51,6 +53,9 @@ _STATE_VAR_MESSAGE = (
 )
 _ENV_NAME_CHARS = re.compile(r"^[A-Za-z0-9_]*$")
 _TEMPLATE_PART = re.compile(r"\$\{[^}]*\}|\$\$")
+_EMPTY: dict = {}  # never written to
+_WHITESPACE = re.compile(r"\s")  # what str.isspace() calls whitespace
+_NUL_ESCAPE = re.compile(r"\\(?:x00|u0000|U00000000)")  # TOML's escapes of NUL (\x00 is TOML 1.1's)
 
 
 @attrs.frozen
@@ -135,6 +140,8 @@ class _Skip:
 
     def has(self, *path) -> bool:
         """Whether ``path``, or a part holding it, is to be skipped."""
+        if not self.prefixes:
+            return self.everything  # a valid document (asked once per rule: no generator)
         return self.everything or any(path[:end] in self.prefixes for end in range(1, len(path) + 1))
 
 
@@ -162,7 +169,9 @@ def _nul_characters(doc) -> list[Diagnostic]:
     their rule, see ``_add_rule``)."""
     from buildpolicy.policy.tomlpos import source_position
 
-    found = []
+    found: list[Diagnostic] = []
+    if not _NUL_ESCAPE.search(doc.text):
+        return found  # TOML refuses a raw NUL: only an escape can put one in a string
 
     def walk(value, keypath):
         if isinstance(value, str):
@@ -181,11 +190,37 @@ def _nul_characters(doc) -> list[Diagnostic]:
     return found
 
 
+@functools.cache
+def _rule_compilers() -> tuple:
+    """What compiling a rule calls, imported once (not at every one of 10,000 rules)."""
+    from buildpolicy.policy.expr.parser import compile_expr
+    from buildpolicy.policy.expr.templates import interpolation_facts
+    from buildpolicy.policy.expr.tokens import ExprError
+    from buildpolicy.policy.trust import env_finding, is_safe_name_template
+
+    return compile_expr, interpolation_facts, ExprError, env_finding, is_safe_name_template
+
+
+def _memoized(fact_type: Callable[[str], str | None]) -> Callable[[str], str | None]:
+    """``fact_type`` answering each name once: a large policy set asks for the same few
+    facts tens of thousands of times (its ``${fact}`` templates)."""
+    known: dict[str, str | None] = {}
+
+    def lookup(name: str) -> str | None:
+        try:
+            return known[name]
+        except KeyError:
+            kind = known[name] = fact_type(name)
+            return kind
+
+    return lookup
+
+
 class _Compiler:
     """Compiles the files of one run, collecting every diagnostic."""
 
     def __init__(self, fact_type: Callable[[str], str | None], known_facts: Iterable[str]):
-        self.fact_type = fact_type
+        self.fact_type = _memoized(fact_type)
         self.known_facts = tuple(known_facts)
         self.diagnostics: list[Diagnostic] = []
         self.findings: list[Finding] = []  # untrusted items of project and pack files
@@ -200,7 +235,7 @@ class _Compiler:
         self.order = 0
         self.expressions: dict[str, Any] = {}  # `when` text -> compiled Expr (successes only)
 
-    def parse(self, path: Path, kind: str, raw: bytes | None = None):
+    def parse(self, path: Path, kind: str, raw: bytes | None = None, digest: str | None = None):
         """Parse and schema-validate ``path`` as ``kind``, recording every diagnostic.
 
         Returns None when the file cannot be read or is not TOML. A document
@@ -208,8 +243,8 @@ class _Compiler:
         (a rule, a knob, a top-level key) that have errors, and ``add_file``
         compiles only the others, so ``check`` reports the expression errors of
         the valid rules together with the schema errors. ``raw``: the file's
-        bytes when the caller already read them. The SHA-256 of the bytes parsed
-        is kept in ``digests``.
+        bytes when the caller already read them (``digest``: their SHA-256 when
+        it is known). The SHA-256 of the bytes parsed is kept in ``digests``.
         """
         from buildpolicy.filestate import sha256_hex
         from buildpolicy.policy.tomlpos import TomlSyntaxError, parse_toml, read_toml_bytes
@@ -218,7 +253,7 @@ class _Compiler:
         try:
             if raw is None:
                 raw = read_toml_bytes(path)
-            self.digests[str(path)] = sha256_hex(raw)
+            self.digests[str(path)] = digest or sha256_hex(raw)
             doc = parse_toml(path, raw=raw)
         except TomlSyntaxError as exc:
             self.diagnostics.append(exc.diagnostic)
@@ -320,12 +355,9 @@ class _Compiler:
         return Diagnostic(diagnostic.file, line, col, diagnostic.message, diagnostic.detail)
 
     def _add_rule(self, layer: str, doc, index: int, table: dict) -> None:
-        from buildpolicy.policy.expr.parser import compile_expr
-        from buildpolicy.policy.expr.templates import interpolation_facts
-        from buildpolicy.policy.expr.tokens import ExprError
-
+        compile_expr, interpolation_facts, ExprError, env_finding, is_safe_name_template = _rule_compilers()
         path = str(doc.path)
-        rule_line = self._position(doc, ("rule", index), value=False)[0]
+        rule_line = (doc.key_pos(("rule", index)) or (None,))[0]
         rule_id = table["id"]
         before = len(self.diagnostics)
         when = None
@@ -342,8 +374,8 @@ class _Compiler:
                 self.diagnostics.append(self._relocated(exc.diagnostic, table["when"], doc, ("rule", index, "when")))
         env = []
         for name, value in table.get("env", {}).items():
-            key_line, key_col = self._position(doc, ("rule", index, "env", name), value=False)
-            if not _ENV_NAME_CHARS.match(_TEMPLATE_PART.sub("", name)):
+            key_line, key_col = doc.key_pos(("rule", index, "env", name)) or (None, None)
+            if not _ENV_NAME_CHARS.match(_TEMPLATE_PART.sub("", name) if "$" in name else name):
                 self.diagnostics.append(
                     Diagnostic(path, key_line, key_col, f"rule {rule_id!r}: {name!r} is not a valid environment variable name "
                                "(letters, digits and _, with ${fact} parts)")
@@ -359,19 +391,19 @@ class _Compiler:
                                "environment variable cannot hold (the value would be cut short there): remove it")
                 )
             for text, is_value in ((name, False), (value, True)):
+                if "$" not in text:
+                    continue  # no ${fact}, nothing to check (most values)
                 try:
                     interpolation_facts(text, fact_type=self.fact_type, file=path, known_facts=self.known_facts)
                 except ExprError as exc:
                     keypath = ("rule", index, "env", name)
                     self.diagnostics.append(self._relocated(exc.diagnostic, text, doc, keypath, is_value))
             env.append(EnvTemplate(name, value, key_line, key_col))
-            if layer in UNTRUSTED_LAYERS:
-                from buildpolicy.policy.trust import env_finding, is_safe_name_template
-
-                if not is_safe_name_template(name):
-                    self.findings.append(env_finding(rule_id, name, path, key_line, key_col))
-        positions = [("id", *self._position(doc, ("rule", index, "id")))]
-        positions += [(f"decide.{name}", *self._position(doc, ("rule", index, "decide", name))) for name in table.get("decide", {})]
+            if layer in UNTRUSTED_LAYERS and not is_safe_name_template(name):
+                self.findings.append(env_finding(rule_id, name, path, key_line, key_col))
+        positions = [("id", *(doc.value_pos(("rule", index, "id")) or (None, None)))]
+        decide = table.get("decide", _EMPTY)
+        positions += [(f"decide.{name}", *self._position(doc, ("rule", index, "decide", name))) for name in decide]
         for position, name in enumerate(table.get("unset", ())):
             line, col = self._position(doc, ("rule", index, "unset", position))
             positions.append((f"unset.{name}", line, col))
@@ -383,7 +415,7 @@ class _Compiler:
                 if not is_safe_name(name):
                     self.findings.append(unset_finding(rule_id, name, path, line, col))
         for position, fragment in enumerate(table.get("rustflags", ())):
-            if not fragment or any(ch.isspace() for ch in fragment):
+            if not fragment or _WHITESPACE.search(fragment):
                 line, col = self._position(doc, ("rule", index, "rustflags", position))
                 self.diagnostics.append(
                     Diagnostic(path, line, col, f"rule {rule_id!r}: rustflags fragment {fragment!r} must be one non-empty "
@@ -405,7 +437,7 @@ class _Compiler:
                 status=table.get("status"),
                 env=tuple(env),
                 unset=tuple(table.get("unset", ())),
-                decide=tuple(sorted(table.get("decide", {}).items())),
+                decide=tuple(sorted(decide.items())) if decide else (),
                 rustflags=tuple(table.get("rustflags", ())),
                 priority=table.get("priority", 0),
                 force=table.get("force", False),
@@ -446,6 +478,7 @@ class _Compiler:
         return tuple(by_id.values()), tuple(replaced)
 
 
+@collector_paused()
 def load_policies(
     *,
     profile: Path | None,
@@ -550,10 +583,11 @@ def _file_unit(compiler: _Compiler, position: int, layer: str, path: Path, reusa
         return attrs.evolve(cached, position=position, rules=tuple(
             attrs.evolve(rule, order=position * ORDER_STRIDE + rule.order % ORDER_STRIDE) for rule in cached.rules))
     one = _Compiler(compiler.fact_type, compiler.known_facts)
+    one.fact_type = compiler.fact_type  # already memoized: one memo for every file
     one.pack_of = compiler.pack_of
     one.expressions = compiler.expressions
     one.order = position * ORDER_STRIDE
-    doc = one.parse(path, "policy", raw=raw)
+    doc = one.parse(path, "policy", raw=raw, digest=digest)
     if doc is not None:
         one.add_file(layer, doc, POLICY_KEYS)
     return FileUnit(

@@ -10,6 +10,13 @@ before. The interpreter knows a subset of JSON Schema (``type``, ``properties``,
 the fast path off rather than guess, so the schema stays the one contract.
 It only ever says "valid" where jsonschema would: anything unusual (a float
 priority, a datetime) is left to jsonschema.
+
+A whole document is checked the same way (``document_checker``: the rules, then the
+top level through ``$ref``, ``enum``, ``minItems`` and ``uniqueItems`` too): a document
+it vouches for has no errors to report, and jsonschema is not even imported (importing
+it and building its validators cost a first ``check`` a tenth of a second). A part of
+the schema it does not understand (the ``if``/``then`` of knob declarations) never
+vouches, so such a document goes to jsonschema.
 """
 
 from __future__ import annotations
@@ -33,37 +40,91 @@ class _Unsupported(Exception):
     pass
 
 
-def _compile(schema: Any) -> Callable[[Any], bool]:
-    """A predicate that is True only for values ``schema`` certainly accepts."""
+def _never(value: Any) -> bool:
+    return False
+
+
+def _all_of(checks: list[Callable[[Any], bool]]) -> Callable[[Any], bool]:
+    """One predicate true when every one of ``checks`` is (loops, not generators: this
+    runs for every value of every rule)."""
+    if not checks:
+        return lambda value: True
+    if len(checks) == 1:
+        return checks[0]
+
+    def all_of(value) -> bool:
+        for check in checks:
+            if not check(value):
+                return False
+        return True
+
+    return all_of
+
+
+def _compile(schema: Any, defs: dict | None = None, strict: bool = True) -> Callable[[Any], bool]:
+    """A predicate that is True only for values ``schema`` certainly accepts.
+
+    ``defs``: the ``$defs`` a ``#/$defs/<name>`` ``$ref`` may name (None: no ``$ref``).
+    A keyword it does not know raises ``_Unsupported`` when ``strict``; otherwise that
+    part of the schema never vouches for a value (jsonschema then judges it).
+    """
     if schema is True:
         return lambda value: True
-    if not isinstance(schema, dict) or set(schema) - _ANNOTATIONS - {
-        "type", "properties", "additionalProperties", "required", "propertyNames", "items", "pattern", "minLength",
-    }:
-        raise _Unsupported
+    known = {"type", "properties", "additionalProperties", "required", "propertyNames", "items", "pattern", "minLength"}
+    if defs is not None:
+        known |= {"$ref", "enum", "minItems", "uniqueItems"}
+    if not isinstance(schema, dict) or set(schema) - _ANNOTATIONS - known:
+        if strict:
+            raise _Unsupported
+        return _never
     checks: list[Callable[[Any], bool]] = []
+    if "$ref" in schema:
+        ref = schema["$ref"]
+        name = ref.removeprefix("#/$defs/")
+        if not isinstance(ref, str) or not ref.startswith("#/$defs/") or name not in defs or "/" in name:
+            if strict:
+                raise _Unsupported
+            return _never
+        # Resolved when first used: a definition may refer to itself.
+        resolved: list = []
+
+        def ref_check(value) -> bool:
+            if not resolved:
+                resolved.append(_compile(defs[name], defs, strict=False))
+            return resolved[0](value)
+
+        checks.append(ref_check)
     kinds = schema.get("type")
     if kinds is not None:
         tests = [_TYPES[kind] for kind in ([kinds] if isinstance(kinds, str) else kinds)]
-        checks.append(lambda value: any(test(value) for test in tests))
+        checks.append(_any_type(tests))
+    if "enum" in schema:
+        # Only strings are vouched for: jsonschema's equality of other values (1 and 1.0,
+        # true and 1) is left to jsonschema.
+        allowed = frozenset(item for item in schema["enum"] if isinstance(item, str))
+        checks.append(lambda value: isinstance(value, str) and value in allowed)
     if "pattern" in schema:
         search = re.compile(schema["pattern"]).search
         checks.append(lambda value: not isinstance(value, str) or search(value) is not None)
     if "minLength" in schema:
         least = schema["minLength"]
         checks.append(lambda value: not isinstance(value, str) or len(value) >= least)
+    if "minItems" in schema:
+        fewest = schema["minItems"]
+        checks.append(lambda value: not isinstance(value, list) or len(value) >= fewest)
+    if schema.get("uniqueItems") is True:
+        checks.append(lambda value: not isinstance(value, list)
+                      or (all(isinstance(item, str) for item in value) and len(set(value)) == len(value)))
     if "items" in schema:
-        item = _compile(schema["items"])
-        checks.append(lambda value: not isinstance(value, list) or all(item(v) for v in value))
+        checks.append(_each(_compile(schema["items"], defs, strict), list))
     if "propertyNames" in schema:
-        name = _compile(schema["propertyNames"])
-        checks.append(lambda value: not isinstance(value, dict) or all(name(k) for k in value))
+        checks.append(_each(_compile(schema["propertyNames"], defs, strict), dict))
     if "required" in schema:
         required = tuple(schema["required"])
         checks.append(lambda value: not isinstance(value, dict) or all(k in value for k in required))
-    properties = {key: _compile(sub) for key, sub in schema.get("properties", {}).items()}
+    properties = {key: _compile(sub, defs, strict) for key, sub in schema.get("properties", {}).items()}
     other = schema.get("additionalProperties", True)
-    rest = None if other is False else _compile(other)
+    rest = None if other is False else _compile(other, defs, strict)
     if properties or other is not True:
         def check_object(value) -> bool:
             if not isinstance(value, dict):
@@ -75,7 +136,26 @@ def _compile(schema: Any) -> Callable[[Any], bool]:
             return True
 
         checks.append(check_object)
-    return lambda value: all(check(value) for check in checks)
+    return _all_of(checks)
+
+
+def _any_type(tests: list[Callable[[Any], bool]]) -> Callable[[Any], bool]:
+    if len(tests) == 1:
+        return tests[0]
+    return lambda value: any(test(value) for test in tests)
+
+
+def _each(check: Callable[[Any], bool], container: type) -> Callable[[Any], bool]:
+    """``check`` of every item of a list (``container=list``) or every key of a dict."""
+    def each(value) -> bool:
+        if not isinstance(value, container):
+            return True
+        for item in value:
+            if not check(item):
+                return False
+        return True
+
+    return each
 
 
 def rule_checker(schema: dict) -> Callable[[Any], bool] | None:
@@ -92,6 +172,39 @@ def rule_checker(schema: dict) -> Callable[[Any], bool] | None:
         return _compile(defs.get("rule"))
     except (_Unsupported, KeyError, TypeError, re.error):
         return None
+
+
+def document_checker(schema: dict) -> Callable[[Any], bool] | None:
+    """A predicate true only for documents ``schema`` certainly accepts (None: no fast path).
+
+    The ``rule`` array is judged rule by rule (``rule_checker``); the rest of the document
+    by the schema's own top level, with ``rule`` standing in as an empty array (the
+    ``rule`` array is valid exactly when each of its tables is: ``rule_checker`` makes
+    sure the schema says nothing else about it). A part of the schema this module does
+    not understand (the ``if``/``then`` of knob declarations) never vouches, so such a
+    document goes to jsonschema.
+    """
+    rule = rule_checker(schema)
+    try:
+        top = {key: value for key, value in schema.items() if key not in ("$defs", "$schema", "$id")}
+        rest = _compile(top, schema.get("$defs", {}), strict=False)
+    except (KeyError, TypeError, re.error):
+        return None
+    if rule is None:
+        return None
+
+    def check(data) -> bool:
+        if not isinstance(data, dict):
+            return False
+        rules = data.get("rule", [])
+        if not isinstance(rules, list):
+            return False
+        for table in rules:
+            if not rule(table):
+                return False
+        return rest({**data, "rule": []}) if "rule" in data else rest(data)
+
+    return check
 
 
 def schema_errors(validator, data: Any, check: Callable[[Any], bool] | None) -> Iterator[Any]:

@@ -1,9 +1,9 @@
 """TOML parsing with source positions.
 
-``tomllib`` gives the data but no positions; a small scanner of our own walks the
-same text and records, for every key path, where its key and its value start, so
-that later stages (schema validation, rule loading, provenance) can report
-``file:line:col``.
+``tomllib`` gives the data but no positions; a small scanner of our own
+(``buildpolicy.policy.tomlscan``) walks the same text and records, for every key path,
+where its key and its value start, so that later stages (schema validation, rule
+loading, provenance) can report ``file:line:col``.
 
 Key paths are tuples of table keys (``str``) and array indices (``int``), e.g.
 ``("rule", 2, "env", "CARGO_INCREMENTAL")`` or ``("knobs", "linker", "aliases", 1)``.
@@ -18,7 +18,6 @@ would block the reader forever).
 
 from __future__ import annotations
 
-import bisect
 import re
 try:
     # tomli is the parser the standard library's tomllib was taken from, with the same
@@ -31,10 +30,9 @@ from pathlib import Path
 
 from buildpolicy.errors import BuildpolicyError, Diagnostic
 from buildpolicy.filestate import too_deep
+from buildpolicy.policy.tomlscan import Pos, Scanner, ScanError
 
 __all__ = ["TomlDocument", "TomlSyntaxError", "parse_toml", "read_toml_bytes", "source_position", "decoded_to_raw"]
-
-Pos = tuple[int, int]
 
 
 class TomlSyntaxError(BuildpolicyError):
@@ -56,7 +54,7 @@ class TomlDocument:
         self.text = text
         self._keys: dict[tuple, int] | None = None
         self._values: dict[tuple, int] | None = None
-        self._scanner: _Scanner | None = None
+        self._scanner: Scanner | None = None
 
     def key_pos(self, keypath) -> Pos | None:
         """Return (line, col) of the key that defines ``keypath``.
@@ -93,6 +91,8 @@ class TomlDocument:
         if self._keys is None:
             self._scan()
         table = self._values if value else self._keys
+        if type(keypath) is tuple and (index := table.get(keypath)) is not None:
+            return self._scanner.coords(index)  # the usual case, without building prefixes
         keypath = tuple(keypath)
         for end in range(len(keypath), 0, -1):
             index = table.get(keypath[:end])
@@ -101,10 +101,10 @@ class TomlDocument:
         return None
 
     def _scan(self) -> None:
-        scanner = _Scanner(self.text)
+        scanner = Scanner(self.text)
         try:
             scanner.document()
-        except (_ScanError, IndexError):
+        except (ScanError, IndexError):
             # Text tomllib accepted but this scanner does not understand: keep the
             # positions recorded so far (lookups fall back to ancestors).
             pass
@@ -362,274 +362,3 @@ def read_toml_bytes(path: str | Path) -> bytes:
     from buildpolicy.filestate import read_bounded
 
     return read_bounded(path, MAX_TOML_BYTES)
-
-
-# --------------------------------------------------------------------------- scanner
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-# One match instead of a loop over characters: a policy set of 10,000 rules has 80,000 strings.
-_BASIC_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
-_WS = re.compile(r"[ \t]*")
-# The common line `name = "text"` or `"name" = "text"` (or a bool or an integer) in one
-# match: most of a large policy set. Anything else (dotted or quoted keys, other values) takes the long way.
-_SIMPLE_KEYVAL = re.compile(r'(?P<key>[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*")[ \t]*=[ \t]*(?P<value>"(?:[^"\\\n]|\\.)*"(?!")|true|false|-?[0-9]+)'
-                            r'(?=[ \t]*(?:[\r\n#,}]|\Z))')
-_WS_COMMENTS_NEWLINES = re.compile(r"(?:[ \t\r\n]+|#[^\n]*(?:\n|\Z))*")
-_SCALAR = re.compile(r"[^\s,\]}#]+")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_TIME_AFTER_SPACE = re.compile(r" \d{2}:")
-_ESCAPE = re.compile(r"\\(u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|.)", re.S)
-_SIMPLE_ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\", "e": "\x1b"}
-
-
-class _ScanError(Exception):
-    pass
-
-
-def _unescape(raw: str) -> str:
-    def sub(match: re.Match) -> str:
-        code = match.group(1)
-        if code[0] in "uU" and len(code) > 1:
-            return chr(int(code[1:], 16))
-        return _SIMPLE_ESCAPES.get(code, code)
-
-    return _ESCAPE.sub(sub, raw)
-
-
-class _Scanner:
-    """Walk TOML text, recording the index of every key and value by key path."""
-
-    def __init__(self, text: str):
-        self.s = text
-        self.i = 0
-        self.line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
-        self.keys: dict[tuple, int] = {}
-        self.values: dict[tuple, int] = {}
-        self.implicit: set[tuple] = set()  # paths recorded from a dotted prefix only
-        self.aot: dict[tuple, int] = {}  # array-of-tables path -> elements so far
-
-    def coords(self, index: int) -> Pos:
-        line = bisect.bisect_right(self.line_starts, index)
-        return line, index - self.line_starts[line - 1] + 1
-
-    # -- recording
-
-    def _define(self, path: tuple, key_at: int, value_at: int) -> None:
-        """Record an explicit definition (first one wins over later ones)."""
-        if path not in self.keys or path in self.implicit:
-            self.keys[path] = key_at
-            self.values[path] = value_at
-            self.implicit.discard(path)
-
-    def _implicit(self, path: tuple, key_at: int) -> None:
-        """Record a table created implicitly by a dotted key or header prefix."""
-        if path not in self.keys:
-            self.keys[path] = key_at
-            self.values[path] = key_at
-            self.implicit.add(path)
-
-    # -- lexing helpers
-
-    def skip_ws(self) -> None:
-        self.i = _WS.match(self.s, self.i).end()
-
-    def skip_ws_comments_newlines(self) -> None:
-        self.i = _WS_COMMENTS_NEWLINES.match(self.s, self.i).end()
-
-    def expect(self, text: str) -> None:
-        if not self.s.startswith(text, self.i):
-            raise _ScanError(f"expected {text!r} at {self.i}")
-        self.i += len(text)
-
-    # -- grammar
-
-    def document(self) -> None:
-        table: tuple = ()
-        s = self.s
-        while True:
-            self.skip_ws_comments_newlines()
-            if self.i >= len(s):
-                return
-            if s[self.i] == "[":
-                table = self.header()
-            else:
-                self.keyval(table)
-            self.skip_ws()
-            if self.i < len(s) and s[self.i] not in "#\r\n":
-                raise _ScanError(f"unexpected {s[self.i]!r} at {self.i}")
-
-    def header(self) -> tuple:
-        start = self.i
-        is_array = self.s.startswith("[[", start)
-        self.i += 2 if is_array else 1
-        self.skip_ws()
-        segments = self.key()
-        self.skip_ws()
-        self.expect("]]" if is_array else "]")
-        path: tuple = ()
-        last = len(segments) - 1
-        for n, (name, at) in enumerate(segments):
-            path += (name,)
-            if n == last and is_array:
-                count = self.aot.get(path, 0)
-                self.aot[path] = count + 1
-                self._define(path, at, start)
-                path += (count,)
-                self._define(path, start, start)
-            elif n == last:
-                self._define(path, at, start)
-            elif path in self.aot:
-                path += (self.aot[path] - 1,)
-            else:
-                self._implicit(path, at)
-        return path
-
-    def keyval(self, table: tuple) -> None:
-        simple = _SIMPLE_KEYVAL.match(self.s, self.i)
-        if simple is not None:
-            key = simple.group("key")
-            path = (*table, _unescape(key[1:-1]) if key.startswith('"') else key)
-            value_at = simple.start("value")
-            self._define(path, self.i, value_at)
-            self.values.setdefault(path, value_at)
-            self.i = simple.end()
-            return
-        segments = self.key()
-        self.skip_ws()
-        self.expect("=")
-        self.skip_ws()
-        path = table
-        last = len(segments) - 1
-        for n, (name, at) in enumerate(segments):
-            path += (name,)
-            if n < last:
-                self._implicit(path, at)
-            else:
-                self._define(path, at, self.i)
-        self.value(path)
-
-    def key(self) -> list[tuple[str, int]]:
-        """Parse a (possibly dotted) key; return its segments with their indexes."""
-        s = self.s
-        segments = []
-        while True:
-            self.skip_ws()
-            at = self.i
-            c = s[at] if at < len(s) else ""
-            if c == '"':
-                self.basic_string()
-                segments.append((_unescape(s[at + 1 : self.i - 1]), at))
-            elif c == "'":
-                self.literal_string()
-                segments.append((s[at + 1 : self.i - 1], at))
-            else:
-                match = _BARE_KEY.match(s, at)
-                if not match:
-                    raise _ScanError(f"expected a key at {at}")
-                self.i = match.end()
-                segments.append((match.group(), at))
-            self.skip_ws()
-            if self.i < len(s) and s[self.i] == ".":
-                self.i += 1
-                continue
-            return segments
-
-    def value(self, path: tuple) -> None:
-        s = self.s
-        at = self.i
-        self.values.setdefault(path, at)
-        c = s[at]
-        if c == '"':
-            if s.startswith('"""', at):
-                self.multiline_string('"""')
-            else:
-                self.basic_string()
-        elif c == "'":
-            if s.startswith("'''", at):
-                self.multiline_string("'''")
-            else:
-                self.literal_string()
-        elif c == "[":
-            self.array(path)
-        elif c == "{":
-            self.inline_table(path)
-        else:
-            match = _SCALAR.match(s, at)
-            if not match:
-                raise _ScanError(f"expected a value at {at}")
-            end = match.end()
-            # A local date-time may separate date and time with a space.
-            if _DATE.fullmatch(match.group()) and _TIME_AFTER_SPACE.match(s, end):
-                end = _SCALAR.match(s, end + 1).end()
-            self.i = end
-
-    def basic_string(self) -> None:
-        match = _BASIC_STRING.match(self.s, self.i)
-        if match is None:
-            raise _ScanError("newline in a string, or no closing quote")
-        self.i = match.end()
-
-    def literal_string(self) -> None:
-        end = self.s.find("'", self.i + 1)
-        if end < 0:
-            raise _ScanError("unterminated literal string")
-        self.i = end + 1
-
-    def multiline_string(self, delim: str) -> None:
-        s = self.s
-        quote = delim[0]
-        i = self.i + 3
-        while True:
-            c = s[i]
-            if c == "\\" and quote == '"':
-                i += 2
-            elif s.startswith(delim, i):
-                # Up to two quotes right before the closing delimiter belong to the
-                # content: the delimiter is the last three of the run.
-                run = 3
-                while run < 5 and i + run < len(s) and s[i + run] == quote:
-                    run += 1
-                self.i = i + run
-                return
-            else:
-                i += 1
-
-    def array(self, path: tuple) -> None:
-        s = self.s
-        self.i += 1
-        index = 0
-        while True:
-            self.skip_ws_comments_newlines()
-            if s[self.i] == "]":
-                self.i += 1
-                return
-            element = path + (index,)
-            self._define(element, self.i, self.i)
-            self.value(element)
-            index += 1
-            self.skip_ws_comments_newlines()
-            if s[self.i] == ",":
-                self.i += 1
-            elif s[self.i] == "]":
-                self.i += 1
-                return
-            else:
-                raise _ScanError(f"expected ',' or ']' at {self.i}")
-
-    def inline_table(self, path: tuple) -> None:
-        s = self.s
-        self.i += 1
-        while True:
-            self.skip_ws_comments_newlines()
-            if s[self.i] == "}":
-                self.i += 1
-                return
-            self.keyval(path)
-            self.skip_ws_comments_newlines()
-            if s[self.i] == ",":
-                self.i += 1
-            elif s[self.i] == "}":
-                self.i += 1
-                return
-            else:
-                raise _ScanError(f"expected ',' or '}}' at {self.i}")

@@ -22,6 +22,7 @@ __all__ = ["KINDS", "validate_document", "validate_data", "toml_path"]
 
 KINDS = ("profile", "policy")
 
+_schemas: dict = {}
 _validators: dict = {}
 _lock = threading.Lock()
 
@@ -45,21 +46,32 @@ _PATTERN_HELP = {
 }
 
 
+def _schema(kind: str) -> dict:
+    """The JSON Schema of ``kind`` documents, read once."""
+    schema = _schemas.get(kind)
+    if schema is None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown document kind {kind!r} (expected one of {', '.join(KINDS)})")
+        from buildpolicy.data import schema_dir
+
+        with _lock:
+            schema = _schemas.get(kind)
+            if schema is None:
+                path = schema_dir() / f"{kind}.schema.json"
+                schema = _schemas[kind] = json.loads(path.read_text(encoding="utf-8"))
+    return schema
+
+
 def _validator(kind: str):
     """Return the compiled (and cached) validator for ``kind``."""
     validator = _validators.get(kind)
     if validator is None:
-        if kind not in KINDS:
-            raise ValueError(f"unknown document kind {kind!r} (expected one of {', '.join(KINDS)})")
+        schema = _schema(kind)
         from jsonschema import Draft202012Validator
-
-        from buildpolicy.data import schema_dir
 
         with _lock:
             validator = _validators.get(kind)
             if validator is None:
-                path = schema_dir() / f"{kind}.schema.json"
-                schema = json.loads(path.read_text(encoding="utf-8"))
                 validator = _validators[kind] = Draft202012Validator(schema)
     return validator
 
@@ -73,28 +85,32 @@ def validate_document(doc: TomlDocument, kind: str) -> list[Diagnostic]:
     return validate_data(doc.data, kind, doc)
 
 
-_rule_checkers: dict = {}
+_fast_checks: dict = {}  # kind -> (rule checker, document checker) of buildpolicy.policy.rulecheck
 
 
 def schema_errors(data: dict, kind: str):
-    """jsonschema's errors for ``data`` as a ``kind`` document; rules the fast check of
-    ``buildpolicy.policy.rulecheck`` vouches for are not walked again."""
-    from buildpolicy.policy.rulecheck import rule_checker, schema_errors as errors_of
+    """jsonschema's errors for ``data`` as a ``kind`` document. A document the fast check
+    of ``buildpolicy.policy.rulecheck`` vouches for as a whole has none (and jsonschema is
+    not even imported); otherwise the rules it vouches for are not walked again."""
+    from buildpolicy.policy.rulecheck import document_checker, rule_checker, schema_errors as errors_of
 
-    validator = _validator(kind)
-    if kind not in _rule_checkers:
-        _rule_checkers[kind] = rule_checker(validator.schema)
-    return errors_of(validator, data, _rule_checkers[kind])
+    checks = _fast_checks.get(kind)
+    if checks is None:
+        schema = _schema(kind)
+        checks = _fast_checks[kind] = (rule_checker(schema), document_checker(schema))
+    rule_check, document_check = checks
+    if document_check is not None and document_check(data):
+        return iter(())
+    return errors_of(_validator(kind), data, rule_check)
 
 
 def validate_data(data: dict, kind: str, doc: TomlDocument | None = None) -> list[Diagnostic]:
     """Validate ``data`` against the ``kind`` schema; positions come from ``doc`` when given."""
-    validator = _validator(kind)
     errors = sorted(schema_errors(data, kind), key=lambda e: (_path_sort_key(e.absolute_path), e.validator))
     diagnostics: list[Diagnostic] = []
     seen: set = set()
     for error in errors:
-        for keypath, where, message in _describe(error, data, validator.schema):
+        for keypath, where, message in _describe(error, data, _schema(kind)):
             line, col = _position(doc, keypath, where)
             diagnostic = Diagnostic(doc.path if doc is not None else None, line, col, message)
             ident = (line, col, message)

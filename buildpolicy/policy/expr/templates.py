@@ -10,15 +10,31 @@ from typing import Any
 from buildpolicy.policy.expr.tokens import ExprError, Fault, diagnostic, unknown_fact_message
 
 
-_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+_NAME_RE = re.compile(_NAME + r"\Z")
+# A template with nothing wrong in it, in one match (possessive: a long text ending in a
+# lone `$` fails at once instead of retrying every split of the text before it)...
+_WELL_FORMED = re.compile(rf"(?:[^$]++|\$\$|\$\{{{_NAME}\}})*+\Z")
+# ...and its `$$` and `${name}` parts (the name is empty for `$$`). The hot paths below
+# use these; anything else, and every error, goes the long way (``_parsed_template``).
+_REFERENCES = re.compile(rf"\$\$|\$\{{({_NAME})\}}")
+
+
+def _template_parts(template: str) -> tuple:
+    """Split a template into ``(is_fact, text_or_name, offset)`` parts.  Raises Fault.
+
+    Most values have no ``$`` at all: they are one literal part, without a trip
+    through the cache (a large policy set has tens of thousands of distinct ones).
+    """
+    if "$" not in template:
+        return ((False, template, 0),) if template else ()
+    return _parsed_template(template)
 
 
 @functools.lru_cache(maxsize=1024)
-def _template_parts(template: str) -> tuple:
-    """Split a template into ``(is_fact, text_or_name, offset)`` parts.
-
-    Cached: the same few env templates are interpolated at every prompt.  Raises Fault.
-    """
+def _parsed_template(template: str) -> tuple:
+    """``_template_parts`` of a template with a ``$``; cached: the same few env templates
+    are interpolated at every prompt."""
     parts = []
     literal: list[str] = []
     i = 0
@@ -66,9 +82,18 @@ def interpolation_facts(template: str, *, fact_type: Callable[[str], str | None]
     ``${``, an invalid or unknown name raise :class:`ExprError` located like
     :func:`compile_expr` errors.  Names are returned once each, in order of appearance.
     """
+    if _WELL_FORMED.match(template) is not None:
+        names: list[str] = []
+        for name in _REFERENCES.findall(template):
+            if name and name not in names:
+                if fact_type(name) is None:
+                    break  # an unknown fact: the long way says where
+                names.append(name)
+        else:
+            return tuple(names)
     try:
         parts = _template_parts(template)
-        names: list[str] = []
+        names = []
         for is_fact, name, offset in parts:
             if not is_fact:
                 continue
@@ -104,6 +129,21 @@ def interpolate(template: str, lookup: Callable[[str], Any]) -> tuple[str, froze
     the returned set.  Templates should have been checked with
     :func:`interpolation_facts`; an invalid one raises :class:`ExprError`.
     """
+    if "$" not in template:
+        return template, frozenset()
+    if _WELL_FORMED.match(template) is not None:
+        missing: set[str] = set()
+
+        def value_of(reference: re.Match) -> str:
+            name = reference.group(1)
+            if name is None:
+                return "$"
+            value = lookup(name)
+            if value is None:
+                missing.add(name)
+            return _format_value(value)
+
+        return _REFERENCES.sub(value_of, template), frozenset(missing)
     try:
         parts = _template_parts(template)
     except Fault as fault:
