@@ -612,7 +612,7 @@ def test_a_preemption_kills_rustc_and_everything_it_started():
     descendants: list[int] = []
     try:
         descendants = wait_until(lambda: len(found := _descendants(tree.pid)) == 4 and found, "the process tree")
-        assert sorted(wrapper._children(tree.pid)) == sorted(wrapper._children_by_scan(tree.pid))
+        assert sorted(wrapper.children_of(tree.pid)) == sorted(wrapper._children_by_scan(tree.pid))
         wrapper._kill_tree(tree.pid)
         assert tree.wait(timeout=60) == -signal.SIGKILL
         wait_until(lambda: all(rustc_state(pid) is None for pid in descendants), "every descendant killed", timeout=60)

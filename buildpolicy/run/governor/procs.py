@@ -11,7 +11,9 @@ not known yet.
 from __future__ import annotations
 
 import os
-from pathlib import Path
+
+# One reader of /proc children (with its fallback for kernels without them files), the wrapper's.
+from buildpolicy.run.governor.wrapper import children_of
 
 
 def _read(path: str) -> bytes | None:
@@ -35,19 +37,6 @@ def _matches(pid: int, crate: str, metadata: str) -> bool:
     return (crate.encode() in args and (b"metadata=" + metadata.encode()) in joined)
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return found
-    for task in tasks:
-        for word in (_read(f"/proc/{pid}/task/{task}/children") or b"").split():
-            if word.isdigit():
-                found.append(int(word))
-    return found
-
-
 def _parent(pid: int) -> int | None:
     stat = _read(f"/proc/{pid}/stat")
     if stat is None:
@@ -67,10 +56,10 @@ class ServerRustcFinder:
         if not metadata:
             return None
         for server in list(self.servers):
-            if not Path(f"/proc/{server}").exists():
+            if not os.path.exists(f"/proc/{server}"):
                 self.servers.discard(server)
                 continue
-            for child in _children(server):
+            for child in children_of(server):
                 if child not in exclude and _matches(child, crate, metadata):
                     return child
         for entry in os.listdir("/proc"):

@@ -283,7 +283,7 @@ def _die_by(signum: int) -> None:
     os.kill(os.getpid(), signum)
 
 
-def _children(pid: int) -> list[int]:
+def children_of(pid: int) -> list[int]:
     """The children of ``pid`` (every thread's), from ``/proc``."""
     found = []
     try:
@@ -328,7 +328,7 @@ def _kill_tree(root: int) -> None:
         except OSError:
             continue
         stopped.append(pid)
-        queue.extend(_children(pid))
+        queue.extend(children_of(pid))
     for pid in stopped:
         try:
             os.kill(pid, _signal.SIGKILL)
