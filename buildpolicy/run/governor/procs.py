@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-# One reader of /proc children (with its fallback for kernels without them files), the wrapper's.
+# One reader of /proc children, the wrapper's (it scans parent pids where the kernel has no children files).
 from buildpolicy.run.governor.wrapper import children_of
 
 
