@@ -293,25 +293,17 @@ class DownCache:
         Re-reads the file under the lock so a concurrent shell's entries survive;
         returns False when the lock or the write failed (the cache is advisory).
         """
-        import json
-
-        from buildpolicy.run.locks import locked
-        from buildpolicy.filestate import write_state
-
-        with locked(self.lock, timeout=2.0) as held:
-            if not held:
-                return False
-            entries = {k: v for k, v in self.load().items() if now - ttl < v["failed_at"] <= now + 60}
+        def change(entries: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+            entries = {k: v for k, v in entries.items() if now - ttl < v["failed_at"] <= now + 60}
             for key in recovered:
                 entries.pop(key, None)
             for key, reason in failed.items():
                 entries[key] = {"failed_at": now, "reason": reason}
-            payload = json.dumps({"version": 1, "hosts": entries}, indent=1, sort_keys=True).encode()
-            try:
-                write_state(self.path, payload)
-            except OSError:
-                return False
-        return True
+            return entries
+
+        from buildpolicy.run.remote.records import merge_hosts
+
+        return merge_hosts(self.path, self.lock, self.load, change)
 
 
 # ------------------------------------------------------------------ the decision

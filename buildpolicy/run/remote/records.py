@@ -17,7 +17,6 @@ lock and written atomically; a corrupt file reads as empty.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -67,24 +66,38 @@ class ProbeRecords:
         Re-reads the file under the lock so results from other shells survive;
         returns False when the lock or the write failed (records are advisory).
         """
-        from buildpolicy.filestate import write_state
-        from buildpolicy.run.locks import locked
-
         results = list(results)
         if not results:
             return True
-        with locked(self.lock, timeout=2.0) as held:
-            if not held:
-                return False
-            entries = {k: v for k, v in self.load().items() if now - KEEP_FOR < v["at"] <= now + 60}
+
+        def change(entries: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+            entries = {k: v for k, v in entries.items() if now - KEEP_FOR < v["at"] <= now + 60}
             for alias, ok, reason in results:
                 entries[record_key(config, alias)] = {"ok": ok, "at": now, "reason": reason}
-            payload = json.dumps({"version": 1, "hosts": entries}, indent=1, sort_keys=True).encode()
-            try:
-                write_state(self.path, payload)
-            except OSError:
-                return False
-        return True
+            return entries
+
+        return merge_hosts(self.path, self.lock, self.load, change)
+
+
+def merge_hosts(path: Path, lock: Path, load, change) -> bool:
+    """Read-modify-write of a ``{"version": 1, "hosts": {...}}`` state file (the down cache,
+    the probe records): re-read under the lock so a concurrent shell's entries survive, let
+    ``change`` turn the entries into the new ones, write them atomically. False when the
+    lock or the write failed (both files are advisory)."""
+    import json
+
+    from buildpolicy.filestate import write_state
+    from buildpolicy.run.locks import locked
+
+    with locked(lock, timeout=2.0) as held:
+        if not held:
+            return False
+        payload = json.dumps({"version": 1, "hosts": change(load())}, indent=1, sort_keys=True).encode()
+        try:
+            write_state(path, payload)
+        except OSError:
+            return False
+    return True
 
 
 @attrs.frozen
