@@ -368,7 +368,8 @@ def test_live_memory_counts_page_cache_as_free_and_reads_stalls_per_cgroup(tmp_p
         _tree(tmp_path, {"proc/self/cgroup": "4:memory:/build\n",
                          "sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n",
                          base + "memory.limit_in_bytes": f"{1024 * MIB}\n", base + "memory.usage_in_bytes": f"{600 * MIB}\n",
-                         base + "memory.stat": f"total_inactive_file {100 * MIB}\ntotal_active_file {50 * MIB}\n",
+                         base + "memory.stat": f"inactive_file 7\nactive_file 9\n"  # this level only: not the ones to read
+                                                f"total_inactive_file {100 * MIB}\ntotal_active_file {50 * MIB}\n",
                          "proc/pressure/memory": "some avg10=0 total=0\nfull avg10=0.00 avg60=0 avg300=0 total=1000\n"})
         pressure = tmp_path / "proc/pressure/memory"
     _tree(tmp_path, {"proc/meminfo": f"MemTotal: {16 << 20} kB\nMemAvailable: {8 << 20} kB\n"})
@@ -382,3 +383,44 @@ def test_live_memory_counts_page_cache_as_free_and_reads_stalls_per_cgroup(tmp_p
     second = memory.sample()
     assert second.available == 300 * MIB  # the tighter of the two
     assert 0.0 < second.stall_fraction <= 1.0
+
+
+class ScriptedMemory:
+    """Samples from a list, as ``LiveMemory.sample`` returns them."""
+
+    def __init__(self, limit: int, available: list[int]):
+        from buildpolicy.run.governor.livemem import Sample
+        self.samples = [Sample(avail, limit, 0.0, at * 0.2) for at, avail in enumerate(available)]
+
+    def sample(self):
+        return self.samples.pop(0) if len(self.samples) > 1 else self.samples[0]
+
+
+@pytest.mark.parametrize("available_mib, expected", [
+    # 16 GiB: the margin is 819 MiB.
+    ([8000, 8000, 8000], "calm"),          # far from the margin: the slowest cadence
+    ([2200, 2200, 2200], "calm"),
+    ([1200, 1200, 1200], "between"),       # closer: as long as the fastest fall needs to the margin
+    ([850, 850, 850], "alert"),            # within a fast fall of it: ten times a second
+    ([3000, 2600, 2200], "between"),       # as far as the second case, but falling at 2 GiB/s
+    ([700, 700, 700], "alert"),            # under the margin: pressure
+])
+def test_the_governor_samples_less_often_far_from_the_margin(tmp_path, available_mib, expected):
+    """The tick cadence follows how soon memory could reach the safety margin."""
+    from buildpolicy.run.governor import governor as gov
+    memory = ScriptedMemory(1024 * MIB * 16, [m * MIB for m in available_mib])
+    server = FifoJobserver(tmp_path)
+    governor = gov.Governor(directory=tmp_path, max_jobs=2, jobserver=server, memory=memory, learned={},
+                            prior=256 * MIB, profile="dev", note=lambda message: None)
+    try:
+        for _ in available_mib:
+            governor.tick()
+    finally:
+        server.close()
+    interval = governor.interval
+    if expected == "calm":
+        assert interval == gov.CALM_TICK_SECONDS
+    elif expected == "alert":
+        assert interval == gov.TICK_SECONDS
+    else:
+        assert gov.TICK_SECONDS < interval < gov.CALM_TICK_SECONDS

@@ -1,7 +1,9 @@
 """The governor loop: admission, jobserver tokens and preemption by live memory.
 
 One thread of the ``exec`` process, woken by its rustc wrappers' messages and
-ten times a second by a timer. Each tick it
+a timer: ten times a second near the safety margin, less often (down to twice a
+second) while memory could not reach the margin before the next look even if it
+fell as fast as rustc can allocate. Each tick it
 
 1. samples memory (``livemem``) and the RSS of every running rustc;
 2. preempts: under pressure (available below the safety margin, or tasks
@@ -36,7 +38,9 @@ from buildpolicy.run.governor.crates import KINDS, unit_key
 from buildpolicy.run.governor.protocol import decode, encode
 from buildpolicy.run.governor.livemem import MIB, process_memory
 
-TICK_SECONDS = 0.1
+TICK_SECONDS = 0.1  # the cadence near the margin
+CALM_TICK_SECONDS = 0.5  # the slowest cadence, with memory far from the margin
+FASTEST_FALL = 1 << 30  # bytes a second: what a few rustc allocating at once may take (LLVM: ~hundreds of MiB/s each)
 BACKFILL_SECONDS = 10.0
 GROWTH = 1.25  # an estimate that proved too small is raised this much above what was seen
 STALL_PRESSURE = 0.30  # share of a tick in which all tasks stalled on memory
@@ -131,6 +135,7 @@ class Governor:
         self.stats = {"ticks": 0, "max_tokens": 0, "token_seconds": 0.0, "admitted": 0, "waited": 0,
                       "peak_used": 0, "peak_rustc": 0, "max_concurrent": 0, "loop_cpu": 0.0, "wrappers_cpu": 0.0, "min_available": None, "limit": None, "margin": None}
         self._last_tick = time.monotonic()
+        self.interval = TICK_SECONDS  # until the first sample says how far the margin is
         self._sample = memory.sample()
         self.history: list[tuple[float, int]] = []  # (time, available) over the last TREND_SECONDS
         self.trace = None  # a file to write one line per tick to (BUILDPOLICY_GOVERNOR_TRACE), for diagnosis
@@ -198,7 +203,7 @@ class Governor:
                     self._receive(key.data)
             if time.monotonic() >= next_tick:
                 self.tick()
-                next_tick = time.monotonic() + TICK_SECONDS
+                next_tick = time.monotonic() + self.interval
 
     # -- messages ---------------------------------------------------------------------
 
@@ -337,8 +342,22 @@ class Governor:
         elif not running:
             room = self._admit([], room)
         self._set_tokens(room, hold=pressure or settling)
-        if self.trace is not None and not admit_only:
-            self._trace(sample, margin, running, pressure, settling)
+        if not admit_only:
+            self.interval = self._next_interval(sample, margin, pressure or settling)
+            if self.trace is not None:
+                self._trace(sample, margin, running, pressure, settling)
+
+    def _next_interval(self, sample, margin: int, alert: bool) -> float:
+        """Seconds until the next sample: the time memory needs to fall to the margin at
+        the fastest rate it may fall (or faster, as it does lately), within
+        ``TICK_SECONDS``..``CALM_TICK_SECONDS``. Sampling is most of the governor's
+        own CPU, and far from the margin a tenth of a second buys nothing."""
+        if alert:
+            return TICK_SECONDS
+        heading = self._heading_for(sample)
+        falling = max(0.0, (sample.available - heading) / LOOKAHEAD_SECONDS)
+        seconds = (min(sample.available, heading) - margin) / max(FASTEST_FALL, falling)
+        return min(CALM_TICK_SECONDS, max(TICK_SECONDS, seconds))
 
     def _trace(self, sample, margin: int, running: list[Compilation], pressure: bool, settling: bool) -> None:
         states = " ".join(f"{c.unit.get('crate')}:{c.state[0]}:{c.rustc_pid}:{c.rss // MIB}/{c.estimate // MIB}"

@@ -21,9 +21,10 @@ from pathlib import Path
 from buildpolicy.facts import cgroup
 
 MIB = 1 << 20
+_ROOT = Path("/")
 
 
-def _read(path: Path) -> str | None:
+def _read(path: str) -> str | None:
     try:
         with open(path, "rb") as handle:
             return handle.read(65536).decode("ascii", "replace")
@@ -31,23 +32,35 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _meminfo(text: str | None) -> dict[str, int]:
-    values = {}
-    for line in (text or "").splitlines():
-        key, _, rest = line.partition(":")
-        fields = rest.split()
-        if fields and fields[0].isdigit():
-            values[key] = int(fields[0]) * 1024
-    return values
+def field(text: str | None, key: str) -> int | None:
+    """The first number after ``key`` at the start of a line of ``text`` (``/proc`` and
+    ``memory.stat`` style), or None. Only the needed keys are looked up: sampling runs
+    several times a second, and parsing every line was most of the governor's own cost."""
+    if not text:
+        return None
+    at = text.find(key)
+    while at > 0 and text[at - 1] != "\n":
+        at = text.find(key, at + 1)
+    if at < 0:
+        return None
+    end = text.find("\n", at)
+    fields = text[at + len(key):end if end >= 0 else len(text)].split()
+    return int(fields[0]) if fields and fields[0].isdigit() else None
+
+
+def _number(text: str | None) -> int | None:
+    """A file holding one number (a cgroup's usage), or None."""
+    text = (text or "").strip()
+    return int(text) if text.isdigit() else None
 
 
 def _psi_full_total(text: str | None) -> int | None:
     """Microseconds all non-idle tasks stalled on memory (``full … total=``), or None."""
     for line in (text or "").splitlines():
         if line.startswith("full "):
-            for field in line.split():
-                if field.startswith("total="):
-                    return int(field[6:]) if field[6:].isdigit() else None
+            for item in line.split():
+                if item.startswith("total="):
+                    return int(item[6:]) if item[6:].isdigit() else None
     return None
 
 
@@ -73,6 +86,14 @@ class LiveMemory:
         # The leaf v2 cgroup's own pressure file counts only its tasks; v1 has none.
         self.psi_path = v2[0] / "memory.pressure" if v2 else root / "proc/pressure/memory"
         self._last_stall: tuple[int, float] | None = None
+        # Paths as strings and the keys to pick, worked out once: sample() runs many times a second.
+        self._meminfo_path = str(root / "proc/meminfo")
+        self._psi_path = str(self.psi_path)
+        self._reads = []
+        for version, directory, level_limit in self.levels:
+            _lim, usage, inactive, active = cgroup.MEMORY_FILES[version]
+            self._reads.append((str(directory / usage), str(directory / "memory.stat"),
+                                inactive + " ", active + " ", level_limit))
 
     def known(self) -> bool:
         """Whether available memory can be read at all (else the governor cannot govern)."""
@@ -81,16 +102,15 @@ class LiveMemory:
     def sample(self) -> Sample | None:
         """Memory now, or None when nothing can be read."""
         now = time.monotonic()
-        meminfo = _meminfo(_read(self.root / "proc/meminfo"))
-        available = meminfo.get("MemAvailable")
-        limit = meminfo.get("MemTotal")
-        for version, directory, level_limit in self.levels:
-            usage = cgroup.memory_usage(version, directory)
+        meminfo = _read(self._meminfo_path)
+        available = _kib(field(meminfo, "MemAvailable:"))
+        limit = _kib(field(meminfo, "MemTotal:"))
+        for usage_path, stat_path, inactive, active, level_limit in self._reads:
+            usage = _number(_read(usage_path))
             if usage is None:
                 continue
-            stat = cgroup.memory_stat(directory)
-            _lim, _use, inactive, active = cgroup.MEMORY_FILES[version]
-            unreclaimable = max(0, usage - stat.get(inactive, 0) - stat.get(active, 0))
+            stat = _read(stat_path)
+            unreclaimable = max(0, usage - (field(stat, inactive) or 0) - (field(stat, active) or 0))
             room = max(0, level_limit - unreclaimable)
             available = room if available is None else min(available, room)
             limit = level_limit if limit is None else min(limit, level_limit)
@@ -100,7 +120,7 @@ class LiveMemory:
 
     def _stall_fraction(self, now: float) -> float:
         """The share of wall time since the last sample in which all tasks stalled on memory."""
-        total = _psi_full_total(_read(self.psi_path))
+        total = _psi_full_total(_read(self._psi_path))
         if total is None:
             return 0.0
         last, self._last_stall = self._last_stall, (total, now)
@@ -111,10 +131,12 @@ class LiveMemory:
 
 def process_memory(pid: int, root: Path = Path("/")) -> tuple[int, int] | None:
     """``(rss, peak rss)`` of a process in bytes (``VmRSS``, ``VmHWM``), or None when it is gone."""
-    text = _read(root / f"proc/{pid}/status")
-    if text is None:
-        return None
-    values = _meminfo(text)
-    if "VmRSS" not in values:
-        return None  # a zombie: its memory is already free
-    return values["VmRSS"], values.get("VmHWM", values["VmRSS"])
+    text = _read(f"/proc/{pid}/status" if root == _ROOT else str(root / f"proc/{pid}/status"))
+    rss = _kib(field(text, "VmRSS:"))
+    if rss is None:
+        return None  # gone, or a zombie: its memory is already free
+    return rss, _kib(field(text, "VmHWM:")) or rss
+
+
+def _kib(value: int | None) -> int | None:
+    return None if value is None else value * 1024
