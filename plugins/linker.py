@@ -34,6 +34,10 @@ the identity (path, size, mtime_ns) of clang and of the linker, so a warm run
 starts no process; a failure is retried after a day (the machine may have been
 fixed) and a timeout is never cached. Linkers given through ``--facts`` or a
 policy test case describe another machine: they are taken as working, not run.
+
+These statuses are the host's. A cross build's foreign targets (``cargo.targets``) are
+decided by ``buildpolicy_plugins.linker_targets``, each with its own status under the
+decision's ``targets``.
 """
 
 from __future__ import annotations
