@@ -170,6 +170,25 @@ class Rule:
 
 
 @attrs.frozen
+class TargetDecision:
+    """A decision's outcome for one target triple of a cross build (``--target``,
+    ``CARGO_BUILD_TARGET``, ``[build] target``) other than the host.
+
+    ``rustflags`` go into that target's rustflags variable only; the decision's own
+    ``status`` and ``rustflags`` stay the host's.
+    """
+
+    triple: str
+    value: Any
+    status: str
+    reason: str
+    rustflags: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": self.value, "status": self.status, "reason": self.reason}
+
+
+@attrs.frozen
 class Decision:
     """What a decision plugin proposes (DESIGN §6).
 
@@ -192,11 +211,16 @@ class Decision:
     force: bool = False
     source: str = ""  # plugin name, filled in by the engine
     details: tuple[str, ...] = attrs.field(default=(), converter=tuple)  # more lines for `explain` (a table)
+    # Per target triple of a cross build; a decision that gives them has its `rustflags`
+    # apply to the host only (every other decision's rustflags apply to every target).
+    targets: tuple[TargetDecision, ...] = attrs.field(default=(), converter=tuple)
 
     def to_json(self) -> dict[str, Any]:
         data = {"value": self.value, "status": self.status, "reason": self.reason, "source": self.source}
         if self.details:
             data["details"] = list(self.details)
+        if self.targets:
+            data["targets"] = {target.triple: target.to_json() for target in self.targets}
         return data
 
 

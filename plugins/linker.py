@@ -34,6 +34,10 @@ the identity (path, size, mtime_ns) of clang and of the linker, so a warm run
 starts no process; a failure is retried after a day (the machine may have been
 fixed) and a timeout is never cached. Linkers given through ``--facts`` or a
 policy test case describe another machine: they are taken as working, not run.
+
+These statuses are the host's. A cross build's foreign targets (``cargo.targets``) are
+decided by ``buildpolicy_plugins.linker_targets``, each with its own status under the
+decision's ``targets``.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -213,13 +218,18 @@ def _run(argv: list[str], *, env, cwd: str, timeout: float) -> tuple[int | None,
 
 
 def smoke_test(clang: str, linker: str, fuse: str, *, environ, scratch_parent: Path,
-               link_timeout: float | None = None, run_timeout: float | None = None) -> tuple[bool | None, str]:
+               link_timeout: float | None = None, run_timeout: float | None = None,
+               cross: tuple[tuple[str, ...], str, int] | None = None) -> tuple[bool | None, str]:
     """Link and run a tiny C program with ``clang -fuse-ld=<fuse>``.
 
     Returns ``(True, message)`` when it works, ``(False, why)`` when it does not,
     and ``(None, why)`` when a step timed out (worth trying again later).
     ``linker`` is only named in messages; ``fuse`` is what clang is given.
     Timeouts default to ``LINK_TIMEOUT`` and ``RUN_TIMEOUT``.
+
+    ``cross`` is ``(driver args, target triple, ELF machine)`` for a foreign target
+    (``clang --target=…`` or a cross gcc): the program is linked with those args and
+    not run (this machine cannot); its ELF header must name that machine (0: any).
     """
     import shutil
     import tempfile
@@ -236,12 +246,16 @@ def smoke_test(clang: str, linker: str, fuse: str, *, environ, scratch_parent: P
         program = os.path.join(scratch, "smoke")
         with open(source, "w", encoding="utf-8") as handle:
             handle.write(SMOKE_SOURCE)
-        code, _out, problem = _run([clang, f"-fuse-ld={fuse}", source, "-o", program], env=env, cwd=scratch,
+        args = cross[0] if cross else ()
+        driver = " ".join([os.path.basename(clang), *args, f"-fuse-ld={fuse}"])
+        code, _out, problem = _run([clang, *args, f"-fuse-ld={fuse}", source, "-o", program], env=env, cwd=scratch,
                                    timeout=LINK_TIMEOUT if link_timeout is None else link_timeout)
         if code is None:
             return (None if "did not answer" in problem else False), problem
         if code != 0:
-            return False, f"clang -fuse-ld={fuse} could not link a test program: {problem}"
+            return False, f"{driver} could not link a test program: {problem}"
+        if cross:
+            return _check_machine(program, driver, *cross[1:])
         code, out, problem = _run([program], env=env, cwd=scratch,
                                   timeout=RUN_TIMEOUT if run_timeout is None else run_timeout)
         if code is None:
@@ -253,8 +267,25 @@ def smoke_test(clang: str, linker: str, fuse: str, *, environ, scratch_parent: P
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def cached_smoke_test(ctx, clang: str, linker: str, fuse: str) -> tuple[bool, str]:
-    """``smoke_test`` once per identity of clang and the linker, remembered in the cache dir.
+def _check_machine(program: str, driver: str, target: str, machine: int) -> tuple[bool, str]:
+    """Whether ``program`` is an ELF file for ``machine`` (``e_machine``; 0 accepts any)."""
+    try:
+        with open(program, "rb") as handle:
+            header = handle.read(20)
+    except OSError as exc:
+        return False, f"{driver} left no readable program: {exc.strerror or exc}"
+    if len(header) < 20 or header[:4] != b"\x7fELF":
+        return False, f"{driver} did not link an ELF program"
+    found = int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
+    if machine and found != machine:
+        return False, f"{driver} linked a program for ELF machine {found}, not {target} ({machine})"
+    return True, f"{driver} linked a test program for {target}"
+
+
+def cached_smoke_test(ctx, clang: str, linker: str, fuse: str,
+                      cross: tuple[tuple[str, ...], str, int] | None = None) -> tuple[bool, str]:
+    """``smoke_test`` once per identity of clang and the linker (and per ``cross`` target),
+    remembered in the cache dir.
 
     Warm runs only stat the two binaries and read the cache file.
     """
@@ -264,7 +295,7 @@ def cached_smoke_test(ctx, clang: str, linker: str, fuse: str) -> tuple[bool, st
     if clang_id is None or linker_id is None:
         return False, f"{clang if clang_id is None else linker} cannot be read"
     cache = _smoke_cache(ctx)
-    key = cache_key("linker-smoke", fuse, clang_id, linker_id)
+    key = cache_key("linker-smoke", fuse, clang_id, linker_id, *([list(cross[0]), cross[1]] if cross else []))
     cached = cache.get(key)
     now = time.time()
     if _valid_smoke_entry(cached, now):
@@ -272,7 +303,7 @@ def cached_smoke_test(ctx, clang: str, linker: str, fuse: str) -> tuple[bool, st
         if ok or now - when < FAILURE_TTL:
             _depend_on_smoke_test(ctx, ok, clang, linker, cache)
             return ok, f"{message} (cached smoke test)"
-    ok, message = smoke_test(clang, linker, fuse, environ=ctx.environ, scratch_parent=_scratch_parent(ctx))
+    ok, message = smoke_test(clang, linker, fuse, environ=ctx.environ, scratch_parent=_scratch_parent(ctx), cross=cross)
     if ok is None:
         return False, f"smoke test timed out: {message}"  # not cached: a busy machine is asked again
     cache.put(key, [ok, message, now])
@@ -320,28 +351,46 @@ def _depend_on_smoke_test(ctx, ok: bool, clang: str, linker: str, cache) -> None
         ctx.not_replayable("a failed linker smoke test is retried after a while")
 
 
-def _try_fast(ctx, name: str, tool: str, lookup: str, clang: str | None) -> tuple[tuple | None, str]:
-    """``((clang, fuse), note)`` when fast linker ``name`` can be used, else ``(None, why not)``."""
+def _try_fast(ctx, name: str, tool: str, lookup: str, clang: str | None, *, driver: str = "clang",
+              cross: tuple[tuple[str, ...], str, int] | None = None) -> tuple[tuple | None, str]:
+    """``((clang, fuse), note)`` when fast linker ``name`` can be used, else ``(None, why not)``.
+
+    ``clang`` is the linker driver's path (``driver`` names it in notes: ``clang``, or a
+    cross gcc that only looks linkers up by name); ``cross`` as for ``smoke_test``.
+    """
     path = ctx.fact(f"tool.{tool}")
     if not path:
         return None, f"{name}: {tool} not found"
     if not clang:
-        return None, f"{name}: {tool} found at {path} but clang (the linker driver) not found"
-    fuse = name if _clang_finds(ctx, clang, lookup, path) else path
+        return None, f"{name}: {tool} found at {path} but {driver} (the linker driver) not found"
+    finds = _clang_finds(ctx, clang, lookup, path) if driver == "clang" else _gcc_finds(ctx, lookup, path)
+    fuse = name if finds else path
+    if driver != "clang" and fuse != name:
+        return None, f"{name}: {driver} would not find {path} as {lookup}"
     if _shared_cache(ctx) and fuse != name:
         return None, (f"{name}: clang would not find {path} as {lookup}, and its absolute path in -fuse-ld= would "
                       "differ between machines sharing the sccache backend (a cache-key difference)")
     if any(c.isspace() for c in fuse):
         return None, f"{name}: {path} contains whitespace, which rustflags cannot carry"
-    if _given(ctx, f"tool.{tool}") or _given(ctx, "tool.clang"):
-        return (clang, fuse), f"{tool} {path} and clang {clang} are given facts (another machine): not smoke-tested"
+    if _given(ctx, f"tool.{tool}") or _given(ctx, f"tool.{driver}"):
+        return (clang, fuse), f"{tool} {path} and {driver} {clang} are given facts (another machine): not smoke-tested"
     problem = ctx.repository_binary_problem(clang, path)
     if problem:
         return None, f"{name}: not smoke-tested: {problem}"
-    ok, message = cached_smoke_test(ctx, clang, path, fuse)
+    ok, message = cached_smoke_test(ctx, clang, path, fuse, cross)
     if not ok:
         return None, f"{name}: {path} failed the smoke test: {message}"
     return (clang, fuse), f"{path}: {message}"
+
+
+def _gcc_finds(ctx, lookup: str, linker: str) -> bool:
+    """Whether gcc's ``-fuse-ld=<name>`` would run ``linker``: gcc looks ``ld.<name>`` up on PATH."""
+    found = ctx.fact(f"tool.{lookup}")
+    if _given(ctx, f"tool.{lookup}"):
+        return bool(found)
+    if hasattr(ctx, "depends_on_file") and found:
+        ctx.depends_on_file(found)
+    return bool(found) and _same_file(found, linker)
 
 
 def _shared_cache(ctx) -> bool:
@@ -374,7 +423,18 @@ def _portable_clang(ctx, clang: str) -> tuple[str, str]:
 
 @hookimpl
 def buildpolicy_decide(ctx):
-    """Decide the linker: inherited, skipped, mold, lld or the system default."""
+    """Decide the linker: inherited, skipped, mold, lld or the system default, for the
+    host and for each foreign target of a cross build (``buildpolicy_plugins.linker_targets``)."""
+    from buildpolicy_plugins import linker_targets
+
+    decision = _decide_host(ctx)
+    if decision.status == "skipped-os" and ctx.fact("os") != "linux":
+        return decision  # not a Linux host: nothing to decide for any target either
+    return linker_targets.with_targets(ctx, decision, sys.modules[__name__], ctx.fact("host.triple"))
+
+
+def _decide_host(ctx):
+    """The host's linker decision (its variables are the host triple's)."""
     os_ = ctx.fact("os")
     if os_ != "linux":
         why = "the OS is unknown" if os_ is None else f"fast linkers are only configured on Linux, not {os_}"

@@ -196,14 +196,32 @@ def test_python_dash_m_and_usage_errors(cli, project):
 
 
 def test_installed_package_finds_policies_and_schemas(tmp_path, base_env):
-    """`pip install .` into a new venv, run from an unrelated directory."""
+    """`pip install .` into a new venv, run from an unrelated directory.
+
+    Independent of the caller's Python environment (an activated venv, a venv made from a
+    venv, whatever `python3` is on PATH): the wheel is built by the interpreter running the
+    tests, whose test extras bring setuptools and wheel, and the new venv reaches the
+    runtime dependencies through a .pth file naming that interpreter's site directories
+    (`--system-site-packages` would name the *base* interpreter's, which may have neither).
+    """
     repo = Path(__file__).resolve().parent.parent
-    venv = tmp_path / "venv"
-    subprocess.run(["python3", "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    wheels = tmp_path / "wheels"
     subprocess.run(
-        [venv / "bin" / "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--disable-pip-version-check", str(repo)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+         "--disable-pip-version-check", "-w", str(wheels), str(repo)],
         check=True, capture_output=True, cwd=tmp_path,
     )
+    [wheel] = wheels.glob("buildpolicy-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+    python = venv / "bin" / "python"
+    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    ours = list(dict.fromkeys(p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages")
+                              and os.path.isdir(p)))
+    (Path(purelib) / "buildpolicy_test_deps.pth").write_text("".join(f"{p}\n" for p in ours))
+    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--disable-pip-version-check",
+                    str(wheel)], check=True, capture_output=True, cwd=tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = dict(base_env)

@@ -18,7 +18,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -214,13 +213,11 @@ def test_redis_down_the_build_goes_on_with_the_local_cache(redis, machines, tmp_
     assert "SCCACHE_REDIS_ENDPOINT" not in plan["env"]
     # Its own local server: never sccache's default port, which another server may hold.
     assert plan["env"]["SCCACHE_SERVER_UDS"] not in redis_socket
-    started = time.monotonic()
     proc = a.build()
-    took = time.monotonic() - started
-    assert (a.root / "target" / "release" / "app").exists(), proc.stderr
     # sccache given a dead backend spends 30 s on its storage check and then fails the build:
-    # well under that, the build went on locally.
-    assert took < 30, took
+    # the build succeeded, so it went on with the local cache (no duration asserted: a loaded
+    # machine may take longer than that for the build itself).
+    assert proc.returncode == 0 and (a.root / "target" / "release" / "app").exists(), proc.stderr
     # A prompt decides from the recorded probe: no network, still the local cache.
     env_out = a.run("env", "--format", "json").stdout
     assert "SCCACHE_REDIS_ENDPOINT" not in env_out

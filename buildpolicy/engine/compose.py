@@ -110,8 +110,9 @@ def compose_env(outcomes, decisions, facts, baseline, ctx, policy_set=None):
 ENCODED_SEPARATOR = "\x1f"  # CARGO_ENCODED_RUSTFLAGS separates arguments with 0x1f
 
 
-def rustflags_variable(facts, baseline) -> tuple[str, str | None]:
-    """Which variable carries buildpolicy's rustflags, and why when it is not the usual one.
+def rustflags_variable(facts, baseline, triple: str | None = None) -> tuple[str, str | None]:
+    """Which variable carries buildpolicy's rustflags for ``triple`` (default: the host),
+    and why when it is not the usual one.
 
     cargo takes its flags from the first source that has any:
     CARGO_ENCODED_RUSTFLAGS, RUSTFLAGS, target-level flags
@@ -121,8 +122,8 @@ def rustflags_variable(facts, baseline) -> tuple[str, str | None]:
     setting the target variable while only ``[build] rustflags`` exist would
     silently drop the project's flags.
     """
-    triple = facts.get("host.triple")
-    target_var = f"CARGO_TARGET_{triple.upper().replace('-', '_')}_RUSTFLAGS" if triple else None
+    triple = triple or facts.get("host.triple")
+    target_var = target_rustflags_name(triple) if triple else None
     for var in ("CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS"):
         if var in baseline:
             shadowed = target_var or "the target and build rustflags"
@@ -140,12 +141,23 @@ def rustflags_variable(facts, baseline) -> tuple[str, str | None]:
     return target_var, None
 
 
-def compose_rustflags(outcomes, decisions, facts, baseline, set_env, provenance, ctx) -> None:
-    """Join rustflags fragments in one deterministic order into the variable cargo will read.
+def target_rustflags_name(triple: str) -> str:
+    """``CARGO_TARGET_<TRIPLE>_RUSTFLAGS`` as cargo spells it for ``triple``."""
+    return f"CARGO_TARGET_{triple.upper().replace('-', '_').replace('.', '_')}_RUSTFLAGS"
 
-    Order: matched rules by layer then load order, then plugin decisions by
-    name. Identical fragments are kept once. The caller's flags in that
-    variable come first.
+
+def build_triples(facts) -> list[str | None]:
+    """The triples cargo compiles the crates for: ``cargo.targets``, else the host
+    (None when even that is unknown)."""
+    return list(facts.get("cargo.targets") or []) or [facts.get("host.triple")]
+
+
+def _fragments(outcomes, decisions, triple, host) -> tuple[list[tuple[str, ...]], list[str]]:
+    """The rustflags fragments for ``triple`` in their one order, each once, and their sources.
+
+    Rules by layer then load order, then plugin decisions by name. A decision with
+    per-target outcomes gives the host its ``rustflags`` and every other triple its
+    target's; any other decision's and rule's fragments apply to every triple.
     """
     fragments: list[tuple[str, ...]] = []
     seen: set[tuple[str, ...]] = set()  # of fragments: a list lookup per rule made this quadratic
@@ -156,17 +168,52 @@ def compose_rustflags(outcomes, decisions, facts, baseline, set_env, provenance,
             fragments.append(outcome.rule.rustflags)
             sources.append(f"rule {outcome.rule.id}")
     for name in sorted(decisions):
-        flags = decisions[name].rustflags
+        decision = decisions[name]
+        flags = decision.rustflags
+        if decision.targets and triple != host:
+            flags = next((t.rustflags for t in decision.targets if t.triple == triple), ())
         if flags and flags not in seen:
             seen.add(flags)
             fragments.append(flags)
-            sources.append(f"plugin {decisions[name].source} ({name})")
-    if not fragments:
-        return
+            sources.append(f"plugin {decision.source} ({name})" + (f" for {triple}" if triple != host else ""))
+    return fragments, sources
+
+
+def compose_rustflags(outcomes, decisions, facts, baseline, set_env, provenance, ctx) -> None:
+    """Join rustflags fragments in one deterministic order into the variable cargo will
+    read for each triple it compiles for (see ``build_triples``).
+
+    Order: matched rules by layer then load order, then plugin decisions by
+    name. Identical fragments are kept once. The caller's flags in that
+    variable come first. Triples whose variable is shared (``RUSTFLAGS``,
+    ``CARGO_BUILD_RUSTFLAGS``) get only the fragments they all have.
+    """
+    host = facts.get("host.triple")
+    by_var: dict[str, tuple[list[tuple[str, ...]], list[str], list]] = {}
+    for triple in build_triples(facts):
+        fragments, sources = _fragments(outcomes, decisions, triple, host)
+        if not fragments:
+            continue
+        var, why = rustflags_variable(facts, baseline, triple)
+        if why:
+            ctx.warn(why)  # said once however many triples share the reason
+        if var not in by_var:
+            by_var[var] = (fragments, sources, [triple])
+            continue
+        kept, kept_sources, triples = by_var[var]
+        common = [(f, src) for f, src in zip(kept, kept_sources) if f in fragments]
+        if len(common) != len(kept) or len(common) != len(fragments):
+            ctx.warn(f"{var} carries the rustflags of every target ({', '.join(map(str, [*triples, triple]))}): "
+                     "only the flags they share are set there")
+        by_var[var] = ([f for f, _ in common], [src for _, src in common], [*triples, triple])
+    for var, (fragments, sources, _triples) in sorted(by_var.items()):
+        if fragments:
+            _join_into(var, fragments, sources, baseline, set_env, provenance)
+
+
+def _join_into(var, fragments, sources, baseline, set_env, provenance) -> None:
+    """Append ``fragments`` to the caller's flags in ``var``."""
     ours = [flag for fragment in fragments for flag in fragment]
-    var, why = rustflags_variable(facts, baseline)
-    if why:
-        ctx.warn(why)
     inherited = set_env.get(var, baseline.get(var, ""))
     if var == "CARGO_ENCODED_RUSTFLAGS":
         set_env[var] = ENCODED_SEPARATOR.join(([inherited] if inherited else []) + ours)

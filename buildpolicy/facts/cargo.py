@@ -27,19 +27,20 @@ class CargoArgs:
     profile it builds with; ``toolchain_override`` the ``+toolchain`` name;
     ``explicit_features`` whether feature flags appear before ``--``;
     ``separator_index`` the index of that ``--`` in argv, or None. ``config_args``
-    are ``--config`` values and ``manifest_path`` a ``--manifest-path``.
+    are ``--config`` values, ``manifest_path`` a ``--manifest-path`` and ``targets``
+    the ``--target`` values, in order (cargo builds for each).
     """
 
     # A plain immutable record, not attrs: cargo_profiles imports this module on the
     # warm `env` replay path, which must not pay for importing attrs.
     __slots__ = ("command", "profile", "toolchain_override", "explicit_features", "separator_index",
-                 "config_args", "manifest_path")
+                 "config_args", "manifest_path", "targets")
 
     def __init__(self, command: str | None, profile: str | None, toolchain_override: str | None = None,
                  explicit_features: bool = False, separator_index: int | None = None,
-                 config_args: tuple[str, ...] = (), manifest_path: str | None = None):
+                 config_args: tuple[str, ...] = (), manifest_path: str | None = None, targets: tuple[str, ...] = ()):
         for name, value in zip(self.__slots__, (command, profile, toolchain_override, explicit_features,
-                                                separator_index, tuple(config_args), manifest_path)):
+                                                separator_index, tuple(config_args), manifest_path, tuple(targets))):
             object.__setattr__(self, name, value)
 
     def __setattr__(self, name, value):
@@ -103,6 +104,7 @@ def parse_cargo_argv(argv: Sequence[str] | None) -> CargoArgs:
     profile = release = debug = None
     features = False
     manifest = None
+    targets: list[str] = []
     args = argv[i + 1:end]
     for j, arg in enumerate(args):
         option, eq, value = arg.partition("=")
@@ -114,6 +116,10 @@ def parse_cargo_argv(argv: Sequence[str] | None) -> CargoArgs:
             debug = True  # `cargo install --debug`
         elif option == "--manifest-path":
             manifest = value if eq else (args[j + 1] if j + 1 < len(args) else None)
+        elif option == "--target":
+            given = value if eq else (args[j + 1] if j + 1 < len(args) else None)
+            if given:
+                targets.append(given)
         elif option == "--config":  # a global option, also accepted after the subcommand
             given = value if eq else (args[j + 1] if j + 1 < len(args) else None)
             if given is not None:
@@ -130,7 +136,7 @@ def parse_cargo_argv(argv: Sequence[str] | None) -> CargoArgs:
         chosen = "dev"
     else:
         chosen = _DEFAULT_PROFILES.get(command, "dev")
-    return CargoArgs(command, chosen, toolchain, features, separator, tuple(configs), manifest)
+    return CargoArgs(command, chosen, toolchain, features, separator, tuple(configs), manifest, tuple(targets))
 
 
 def cargo_args(s) -> CargoArgs:

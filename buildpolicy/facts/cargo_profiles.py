@@ -116,6 +116,8 @@ def _merge(profiles: dict, build: dict, data: dict) -> None:
     # else [build] ones, so a variable buildpolicy sets can shadow the latter.
     if isinstance(data.get("build"), dict) and "rustflags" in data["build"]:
         build["rustflags"] = True
+    if isinstance(data.get("build"), dict) and "target" in data["build"]:
+        build["target"] = data["build"]["target"]  # a triple or a list of them; checked where used
     for key, table in (data.get("target") or {}).items():
         if isinstance(table, dict) and "rustflags" in table:
             build.setdefault("target_rustflags", [])
@@ -265,3 +267,32 @@ def probe_config_rustflags(s) -> list:
     _profiles, build = s.shared("cargo.profiles", lambda: load_profiles(s))
     levels = [f"target:{key}" for key in build.get("target_rustflags", [])]
     return (["build"] if build.get("rustflags") else []) + sorted(levels)
+
+
+def target_name(given: str) -> str:
+    """The triple cargo names a target by in variables: the triple itself, or the file
+    stem of a target specification path (``targets/armv7-custom.json`` → ``armv7-custom``)."""
+    if given.endswith(".json"):
+        return os.path.basename(given)[: -len(".json")]
+    return given
+
+
+def probe_targets(s) -> list:
+    """The ``cargo.targets`` fact: the triples cargo builds for, as cargo chooses them.
+
+    ``--target`` arguments (several build for each), else ``CARGO_BUILD_TARGET``, else
+    ``[build] target`` of the cargo configuration (a triple or a list). Empty when none
+    is given: cargo builds for the host.
+    """
+    given = list(cargo_args(s).targets)
+    if not given:
+        variable = s.ctx.environ.get("CARGO_BUILD_TARGET", "")
+        given = variable.split()
+    if not given:
+        _profiles, build = s.shared("cargo.profiles", lambda: load_profiles(s))
+        configured = build.get("target")
+        if isinstance(configured, str):
+            given = [configured]
+        elif isinstance(configured, list):
+            given = [item for item in configured if isinstance(item, str)]
+    return list(dict.fromkeys(target_name(item) for item in given if item.strip()))

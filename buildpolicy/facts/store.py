@@ -124,6 +124,9 @@ _STATIC = (
           from_invocation=True),
     _spec("cargo.toolchain_override", "string", "cargo", "probe_toolchain_override",
           "a +toolchain argument of the cargo argv, or null", from_invocation=True),
+    _spec("cargo.targets", "list", "cargo_profiles", "probe_targets",
+          "the target triples of the build: --target, else CARGO_BUILD_TARGET, else [build] target; "
+          "empty for the host", from_invocation=True),
     _spec("fs.tmp_is_memory", "bool", "mounts", "probe_tmp_is_memory", "/tmp is tmpfs or ramfs"),
     _spec("git.head", "string", "git", "probe_git_head", "short commit hash of the project, or null"),
     _spec("ci", "bool", "environ", "probe_ci", "CI is set to a true value", from_invocation=True),

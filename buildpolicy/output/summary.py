@@ -47,11 +47,17 @@ def _sccache(decision) -> str | None:
     return None
 
 
+def _linker(decision) -> str | None:
+    # The host's fast linker, then each foreign target's of a cross build.
+    fast = ("mold", "lld")
+    parts = [decision.status] if decision.status in fast else []
+    parts += [f"{target.triple}: {target.status}" for target in decision.targets if target.status in fast]
+    return ", ".join(parts) or None
+
+
 def _simple(name: str):
     def part(decision) -> str | None:
         status = decision.status
-        if name == "linker":
-            return status if status in ("mold", "lld") else None
         if name == "low_memory":
             return "low-memory" if status.startswith(("enabled", "forced")) else None
         if name == "remote":
@@ -65,7 +71,7 @@ def _simple(name: str):
     return part
 
 
-_PARTS = (("linker", _simple("linker")), ("frontend", _frontend), ("sccache", _sccache),
+_PARTS = (("linker", _linker), ("frontend", _frontend), ("sccache", _sccache),
           ("low_memory", _simple("low_memory")), ("features", _simple("features")), ("remote", _simple("remote")),
           ("tmpdir", _simple("tmpdir")))
 
