@@ -28,6 +28,8 @@ COMMANDS = (
     "init",
     "set",
     "unset",
+    "get",
+    "knobs",
     "allow",
     "deny",
     "schema",
