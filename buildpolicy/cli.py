@@ -30,6 +30,7 @@ COMMANDS = (
     "unset",
     "get",
     "knobs",
+    "status",
     "allow",
     "deny",
     "schema",

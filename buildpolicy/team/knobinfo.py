@@ -67,6 +67,10 @@ def unknown_knob(name: str, known) -> BuildpolicyError:
     return BuildpolicyError(f"unknown knob {name!r} ({hint})")
 
 
+# Statuses of a decision that kept what the caller's environment chose.
+INHERITED_STATUSES = ("inherited", "external:")
+
+
 def environment_notes(cwd: Path, environ, name: str, declared_by: str) -> list[str]:
     """What in the caller's environment still decides instead of knob ``name``, after a ``set``.
 
@@ -85,6 +89,10 @@ def environment_notes(cwd: Path, environ, name: str, declared_by: str) -> list[s
     plugin = declared_by.removeprefix("plugin ") if declared_by.startswith("plugin ") else None
     sources = {f"plugin {d.source}" for key, d in result.decisions.items() if key == name or d.source == plugin}
     notes = []
+    decision = result.decisions.get(name)
+    if decision is not None and str(decision.status).startswith(INHERITED_STATUSES):
+        # The plugin itself kept what the caller's environment chose (linker `inherited:gcc`).
+        notes.append(f"decision {name} is {decision.status} in this environment: {decision.reason}")
     for var, others in sorted(result.overridden.items()):
         for value, where, why in others:
             if where.source in sources and why.startswith("the caller's value wins"):
