@@ -132,8 +132,8 @@ def _show_run(args, entries, path) -> int:
     from buildpolicy.run import actionlog
 
     wanted = args.run.strip().lower()
-    if wanted == "last":
-        matches = entries[-1:]
+    if wanted == "last":  # the newest run the flags select (this project's by default)
+        matches = _selected(args, entries)[0][-1:]
     else:
         matches = [e for e in entries if actionlog.run_id(e).startswith(wanted)] if len(wanted) >= 4 else []
     if len(matches) != 1:
