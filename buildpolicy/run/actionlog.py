@@ -7,7 +7,10 @@
      "execution": {"mode": "local"}, "target_dir": "/src/app/target",
      "rustflags": "-C link-arg=-fuse-ld=mold", "rustflags_var": "CARGO_TARGET_…_RUSTFLAGS",
      "decisions": {"jobs": "adaptive:6 (…)", "sccache": "skipped-incremental", …},
-     "argv": ["cargo", "build", "--profile", "selfdev"], "cwd": "/src/app"}
+     "argv": ["cargo", "build", "--profile", "selfdev"], "cwd": "/src/app", "workspace": "/src/app"}
+
+``workspace`` (the cargo workspace root, for ``log --project``) is absent from
+lines written before it; ``run_id`` names a line for ``buildpolicy log RUN_ID``.
 
 ``duration_ms`` is the command's own run time (for a remote build: sync, run
 and sync back); the wait for the build gate is ``gate_wait_ms``, apart.
