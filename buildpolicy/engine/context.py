@@ -42,7 +42,6 @@ class DecideContext:
         self.cache_dir = cache_dir
         self.state_dir = state_dir
         self._warnings = warnings
-        self.once_warnings: list[str] = []  # the warnings of `warn_once`, also in `warnings`
         # For the warm `env` replay (buildpolicy.replay): files plugins depend on, and
         # why a run may not be replayed.
         self.replay_files: list[tuple[str, str]] = []  # (path, stat token when declared)
@@ -128,14 +127,6 @@ class DecideContext:
         """Add a warning: printed on stderr and listed by ``explain``."""
         if message not in self._warnings:
             self._warnings.append(message)
-
-    def warn_once(self, message: str) -> None:
-        """Add a warning about garbage in the inherited environment, which the decision
-        handled (ignored, fell back): ``env`` at the prompt says it once, not before
-        every prompt (``buildpolicy.output.once``); ``exec`` and ``explain`` always."""
-        self.warn(message)
-        if message not in self.once_warnings:
-            self.once_warnings.append(message)
 
 
 @attrs.frozen

@@ -411,7 +411,7 @@ def evaluate(request: Request) -> Result:
         replay_blockers=_replay_blockers(request, prepared, facts, ctx),
         input_files=prepared.input_files,
         started_ns=started_ns,
-        once_warnings=[*once, *(w for w in ctx.once_warnings if w not in once)],
+        once_warnings=once,
     )
 
 
