@@ -113,10 +113,15 @@ class KnobSpec:
 
 @attrs.frozen
 class KnobValue:
-    """A knob's effective value and where it came from."""
+    """A knob's effective value and where it came from.
+
+    ``rejected`` holds what was said about bad values of higher sources that were
+    ignored on the way to this one (an inherited ``BUILDPOLICY_JOBS=four``).
+    """
 
     value: Any
     provenance: Provenance
+    rejected: tuple[str, ...] = ()
 
 
 @attrs.frozen

@@ -89,19 +89,26 @@ def buildpolicy_decide(ctx):
         )
     inherited = ctx.environ.get(VARIABLE)
     replace_inherited = False
+    # What was refused on the way to the adaptive count, for `explain jobs`.
+    knobs = getattr(ctx, "knobs", None) or {}
+    ignored = [f"ignored: {message}" for message in getattr(knobs.get("jobs"), "rejected", ())]
     if inherited is not None:
         value = _positive_int(inherited)
         if value is not None:
             return Decision("jobs", value, f"override:{value}", f"inherited {VARIABLE}={inherited}")
-        ctx.warn(f"ignoring inherited {VARIABLE}={inherited!r}: expected a positive integer; using the adaptive job count")
+        # Replayed at every prompt (tests/test_replay.py holds it so) until the replay
+        # learns to say a warning once per situation (issue 13 item 10).
+        ctx.warn(f"ignoring inherited {VARIABLE}={inherited!r}: expected a positive integer; "
+                 "using the adaptive job count")
         replace_inherited = True
+        ignored.append(f"ignored: inherited {VARIABLE}={inherited!r} (not a positive integer)")
 
     available = ctx.fact("memory.available")
     if available is None:
         reason = "memory.available is unknown: cargo picks its default (one job per CPU)"
         # An invalid inherited value would make cargo fail: remove it.
         unset = (VARIABLE,) if replace_inherited else ()
-        return Decision("jobs", None, "cargo-default", reason, unset=unset)
+        return Decision("jobs", None, "cargo-default", reason, unset=unset, details=ignored)
     budget = ctx.knob("mib_per_job")
     cpus = ctx.fact("cpu.count")
     by_memory = available // (budget * MIB)
@@ -111,4 +118,5 @@ def buildpolicy_decide(ctx):
     status = f"adaptive:{jobs} (cpus={cpus if cpus else 'unknown'}, mem_avail={mem_mib}MiB, budget={budget}MiB/job)"
     limit = "memory" if not cpus or by_memory < cpus else "CPUs"
     reason = f"{mem_mib} MiB available / {budget} MiB per job = {by_memory}, clamped to 1..{cpus or '?'} CPUs: limited by {limit}"
-    return Decision("jobs", jobs, status, reason, set_env={VARIABLE: str(jobs)}, force=replace_inherited)
+    return Decision("jobs", jobs, status, reason, set_env={VARIABLE: str(jobs)}, force=replace_inherited,
+                    details=ignored)

@@ -92,6 +92,9 @@ HELP = "validate the profile and policy files; all errors at once"
 def add_arguments(parser) -> None:
     """This command's arguments."""
     add_common(parser)
+    parser.add_argument("--format", default="text",
+                        help="text (default) or json: {ok, files, rules, problems: [{file, line, col, message, "
+                             "detail}], warnings}")
     parser.add_argument(
         "paths", nargs="*",
         help="files or directories to check (default: this project); a directory with a buildpolicy.toml "
@@ -104,6 +107,8 @@ def run(args, command_argv) -> int:
     """Report every problem with file:line:col; exit 1 when any is found."""
     from buildpolicy.engine.pipeline import evaluate
 
+    if args.format not in ("text", "json"):
+        raise BuildpolicyError(f"check: unknown --format {args.format!r}; allowed: text, json")
     untrusted: list[str] = []
     try:
         if args.paths:
@@ -114,6 +119,9 @@ def run(args, command_argv) -> int:
     except BuildpolicyError as exc:
         # Problems in the files are what `check` is for: exit 1, not 2.
         exc.exit_code = EXIT_PROBLEMS if exc.exit_code == 2 else exc.exit_code
+        if args.format == "json":
+            _print_json(False, None, None, exc.messages, [])
+            return exc.exit_code
         for message in exc.messages:
             print(f"{message}", file=sys.stderr)
         print(f"buildpolicy check: {len(exc.messages)} problem(s)", file=sys.stderr)
@@ -121,7 +129,21 @@ def run(args, command_argv) -> int:
     from buildpolicy.policy.conflicts import possible_conflicts
 
     conflicts = untrusted + possible_conflicts(rules)
+    if args.format == "json":
+        _print_json(True, count, len(rules), [], conflicts)
+        return 0
     for warning in conflicts:
         print(f"warning: {warning}", file=sys.stderr)
     sys.stdout.write(f"ok: {count} file(s), {len(rules)} rule(s)" + (f", {len(conflicts)} warning(s)" if conflicts else "") + "\n")
     return 0
+
+
+def _print_json(ok: bool, files: int | None, rules: int | None, problems, warnings) -> None:
+    """The report for scripts and editors: every problem located (file, line, col, message)."""
+    import json
+
+    from buildpolicy.output.problems import problem_json
+
+    report = {"ok": ok, "files": files, "rules": rules, "problems": [problem_json(m) for m in problems],
+              "warnings": [problem_json(w) for w in warnings]}
+    sys.stdout.write(json.dumps(report, indent=2) + "\n")

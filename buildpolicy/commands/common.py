@@ -39,3 +39,20 @@ def make_request(args, command_argv, command: str, **extra):
         fact_overrides=overrides,
         **extra,
     )
+
+
+def project_dir(path: str | None) -> Path:
+    """The directory a command that takes a project ``PATH`` (``allow``, ``deny``, ``status``)
+    works in: ``PATH`` itself, the directory of a ``buildpolicy.toml`` named, or the working
+    directory without one. A missing path is an error (exit 2)."""
+    from buildpolicy.errors import BuildpolicyError
+
+    if path is None:
+        return Path.cwd()
+    given = Path(path)
+    if given.is_file() and given.name == "buildpolicy.toml":
+        return given.resolve().parent
+    if not given.is_dir():
+        what = "does not exist" if not os.path.lexists(given) else "is neither a directory nor a buildpolicy.toml"
+        raise BuildpolicyError(f"{path}: {what}; give a project directory or its buildpolicy.toml")
+    return given.resolve()

@@ -45,9 +45,13 @@ def run(args, command_argv) -> int:
             render_env({}, [], shell=args.shell, fmt=args.format)  # raises the "allowed formats" error
         # A plugin that failed to render before another one did is reported too.
         result.warnings.extend(w for w in result.plugins.warnings if w not in result.warnings)
-    stderr = warnings_text(result.warnings, args.quiet)
-    if stderr:
-        sys.stderr.write(stderr)
+    # Inherited environment garbage is said once (buildpolicy.output.once) and never
+    # replayed: the record keeps only the other warnings.
+    replayed = [w for w in result.warnings if w not in result.once_warnings]
+    stderr = warnings_text(replayed, args.quiet)
+    shown = _said_once_now(result, args.quiet) + stderr
+    if shown:
+        sys.stderr.write(shown)
         sys.stderr.flush()
     data = text.encode("utf-8", "surrogateescape")
     write_stdout(data)
@@ -58,6 +62,15 @@ def run(args, command_argv) -> int:
     if not result.replay_blockers and args.format in FORMATS:
         _record_for_replay(args.raw_argv, result, data, stderr, summary)
     return 0
+
+
+def _said_once_now(result, quiet: bool) -> str:
+    """The warnings about the inherited environment not said before at a prompt."""
+    if quiet or not result.once_warnings:
+        return ""
+    from buildpolicy.output.once import unsaid
+
+    return warnings_text(unsaid(result.once_warnings, result.paths.state_dir), quiet)
 
 
 def _stderr_is_terminal() -> bool:

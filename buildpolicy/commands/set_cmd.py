@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from buildpolicy.errors import BuildpolicyError, closest
+from buildpolicy.errors import BuildpolicyError
 
 HELP = "set a knob in a layer file (checked against the knob first; comments kept)"
 
@@ -31,12 +31,11 @@ def add_arguments(parser) -> None:
 
 def known_knob(prepared, name: str):
     """The declaration of knob ``name``; a BuildpolicyError with a suggestion when there is none."""
+    from buildpolicy.team.knobinfo import unknown_knob
+
     spec = prepared.knob_specs.get(name)
     if spec is None:
-        known = sorted(prepared.knob_specs)
-        close = closest(name, known)
-        hint = f"did you mean {close!r}?" if close else f"known knobs: {', '.join(known)}"
-        raise BuildpolicyError(f"unknown knob {name!r} ({hint})")
+        raise unknown_knob(name, prepared.knob_specs)
     return spec
 
 
@@ -78,6 +77,7 @@ def refuse_if_it_breaks_runs(cwd: Path, environ, name: str, raw: str, path: Path
 def run(args, command_argv) -> int:
     """Validate the value against the knob, then edit the layer's file; exit 2 on any problem."""
     from buildpolicy.team.edit import edit_lock, effective_knob, layer_file, set_knob, toml_value
+    from buildpolicy.team.knobinfo import display_value, environment_notes
     from buildpolicy.engine.pipeline import Request, prepare
     from buildpolicy.paths import find_profile
 
@@ -89,16 +89,38 @@ def run(args, command_argv) -> int:
     value = toml_value(spec, args.value)  # before anything is written
     path = layer_file(args.layer, prepared.paths, find_profile(cwd))
     refuse_if_it_breaks_runs(cwd, environ, spec.name, args.value, path, args.layer)
+    was_allowed = args.layer == "project" and _allowed(prepared)
     with edit_lock(path, create=True):  # concurrent sets: each one's read-edit-write is whole
         created = set_knob(path, "profile" if args.layer == "project" else "policy", args.layer, spec.name, value)
-    shown = ", ".join(value) if isinstance(value, list) else value
+    shown = display_value(value)
     sys.stdout.write(f"{spec.name} = {shown} in {path} ({args.layer} layer{', new file' if created else ''})\n")
+    if was_allowed:
+        print(revoked_trust_note(path), file=sys.stderr)
     if not args.quiet:
         # Same-layer files load in lexical order and the first value wins; a
         # higher layer or a variable beats the file: say so rather than let
         # the user wonder why nothing changed.
         now = effective_knob(cwd, environ, spec.name)
         if now is not None and now.provenance.file != str(path):
-            print(f"buildpolicy: note: knob {spec.name} is still {now.value!r} here: "
+            print(f"buildpolicy: note: knob {spec.name} is still {display_value(now.value)} here: "
                   f"{now.provenance.describe()} takes precedence", file=sys.stderr)
+        for note in environment_notes(cwd, environ, spec.name, spec.declared_by):
+            print(f"buildpolicy: note: {note}", file=sys.stderr)
     return 0
+
+
+def _allowed(prepared) -> bool:
+    """Whether the user allowed the project as it is now (its trust record matches)."""
+    from buildpolicy.policy import trust
+
+    if not prepared.policy_set.profile_path:
+        return False
+    return trust.check(prepared.policy_set, prepared.paths.state_dir).trusted and trust.record_path(
+        prepared.paths.state_dir, prepared.policy_set.profile_path).exists()
+
+
+def revoked_trust_note(profile: Path) -> str:
+    """What an edit of an allowed project's buildpolicy.toml did to its trust, and the fix."""
+    return (f"buildpolicy: warning: {profile} changed, so `buildpolicy allow` no longer covers it: until it is "
+            f"allowed again, `env` and `exec` refuse whatever in the project needs trust.\n"
+            f"help: review the change, then run: buildpolicy allow {profile.parent}")

@@ -95,6 +95,9 @@ class Result:
     # directory read or listed with its stat token, and when the run started.
     input_files: list[tuple[str, str]] = attrs.Factory(list)
     started_ns: int = 0
+    # The warnings about inherited environment garbage (also in ``warnings``): `env`
+    # at the prompt says them once (buildpolicy.output.once), and never replays them.
+    once_warnings: list[str] = attrs.Factory(list)
 
     def exec_env(self) -> dict[str, str]:
         """The full environment for a child process, with the env-state record of what
@@ -291,11 +294,19 @@ def evaluate(request: Request) -> Result:
     baseline, touched, paths = prepared.baseline, prepared.touched, prepared.paths
     policy_set, host, plugin_facts = prepared.policy_set, prepared.host, prepared.plugin_facts
     specs, warnings, problems = prepared.knob_specs, prepared.warnings, prepared.problems
+    once: list[str] = []
+
+    def warn_once(message: str) -> None:
+        warnings.append(message)
+        once.append(message)
+
     # Every problem of the files is reported at once (`check` lists them all).
     try:
-        knobs = resolve_knobs(specs.values(), prepared.file_knobs, baseline, request.cli_sets, warnings.append)
+        knobs = resolve_knobs(specs.values(), prepared.file_knobs, baseline, request.cli_sets, warn_once)
     except BuildpolicyError as exc:
         problems += exc.messages
+    for message in _unknown_knob_variables(specs, baseline, policy_set):
+        warn_once(message)
     try:
         check_decide_values(policy_set.rules, specs)
     except BuildpolicyError as exc:
@@ -315,7 +326,10 @@ def evaluate(request: Request) -> Result:
     )
     facts = FactStore(probe_ctx, request.fact_overrides, hermetic=request.hermetic, extra_specs=plugin_facts)
     if request.hook and not _in_hook_scope(request, policy_set, knobs, prepared.input_files):
-        return _outside_scope(request, prepared, knobs, facts, started_ns)
+        return attrs.evolve(_outside_scope(request, prepared, knobs, facts, started_ns), once_warnings=once)
+    from buildpolicy.engine.profiles import check_profile
+
+    check_profile(request, policy_set, facts)  # `--profile relese` fails here as in cargo
 
     outcomes, rule_decisions, policy_decisions = evaluate_rules(policy_set.rules, knobs, facts)
     ctx = DecideContext(
@@ -397,7 +411,24 @@ def evaluate(request: Request) -> Result:
         replay_blockers=_replay_blockers(request, prepared, facts, ctx),
         input_files=prepared.input_files,
         started_ns=started_ns,
+        once_warnings=once,
     )
+
+
+def _unknown_knob_variables(specs, environ, policy_set) -> list[str]:
+    """Warnings for ``BUILDPOLICY_<X>`` variables no knob reads; names the rules
+    read as ``env.<NAME>`` facts are known (a team's own switch)."""
+    from buildpolicy.policy.knobs import unknown_knob_variables
+
+    if not any(name.startswith("BUILDPOLICY_") for name in environ):
+        return []
+    read = set()
+    for rule in policy_set.rules:
+        used = getattr(rule.when, "facts_used", ())
+        read.update(name[len("env."):] for name in used if name.startswith("env.BUILDPOLICY_"))
+        for entry in rule.env:
+            read.update(part.partition("}")[0] for part in entry.value.split("${env.")[1:])
+    return unknown_knob_variables(specs.values(), environ, read)
 
 
 HOOK_SCOPE_KNOB = "hook_scope"  # declared by the built-in `prompt` plugin

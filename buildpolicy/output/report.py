@@ -123,15 +123,16 @@ def explain_text(result, name: str | None = None) -> str:
     if rows or name is None:
         sections.append("Environment\n" + ("\n".join(_table(rows)) or "  (nothing to set or unset)"))
 
-    rows = []
+    rows, ignored = [], []  # ignored: bad inherited values passed over (each one line, not a table cell)
     for key, kv in sorted(result.knobs.items()):
         if wanted(key):
             spec = result.knob_specs.get(key)
             env_names = ", ".join(spec.env_names) if spec else ""
             value = "unset" if kv.value is None else format_fact(kv.value)
             rows.append((key, value, kv.provenance.describe(), env_names))
+            ignored.extend(f"  {key}: ignored {message}" for message in getattr(kv, "rejected", ()))
     if rows:
-        sections.append("Knobs (name, value, source, variables)\n" + "\n".join(_table(rows)))
+        sections.append("Knobs (name, value, source, variables)\n" + "\n".join([*_table(rows), *ignored]))
 
     rows = []
     for outcome in result.rules:

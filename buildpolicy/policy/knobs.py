@@ -159,7 +159,9 @@ def resolve_knobs(
     """Return every knob's effective value with its provenance.
 
     All bad values are reported together as one BuildpolicyError (exit 2),
-    except for knobs declared ``on_invalid="warn"``, which warn and fall back.
+    except a bad value the environment gives a knob declared ``on_invalid="warn"``:
+    what the user typed (``--set``, a file) is an error, inherited environment
+    garbage (``BUILDPOLICY_JOBS=four``) is passed to ``warn`` and falls back.
     """
     specs = {spec.name: spec for spec in specs}
     candidates: dict[str, list[tuple[int, Any, Provenance]]] = {name: [] for name in specs}
@@ -194,6 +196,7 @@ def resolve_knobs(
     result: dict[str, KnobValue] = {}
     for name, spec in specs.items():
         chosen = KnobValue(spec.default, Provenance("default", f"default (declared by {spec.declared_by or 'buildpolicy'})"))
+        rejected: list[str] = []
         # Highest layer first; a value that fails falls back only for warn-knobs.
         for _rank, raw, provenance in sorted(candidates[name], key=lambda c: c[0], reverse=True):
             try:
@@ -207,12 +210,13 @@ def resolve_knobs(
                 else:
                     message = (f"knob {name!r}: bad value {shown} from {_without_passwords(provenance.source)}; "
                                f"allowed: {exc}")
-                if spec.on_invalid == "warn":
+                if spec.on_invalid == "warn" and provenance.layer == "env":
                     warn(message + " (ignored)")
+                    rejected.append(message)
                     continue
                 errors.append(message)
                 break
-        result[name] = chosen
+        result[name] = attrs.evolve(chosen, rejected=tuple(rejected)) if rejected else chosen
     if errors:
         raise BuildpolicyError(errors)
     return result
@@ -228,3 +232,27 @@ def _without_passwords(text: str) -> str:
     import re
 
     return re.sub(r"(://[^/@:\s'\"]*:)[^/@\s'\"]+@", r"\1***@", text)
+
+
+# BUILDPOLICY_ variables that are buildpolicy's own settings and records, not knobs.
+OWN_VARIABLES = frozenset({
+    "BUILDPOLICY_SITE_DIR", "BUILDPOLICY_REPLAY", "BUILDPOLICY_ENV_STATE", "BUILDPOLICY_GATE_HELD",
+    "BUILDPOLICY_REMOTE_HOST", "BUILDPOLICY_GOVERNOR_INNER", "BUILDPOLICY_GOVERNOR_SOCKET",
+    "BUILDPOLICY_GOVERNOR_TRACE",
+})
+
+
+def unknown_knob_variables(specs: Iterable[KnobSpec], environ: Mapping[str, str], also_known=()) -> list[str]:
+    """A warning for each ``BUILDPOLICY_<X>`` variable of ``environ`` that no knob reads
+    (a typo such as ``BUILDPOLICY_LINKR`` would otherwise be ignored without a word),
+    with the closest knob variable. ``also_known`` holds names rules read as ``env.*``
+    facts. The value is not shown: it may be a secret meant for a knob spelt right."""
+    known = {name for spec in specs for name in spec.env_names} | OWN_VARIABLES | set(also_known)
+    warnings = []
+    for name in sorted(environ):
+        if not name.startswith("BUILDPOLICY_") or name in known:
+            continue
+        close = closest(name, sorted(n for n in known if n.startswith("BUILDPOLICY_") and n not in OWN_VARIABLES))
+        hint = f"did you mean {close}?" if close else "`buildpolicy knobs` lists the knobs and their variables"
+        warnings.append(f"ignoring ${name}: no knob reads it ({hint})")
+    return warnings

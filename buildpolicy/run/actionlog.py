@@ -7,7 +7,10 @@
      "execution": {"mode": "local"}, "target_dir": "/src/app/target",
      "rustflags": "-C link-arg=-fuse-ld=mold", "rustflags_var": "CARGO_TARGET_…_RUSTFLAGS",
      "decisions": {"jobs": "adaptive:6 (…)", "sccache": "skipped-incremental", …},
-     "argv": ["cargo", "build", "--profile", "selfdev"], "cwd": "/src/app"}
+     "argv": ["cargo", "build", "--profile", "selfdev"], "cwd": "/src/app", "workspace": "/src/app"}
+
+``workspace`` (the cargo workspace root, for ``log --project``) is absent from
+lines written before it; ``run_id`` names a line for ``buildpolicy log RUN_ID``.
 
 ``duration_ms`` is the command's own run time (for a remote build: sync, run
 and sync back); the wait for the build gate is ``gate_wait_ms``, apart.
@@ -302,3 +305,68 @@ def summarize(entries: Iterable[Mapping[str, Any]]) -> list[Group]:
         ))
     result.sort(key=lambda g: (-g.count, g.profile, g.action, g.decisions))
     return result
+
+
+def run_id(entry: Mapping[str, Any]) -> str:
+    """A short stable id of a logged run (``buildpolicy log RUN_ID`` shows it): a digest of its line."""
+    import hashlib
+
+    text = json.dumps(entry, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=5).hexdigest()
+
+
+def project_root(cwd: Path) -> Path:
+    """The project a run in ``cwd`` belongs to, for ``log --project``: the cargo workspace
+    root, else the directory of the nearest buildpolicy.toml, else ``cwd`` itself."""
+    from buildpolicy.paths import find_profile
+    from buildpolicy.run.workspace import workspace_root
+
+    root = workspace_root(cwd)
+    if root is None:
+        profile = find_profile(cwd)
+        root = profile.parent if profile is not None else cwd
+    return Path(os.path.abspath(root))
+
+
+def in_project(entry: Mapping[str, Any], root: Path) -> bool:
+    """Whether a logged run belongs to the project at ``root``: its recorded workspace is
+    ``root``, or (a line without one) it ran in or below ``root``. A line that says
+    neither (an old format) cannot be placed and counts for every project."""
+    workspace, cwd = entry.get("workspace"), entry.get("cwd")
+    if isinstance(workspace, str):
+        return os.path.abspath(workspace) == str(root)
+    if not isinstance(cwd, str):
+        return True
+    cwd = os.path.abspath(cwd)
+    return cwd == str(root) or cwd.startswith(str(root).rstrip(os.sep) + os.sep)
+
+
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hours?|d|days?|w|weeks?)\s*(ago)?\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def since_timestamp(text: str, now: float) -> str:
+    """The ``started_at`` string runs of ``log --since TEXT`` are at or after.
+
+    ``TEXT`` is a duration back from ``now`` (``90m``, ``2h``, ``3d``, ``1w``), a date
+    (``2026-05-01``, local midnight) or a local date and time (``2026-05-01T09:30``,
+    ``2026-05-01 09:30``); a time with a zone (``…Z``, ``…+02:00``) is taken as given.
+    ValueError saying the accepted forms otherwise.
+    """
+    import datetime
+
+    relative = _RELATIVE.match(text)
+    if relative:
+        amount, unit = float(relative.group(1)), relative.group(2).lower()
+        moment = now - amount * _UNIT_SECONDS["m" if unit.startswith("min") else unit[0]]
+        stamp = datetime.datetime.fromtimestamp(moment, tz=datetime.timezone.utc)
+    else:
+        try:
+            parsed = datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"--since {text!r}: expected a duration (90m, 2h, 3d, 1w) or a date and time "
+                             "(2026-05-01, 2026-05-01T09:30)") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.astimezone()  # a local time, as people type it
+        stamp = parsed.astimezone(datetime.timezone.utc)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"

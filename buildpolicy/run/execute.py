@@ -318,6 +318,7 @@ def _log(result, plan, started_at, duration, waited, status, request, quiet, tar
         "decisions": {name: d.status for name, d in result.decisions.items()},
         "argv": actionlog.redact_argv(plan.argv),  # the log outlives the command: no tokens in it
         "cwd": str(request.cwd),
+        "workspace": str(actionlog.project_root(request.cwd)),  # for `buildpolicy log --project`
     }
     if governor:
         entry["governor"] = governor
