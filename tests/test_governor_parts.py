@@ -246,6 +246,11 @@ def test_the_wrapper_runs_a_query_without_a_governor_and_exits_as_rustc_does(tmp
     killed = subprocess.run([*launcher, "sh", "-c", "kill -9 $$", "--crate-name", "x"], env=env,
                             capture_output=True, text=True, timeout=60)
     assert killed.returncode == -9  # died of the same signal, so cargo reports it the same way
+    # RUSTC="" makes cargo pass an empty program name: an error message, not a traceback.
+    empty = subprocess.run([*launcher, "", "--crate-name", "x", "--crate-type", "lib", "x.rs"], env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert empty.returncode == 126 and "Traceback" not in empty.stderr
+    assert "buildpolicy rustc wrapper: ''" in empty.stderr
 
 
 def test_a_preempted_compilation_is_rerun_and_cargo_sees_one_run(tmp_path):

@@ -54,8 +54,8 @@ def _exec(command: list[str]) -> int:
     except FileNotFoundError:
         print(f"buildpolicy rustc wrapper: {command[0]}: command not found", file=sys.stderr)
         return 127
-    except OSError as exc:
-        print(f"buildpolicy rustc wrapper: {command[0]}: {exc.strerror or exc}", file=sys.stderr)
+    except (OSError, ValueError) as exc:  # ValueError: an empty name or one with a NUL (RUSTC="")
+        print(f"buildpolicy rustc wrapper: {command[0]!r}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
         return 126
     return 0  # not reached
 
@@ -205,10 +205,11 @@ class Compilation:
                 setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ),
                 setsigmask=(),
             )
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: an empty name or one with a NUL (RUSTC="")
             os.close(read_fd)
             os.close(write_fd)
-            print(f"buildpolicy rustc wrapper: {self.command[0]}: {exc.strerror or exc}", file=sys.stderr)
+            print(f"buildpolicy rustc wrapper: {self.command[0]!r}: {getattr(exc, 'strerror', None) or exc}",
+                  file=sys.stderr)
             return (127 if isinstance(exc, FileNotFoundError) else 126) << 8, 0, False
         finally:
             _signal.pthread_sigmask(_signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
