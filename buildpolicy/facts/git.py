@@ -114,3 +114,41 @@ def probe_git_head(s) -> str:
     if commit is None:
         raise FactUnknown("HEAD does not point to a commit (new repository, or an unsupported ref format)")
     return commit[:SHORT]
+
+
+_CREDENTIALS = r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@]*)@"
+
+
+def _without_credentials(url: str) -> str:
+    """``url`` with the user part of an http(s)/ftp URL replaced: it may be a token
+    (``https://ghp_…@github.com/…``). ssh users (``git@host:…``, ``ssh://git@…``) are kept."""
+    import re  # not at module level: the warm replay imports this module
+
+    match = re.match(_CREDENTIALS, url)
+    if match and match.group("scheme").lower().startswith(("http", "ftp")):
+        return f"{match.group('scheme')}<redacted>@{url[match.end():]}"
+    return url
+
+
+def remote_url(start: Path, environ=None) -> str | None:
+    """The URL of the ``origin`` remote (else the first remote) of the repository
+    containing ``start``, read from its config file with no git process; credentials
+    in it are redacted. None when there is no repository or no remote."""
+    import re
+
+    dirs = find_git_dirs(start, environ)
+    if dirs is None:
+        return None
+    urls: dict[str, str] = {}
+    section = None
+    for raw in (_read(dirs[1] / "config") or "").splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            match = re.match(r'\[\s*remote\s+"(?P<name>[^"]*)"\s*\]', line)
+            section = match.group("name") if match else None
+            continue
+        key, sep, value = line.partition("=")
+        if section is not None and sep and key.strip().lower() == "url" and section not in urls:
+            urls[section] = value.strip().strip('"')
+    url = urls.get("origin") or next(iter(urls.values()), None)
+    return _without_credentials(url) if url else None

@@ -87,6 +87,7 @@ def execute(request, command_argv, *, dry_run: bool = False, quiet: bool = False
 
     cargo = request.cargo_argv is not None
     started_at = time.time()
+    clock = time.monotonic()  # the whole exec, gate wait included: the log's duration_ms
 
     def note(message: str) -> None:
         if not quiet:
@@ -156,7 +157,7 @@ def execute(request, command_argv, *, dry_run: bool = False, quiet: bool = False
             if lock is not None:
                 lock.release()
         duration = time.monotonic() - began
-    _log(result, plan, started_at, duration, waited, status, request, quiet, target, summary)
+    _log(result, plan, started_at, time.monotonic() - clock, duration, waited, status, request, quiet, target, summary)
     return status
 
 
@@ -290,8 +291,27 @@ def _rustflags(result) -> tuple[str | None, str]:
     return None, ""
 
 
-def _log(result, plan, started_at, duration, waited, status, request, quiet, target, governor=None) -> None:
-    """Append this run to the action log; a failure to log only warns."""
+def _repository(request, plan) -> dict:
+    """Where the run happened: the cargo workspace root (else the working directory) and
+    the git remote URL of that checkout (credentials redacted), or None without one."""
+    from buildpolicy.facts.git import remote_url
+    from buildpolicy.run.workspace import manifest_path_arg, workspace_root
+
+    manifest = manifest_path_arg(plan.argv) if is_cargo(plan.argv) else None
+    start = (request.cwd / manifest).parent if manifest else request.cwd
+    root = workspace_root(start) or request.cwd
+    try:
+        remote = remote_url(root, request.environ)
+    except OSError:
+        remote = None
+    return {"root": str(root), "remote": remote}
+
+
+def _log(result, plan, started_at, total, duration, waited, status, request, quiet, target, governor=None) -> None:
+    """Append this run to the action log; a failure to log only warns.
+
+    ``total`` is the whole exec (evaluation and gate wait included), ``duration``
+    the command's own run time, ``waited`` the gate wait, all in seconds."""
     from buildpolicy.run import actionlog
     from buildpolicy.facts.cargo import parse_cargo_argv
 
@@ -306,9 +326,11 @@ def _log(result, plan, started_at, duration, waited, status, request, quiet, tar
     entry = {
         "v": actionlog.VERSION,
         "started_at": _iso(started_at),
-        "duration_ms": round(duration * 1000, 1),
+        "duration_ms": round(total * 1000, 1),
+        "execution_duration_ms": round(duration * 1000, 1),
         "gate_wait_ms": round(waited * 1000, 1),
         "exit_code": status,
+        "success": status == 0,
         "action": (cargo.command or "cargo") if is_cargo_run else os.path.basename(plan.argv[0]),
         "profile": result.profile,
         "execution": execution,
@@ -318,6 +340,7 @@ def _log(result, plan, started_at, duration, waited, status, request, quiet, tar
         "decisions": {name: d.status for name, d in result.decisions.items()},
         "argv": actionlog.redact_argv(plan.argv),  # the log outlives the command: no tokens in it
         "cwd": str(request.cwd),
+        "repository": _repository(request, plan),
     }
     if governor:
         entry["governor"] = governor
@@ -334,7 +357,7 @@ def _log_refused(result, request, command_argv, started_at, exc) -> None:
 
     plan = ExecPlan(argv=tuple(result.cargo_args) or tuple(command_argv), env=result.exec_env(),
                     execution={"mode": "none"})
-    _log(result, plan, started_at, time.time() - started_at, 0.0, exc.exit_code, request, True, None)
+    _log(result, plan, started_at, max(0.0, time.time() - started_at), 0.0, 0.0, exc.exit_code, request, True, None)
 
 
 def _iso(epoch: float) -> str:
