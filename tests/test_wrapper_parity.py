@@ -54,3 +54,16 @@ def test_low_memory_rule_keeps_another_tools_wrapper(base_env, project):
     after = shell_after_env(base_env, project, LOW_MEMORY_LAPTOP, {"RUSTC_WRAPPER": "/opt/bin/my-wrapper"},
                             ["RUSTC_WRAPPER"], "cargo", "build", "--profile", "selfdev")
     assert after == {"RUSTC_WRAPPER": "/opt/bin/my-wrapper"}
+
+
+def test_a_projects_build_tmpdir_needs_allow(cli, base_env, project, tmp_path):
+    """``build_tmpdir`` makes buildpolicy create a directory: from a repository's file it
+    waits for ``buildpolicy allow`` (nothing is created before), then applies."""
+    deep = tmp_path / "made" / "by" / "the" / "repo"
+    write(project / "buildpolicy.toml", f'[knobs]\nbuild_tmpdir = "{deep}"\n')
+    before = cli("env", "--format", "json", cwd=project)
+    assert not deep.exists()
+    assert "TMPDIR" not in json.loads(before.stdout or "{}").get("set", {})
+    cli("allow", cwd=project, check=True)
+    after = json.loads(cli("env", "--format", "json", cwd=project, check=True).stdout)
+    assert after["set"]["TMPDIR"] == str(deep) and deep.is_dir()
