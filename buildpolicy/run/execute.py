@@ -39,13 +39,16 @@ def is_cargo(argv) -> bool:
 
 def _plan(request, cargo: bool, command_argv):
     """Evaluate ``request`` and let plugins wrap the plan: ``(result, plan)``."""
+    from buildpolicy.engine.compose import EXEC_VAR
     from buildpolicy.engine.context import ExecPlan
     from buildpolicy.engine.pipeline import evaluate
 
     result = evaluate(request)
     argv = tuple(result.cargo_args) if cargo else tuple(command_argv)
+    env = result.exec_env()
+    env[EXEC_VAR] = str(os.getpid())  # a nested exec in the command adds no flag twice
     try:
-        plan = result.plugins.wrap_exec(ExecPlan(argv=argv, env=result.exec_env()), result.context)
+        plan = result.plugins.wrap_exec(ExecPlan(argv=argv, env=env), result.context)
     except BuildpolicyError as exc:
         exc.result = result  # the decisions that led to a refusal, for the action log
         raise
@@ -136,7 +139,8 @@ def execute(request, command_argv, *, dry_run: bool = False, quiet: bool = False
             sys.stderr.flush()
         target = _target_dir(plan, request)
         _record_flags(result, plan, target)
-        if (lock is None and governor is None and plan.execution.get("mode") != "remote"
+        guard = _zero_tests_guard(result, plan)
+        if (lock is None and governor is None and guard is None and plan.execution.get("mode") != "remote"
                 and _knob(result, "action_log") == "off"):
             return _replace_process(plan)
         began = time.monotonic()
@@ -150,7 +154,9 @@ def execute(request, command_argv, *, dry_run: bool = False, quiet: bool = False
                 from buildpolicy.run import childproc
 
                 env = governor.open_env if governor is not None else plan.env
-                status = childproc.run(plan.argv, env)
+                status = childproc.run(plan.argv, env, watch=guard.feed if guard is not None else None)
+                if guard is not None and status == 0 and guard.matched_nothing():
+                    status = _zero_tests_failure(result)
         finally:
             if governor is not None:
                 summary = governor.close()
@@ -159,6 +165,33 @@ def execute(request, command_argv, *, dry_run: bool = False, quiet: bool = False
         duration = time.monotonic() - began
     _log(result, plan, started_at, time.monotonic() - clock, duration, waited, status, request, quiet, target, summary)
     return status
+
+
+def _zero_tests_guard(result, plan):
+    """A watch over the output of a filtered ``cargo test`` (``zero_tests`` on), else None."""
+    import attrs
+
+    decision = result.decisions.get("zero_tests")
+    if decision is None or not decision.status.startswith("on:"):
+        return None
+    if plan.execution.get("mode") == "remote":
+        result.decisions["zero_tests"] = attrs.evolve(
+            decision, status="not-applicable:remote", reason="the tests run on the build host; their output is not watched")
+        return None
+    from buildpolicy.run.testguard import ZeroTestsWatch
+
+    return ZeroTestsWatch()
+
+
+def _zero_tests_failure(result) -> int:
+    """Say that the filter matched no test; the exit status to return instead of 0."""
+    decision = result.decisions["zero_tests"]
+    code = int(decision.value)
+    # Printed even with -q: it is the reason the command fails.
+    print(f"buildpolicy: error: the cargo test filter matched no test (every test binary ran 0 tests): exit {code}; "
+          "check the test name or path, or allow it with --set zero_tests=allow (BUILDPOLICY_ZERO_TESTS=allow)",
+          file=sys.stderr, flush=True)
+    return code
 
 
 def _governor_on(result) -> bool:
