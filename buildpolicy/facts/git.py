@@ -152,3 +152,19 @@ def remote_url(start: Path, environ=None) -> str | None:
             urls[section] = value.strip().strip('"')
     url = urls.get("origin") or next(iter(urls.values()), None)
     return _without_credentials(url) if url else None
+
+
+def head_files(start: Path, environ=None) -> list[Path]:
+    """The files HEAD's commit is read from: ``HEAD``, then the ref file it names (loose,
+    else ``packed-refs``). A warm replay watches them to notice a commit or a checkout."""
+    dirs = find_git_dirs(start, environ)
+    if dirs is None:
+        return []
+    gitdir, commondir = dirs
+    files = [gitdir / "HEAD"]
+    text = _read(gitdir / "HEAD") or ""
+    if text.startswith("ref:"):
+        ref = text.removeprefix("ref:").strip()
+        loose = next((d / ref for d in (gitdir, commondir) if (d / ref).is_file()), None)
+        files.append(loose if loose is not None else commondir / "packed-refs")
+    return files
