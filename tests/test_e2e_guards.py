@@ -10,7 +10,10 @@ import sys
 from pathlib import Path
 
 from tests.conftest import write
-from tests.test_e2e_cargo import e2e, require  # noqa: F401 - the fixture and its helper
+from tests import test_e2e_cargo
+
+e2e = test_e2e_cargo.e2e  # the fixture: a copy of a tiny crate and a runner of real cargo builds
+require = test_e2e_cargo.require
 
 TESTS = """
 #[cfg(test)]

@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import write
-from tests.test_e2e_cargo import e2e, require  # noqa: F401 - the e2e fixture (real cargo)
+from tests import test_e2e_cargo
 from tests.test_replay import run_env
+
+e2e = test_e2e_cargo.e2e  # the fixture: a copy of a tiny crate and a runner of real cargo builds
 
 GIT = ["git", "-c", "user.email=dev@example.com", "-c", "user.name=dev"]
 

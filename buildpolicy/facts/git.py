@@ -104,8 +104,9 @@ def head_commit(start: Path, environ=None) -> str | None:
     return resolve_ref(*dirs, "HEAD") if dirs else None
 
 
-def probe_git_head(s) -> str:
-    """The ``git.head`` fact: the first 7 hex digits of HEAD's commit."""
+def head_of(s) -> tuple[str, Path, Path]:
+    """HEAD's full commit hash for the probe session ``s`` (its working directory), and the
+    repository's git and common directories; FactUnknown when there is no commit."""
     start = Path(os.path.abspath(s.ctx.cwd))
     dirs = find_git_dirs(start, s.ctx.environ)
     if dirs is None:
@@ -113,7 +114,12 @@ def probe_git_head(s) -> str:
     commit = resolve_ref(*dirs, "HEAD")
     if commit is None:
         raise FactUnknown("HEAD does not point to a commit (new repository, or an unsupported ref format)")
-    return commit[:SHORT]
+    return commit, *dirs
+
+
+def probe_git_head(s) -> str:
+    """The ``git.head`` fact: the first 7 hex digits of HEAD's commit."""
+    return head_of(s)[0][:SHORT]
 
 
 _CREDENTIALS = r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@]*)@"

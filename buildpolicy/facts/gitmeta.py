@@ -12,9 +12,7 @@ cannot be cached: a run that depends on it is never replayed.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
+from buildpolicy.facts.git import head_of
 from buildpolicy.facts.unknown import FactUnknown
 
 
@@ -38,20 +36,6 @@ def _git(s, *args: str) -> str:
     return out.strip()
 
 
-def _commit(s) -> tuple[str, Path, Path]:
-    """HEAD's full commit hash and the repository's git and common directories."""
-    from buildpolicy.facts.git import find_git_dirs, resolve_ref
-
-    start = Path(os.path.abspath(s.ctx.cwd))
-    dirs = find_git_dirs(start, s.ctx.environ)
-    if dirs is None:
-        raise FactUnknown(f"{start} is not inside a git repository")
-    commit = resolve_ref(*dirs, "HEAD")
-    if commit is None:
-        raise FactUnknown("HEAD does not point to a commit (new repository, or an unsupported ref format)")
-    return commit, *dirs
-
-
 def _cached(s, key_parts, compute) -> str:
     from buildpolicy.facts.cache import cache_key
 
@@ -68,7 +52,7 @@ def _cached(s, key_parts, compute) -> str:
 def probe_commit_date(s) -> str:
     """The ``git.commit_date`` fact: HEAD's committer date as ``git log --format=%ci``
     prints it (``2026-11-30 17:21:14 +0100``)."""
-    commit, _gitdir, _common = _commit(s)
+    commit, _gitdir, _common = head_of(s)
     return _cached(s, ("git-commit-date", commit),
                    lambda: _git(s, "log", "-1", "--format=%ci", commit) or _no_output("log"))
 
@@ -77,7 +61,7 @@ def probe_describe(s) -> str:
     """The ``git.describe`` fact: ``git describe --tags --always`` of HEAD."""
     from buildpolicy.filestate import stat_token
 
-    commit, _gitdir, common = _commit(s)
+    commit, _gitdir, common = head_of(s)
     # New tags change the answer for the same commit: the key holds where tags live.
     tags = (stat_token(common / "packed-refs"), stat_token(common / "refs" / "tags"))
     return _cached(s, ("git-describe", commit, *tags),
@@ -86,7 +70,7 @@ def probe_describe(s) -> str:
 
 def probe_dirty(s) -> bool:
     """The ``git.dirty`` fact: the work tree or index differs from HEAD (untracked files count)."""
-    _commit(s)
+    head_of(s)
     return bool(_git(s, "status", "--porcelain"))
 
 
