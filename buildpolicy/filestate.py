@@ -215,11 +215,12 @@ def _group_name(gid: int) -> str:
         return f"gid {gid}"
 
 
-def unsafe_directory(directory) -> str | None:
+def unsafe_directory(directory, *, warn: bool = True) -> str | None:
     """Why buildpolicy must not use cache or state files in ``directory``, or None when it may.
 
     The first refusal of each directory is reported on stderr, once per process:
     buildpolicy then runs without that cache or state (nothing read, nothing written).
+    ``warn=False`` leaves the reporting to the caller (a directory that is not a cache).
     """
     if not hasattr(os, "geteuid"):  # pragma: no cover - not POSIX: no owners to check
         return None
@@ -227,7 +228,7 @@ def unsafe_directory(directory) -> str | None:
     if directory in _verdicts:
         return _verdicts[directory]
     reason, complete = _unsafe_path(directory)
-    if reason is not None:
+    if reason is not None and warn:
         _warn_refused(reason)
     if complete or reason is not None:
         _verdicts[directory] = reason

@@ -65,7 +65,13 @@ def buildpolicy_decide(ctx):
         return Decision("sccache", False, "disabled-by-knob", f"knob sccache = off ({ctx.knob_source('sccache')})")
     policy = ctx.policy_decision("sccache")
     if policy is not None and str(policy[0]).lower() in ("off", "false"):
-        return Decision("sccache", False, f"disabled-by-policy:{policy[1]}", f"rule {policy[1]} decides sccache = off")
+        # Off means off for the caller's sccache too (the wrapper's low-memory mode
+        # exported SCCACHE_DISABLE=1 for this): left inherited, it would wrap the very
+        # incremental build the rule keeps. Another tool's wrapper is not ours to drop.
+        unset = (WRAPPER,) if inherited and _is_sccache(inherited) else ()
+        reason = f"rule {policy[1]} decides sccache = off" + (
+            f"; removed the inherited {WRAPPER}={inherited}" if unset else "")
+        return Decision("sccache", False, f"disabled-by-policy:{policy[1]}", reason, unset=unset)
     forced_by = "knob sccache = on" if knob == "on" else None
     if forced_by is None and knob == "auto" and policy is not None and str(policy[0]).lower() in ("on", "true"):
         knob, forced_by = "on", f"rule {policy[1]} decides sccache = on"

@@ -182,3 +182,46 @@ def test_an_entry_after_a_torn_line_is_kept(tmp_path):
     lines = path.read_bytes().splitlines()
     assert lines[0] == b'{"started_at": "2026-11-25T'
     assert json.loads(lines[1])["argv"] == ["cargo", "build"]
+
+
+def test_log_separates_the_gate_wait_and_names_success_and_repository(cli, project, fake_cargo, base_env):
+    """Issue 14.6: ``success``, ``execution_duration_ms`` (the command alone) beside
+    ``duration_ms`` (the whole exec, gate wait included) and ``repository``."""
+    import subprocess
+    import sys
+
+    from buildpolicy.run.gate import GateLock
+
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    subprocess.run(["git", "-C", str(project), "remote", "add", "origin", "https://ghp_secret123@example.com/team/app.git"],
+                   check=True)
+    holder = GateLock(state(base_env) / "gate.lock")
+    holder.acquire(lambda message: None, 30.0)
+    env = dict(base_env, **fake_cargo)
+    waiter = subprocess.Popen([sys.executable, "-m", "buildpolicy", "exec", "--", "cargo", "build"], cwd=project / "policies",
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Released only once exec reports that it waits, and a while after: the wait is real.
+        assert "waiting for the build gate" in waiter.stderr.readline()
+        import time
+
+        time.sleep(0.3)
+    finally:
+        holder.release()
+    waiter.communicate(timeout=60)
+    assert waiter.returncode == 0
+    assert cli("exec", "--", "cargo", "test", cwd=project, env=dict(fake_cargo, FAKE_EXIT="3")).returncode == 3
+    assert cli("exec", "--", "sh", "-c", "sleep 0.2", cwd="/").returncode == 0
+    waited, failed, outside = entries(base_env)
+    assert waited["success"] is True and failed["success"] is False and outside["success"] is True
+    assert waited["gate_wait_ms"] >= 300
+    # The command's own time excludes the wait; the whole exec includes both.
+    assert waited["execution_duration_ms"] + waited["gate_wait_ms"] <= waited["duration_ms"] + 0.2
+    assert outside["execution_duration_ms"] >= 200 and outside["duration_ms"] >= outside["execution_duration_ms"]
+    # The workspace root, not the directory exec ran in; the token in the remote URL never reaches the log.
+    assert waited["repository"] == {"root": str(project), "remote": "https://<redacted>@example.com/team/app.git"}
+    assert "ghp_secret123" not in actionlog.log_path(state(base_env)).read_text()
+    assert outside["repository"] == {"root": "/", "remote": None}
+    # `buildpolicy log` summarizes the command's own time.
+    [group] = [g for g in actionlog.summarize([waited]) if g.action == "build"]
+    assert group.median_ms == waited["execution_duration_ms"]

@@ -425,3 +425,32 @@ def test_rules_sharing_a_when_summarise_the_facts_looked_up_by_their_turn(projec
     assert notes["first"] == "`when` is true with ci=true"
     assert notes["asks-cpus"] == "`when` is true with cpu.count=8"
     assert notes["again"] == notes["and-again"] == "`when` is true with ci=true, cpu.count=8"
+
+
+def test_tmpdir_choices_of_the_wrapper(project, base_env, tmp_path):
+    """Issue 14.8: an explicit build_tmpdir beats TMPDIR; the target dir is the fallback
+    scratch; nothing usable → fallback-system-default."""
+    import os
+
+    explicit = tmp_path / "build-tmp" / "deep"
+    result = run(project, base_env, env={"TMPDIR": "/var/tmp"}, sets=[f"build_tmpdir={explicit}"])
+    assert result.decisions["tmpdir"].status == "explicit" and explicit.is_dir()
+    assert result.set_env["TMPDIR"] == str(explicit)
+    assert "beats the inherited TMPDIR=/var/tmp" in result.decisions["tmpdir"].reason
+    # An explicit directory that cannot be made: the system default, and why.
+    blocker = write(tmp_path / "a-file", "")
+    bad = run(project, base_env, sets=[f"build_tmpdir={blocker}/sub"])
+    assert bad.decisions["tmpdir"].status == "fallback-system-default" and "TMPDIR" not in bad.set_env
+    assert f"{blocker}/sub cannot be checked (Not a directory)" in bad.decisions["tmpdir"].reason
+    # A memory-backed /tmp and a cache dir that cannot hold the scratch dir: the project's target dir.
+    memory = dict(LOW_MEMORY_LAPTOP, **{"fs.tmp_is_memory": True})
+    cache = write(tmp_path / "cache-is-a-file", "")
+    moved = run(project, base_env, facts=memory, env={"XDG_CACHE_HOME": str(cache)})
+    assert moved.decisions["tmpdir"].status == "target-scratch"
+    assert moved.set_env["TMPDIR"] == str(project / "target" / "buildpolicy-tmp")
+    assert os.path.isdir(moved.set_env["TMPDIR"])
+    # CARGO_TARGET_DIR is where the target dir is; one that cannot be made either: fallback.
+    nowhere = run(project, base_env, facts=memory,
+                  env={"XDG_CACHE_HOME": str(cache), "CARGO_TARGET_DIR": str(blocker / "target")})
+    assert nowhere.decisions["tmpdir"].status == "fallback-system-default" and "TMPDIR" not in nowhere.set_env
+    assert f"{blocker}/target cannot be checked" in nowhere.decisions["tmpdir"].reason

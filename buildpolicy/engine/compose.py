@@ -108,6 +108,15 @@ def compose_env(outcomes, decisions, facts, baseline, ctx, policy_set=None):
 
 
 ENCODED_SEPARATOR = "\x1f"  # CARGO_ENCODED_RUSTFLAGS separates arguments with 0x1f
+# Set by `exec` in the command's environment (its pid): a `buildpolicy` run that finds it
+# runs inside an exec (a build script, a cargo alias, an xtask calling exec again).
+EXEC_VAR = "BUILDPOLICY_EXEC"
+
+
+def _contains(flags: list[str], fragment: tuple[str, ...]) -> bool:
+    """Whether ``fragment`` appears in ``flags`` as consecutive arguments."""
+    size = len(fragment)
+    return any(tuple(flags[i:i + size]) == fragment for i in range(len(flags) - size + 1))
 
 
 def rustflags_variable(facts, baseline, triple: str | None = None) -> tuple[str, str | None]:
@@ -213,11 +222,24 @@ def compose_rustflags(outcomes, decisions, facts, baseline, set_env, provenance,
 
 def _join_into(var, fragments, sources, baseline, set_env, provenance) -> None:
     """Append ``fragments`` to the caller's flags in ``var``."""
-    ours = [flag for fragment in fragments for flag in fragment]
     inherited = set_env.get(var, baseline.get(var, ""))
-    if var == "CARGO_ENCODED_RUSTFLAGS":
-        set_env[var] = ENCODED_SEPARATOR.join(([inherited] if inherited else []) + ours)
-    else:
-        inherited = inherited.strip()
-        set_env[var] = " ".join(([inherited] if inherited else []) + ours)
-    provenance[var] = Provenance("engine", "rustflags composed from " + ", ".join(sources) + (" after the caller's flags" if inherited else ""))
+    encoded = var == "CARGO_ENCODED_RUSTFLAGS"
+    inherited = inherited if encoded else inherited.strip()
+    nested = ""
+    if baseline.get(EXEC_VAR) and inherited:
+        # Inside an exec, cargo hands a build script the outer build's flags (ours among
+        # them) in CARGO_ENCODED_RUSTFLAGS: adding them again would change every flag
+        # and rebuild the nested build from scratch. Fragments already there stay once.
+        present = inherited.split(ENCODED_SEPARATOR) if encoded else inherited.split()
+        kept = [(f, src) for f, src in zip(fragments, sources) if not _contains(present, f)]
+        if len(kept) < len(fragments):
+            nested = f"; inside buildpolicy exec (pid {baseline[EXEC_VAR]}) the flags already in {var} are not added again"
+        fragments, sources = [f for f, _ in kept], [src for _, src in kept]
+        if not fragments:
+            provenance.setdefault(var, Provenance("inherited", "from the caller's environment" + nested))
+            return
+    ours = [flag for fragment in fragments for flag in fragment]
+    separator = ENCODED_SEPARATOR if encoded else " "
+    set_env[var] = separator.join(([inherited] if inherited else []) + ours)
+    provenance[var] = Provenance("engine", "rustflags composed from " + ", ".join(sources)
+                                 + (" after the caller's flags" if inherited else "") + nested)

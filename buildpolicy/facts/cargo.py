@@ -85,6 +85,18 @@ def _split_global(argv: Sequence[str], start: int) -> tuple[int, list[str]]:
     return i, configs
 
 
+def command_index(argv: Sequence[str] | None) -> int | None:
+    """The index of the subcommand in a cargo argv (after ``+toolchain`` and global
+    options), or None when ``argv`` is not cargo or names no subcommand before ``--``."""
+    argv = tuple(argv or ())
+    if not argv or not is_cargo(argv[0]):
+        return None
+    end = argv.index("--") if "--" in argv else len(argv)
+    start = 2 if end > 1 and argv[1].startswith("+") else 1
+    index, _configs = _split_global(argv[:end], start)
+    return index if index < end else None
+
+
 def parse_cargo_argv(argv: Sequence[str] | None) -> CargoArgs:
     """Parse a cargo command line (``("cargo", "+nightly", "build", "-r", "--", …)``).
 

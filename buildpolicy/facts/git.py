@@ -104,8 +104,9 @@ def head_commit(start: Path, environ=None) -> str | None:
     return resolve_ref(*dirs, "HEAD") if dirs else None
 
 
-def probe_git_head(s) -> str:
-    """The ``git.head`` fact: the first 7 hex digits of HEAD's commit."""
+def head_of(s) -> tuple[str, Path, Path]:
+    """HEAD's full commit hash for the probe session ``s`` (its working directory), and the
+    repository's git and common directories; FactUnknown when there is no commit."""
     start = Path(os.path.abspath(s.ctx.cwd))
     dirs = find_git_dirs(start, s.ctx.environ)
     if dirs is None:
@@ -113,4 +114,63 @@ def probe_git_head(s) -> str:
     commit = resolve_ref(*dirs, "HEAD")
     if commit is None:
         raise FactUnknown("HEAD does not point to a commit (new repository, or an unsupported ref format)")
-    return commit[:SHORT]
+    return commit, *dirs
+
+
+def probe_git_head(s) -> str:
+    """The ``git.head`` fact: the first 7 hex digits of HEAD's commit."""
+    return head_of(s)[0][:SHORT]
+
+
+_CREDENTIALS = r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@]*)@"
+
+
+def _without_credentials(url: str) -> str:
+    """``url`` with the user part of an http(s)/ftp URL replaced: it may be a token
+    (``https://ghp_…@github.com/…``). ssh users (``git@host:…``, ``ssh://git@…``) are kept."""
+    import re  # not at module level: the warm replay imports this module
+
+    match = re.match(_CREDENTIALS, url)
+    if match and match.group("scheme").lower().startswith(("http", "ftp")):
+        return f"{match.group('scheme')}<redacted>@{url[match.end():]}"
+    return url
+
+
+def remote_url(start: Path, environ=None) -> str | None:
+    """The URL of the ``origin`` remote (else the first remote) of the repository
+    containing ``start``, read from its config file with no git process; credentials
+    in it are redacted. None when there is no repository or no remote."""
+    import re
+
+    dirs = find_git_dirs(start, environ)
+    if dirs is None:
+        return None
+    urls: dict[str, str] = {}
+    section = None
+    for raw in (_read(dirs[1] / "config") or "").splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            match = re.match(r'\[\s*remote\s+"(?P<name>[^"]*)"\s*\]', line)
+            section = match.group("name") if match else None
+            continue
+        key, sep, value = line.partition("=")
+        if section is not None and sep and key.strip().lower() == "url" and section not in urls:
+            urls[section] = value.strip().strip('"')
+    url = urls.get("origin") or next(iter(urls.values()), None)
+    return _without_credentials(url) if url else None
+
+
+def head_files(start: Path, environ=None) -> list[Path]:
+    """The files HEAD's commit is read from: ``HEAD``, then the ref file it names (loose,
+    else ``packed-refs``). A warm replay watches them to notice a commit or a checkout."""
+    dirs = find_git_dirs(start, environ)
+    if dirs is None:
+        return []
+    gitdir, commondir = dirs
+    files = [gitdir / "HEAD"]
+    text = _read(gitdir / "HEAD") or ""
+    if text.startswith("ref:"):
+        ref = text.removeprefix("ref:").strip()
+        loose = next((d / ref for d in (gitdir, commondir) if (d / ref).is_file()), None)
+        files.append(loose if loose is not None else commondir / "packed-refs")
+    return files

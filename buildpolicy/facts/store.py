@@ -129,6 +129,12 @@ _STATIC = (
           "empty for the host", from_invocation=True),
     _spec("fs.tmp_is_memory", "bool", "mounts", "probe_tmp_is_memory", "/tmp is tmpfs or ramfs"),
     _spec("git.head", "string", "git", "probe_git_head", "short commit hash of the project, or null"),
+    _spec("git.commit_date", "string", "gitmeta", "probe_commit_date",
+          "committer date of HEAD as git log --format=%ci prints it, or null", expensive=True),
+    _spec("git.describe", "string", "gitmeta", "probe_describe",
+          "git describe --tags --always of HEAD, or null", expensive=True),
+    _spec("git.dirty", "bool", "gitmeta", "probe_dirty",
+          "the work tree differs from HEAD (git status --porcelain), or null", expensive=True),
     _spec("ci", "bool", "environ", "probe_ci", "CI is set to a true value", from_invocation=True),
 )
 

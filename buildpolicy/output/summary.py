@@ -65,7 +65,8 @@ def _simple(name: str):
         if name == "features":
             return None if status == "default" else f"features {status}"
         if name == "tmpdir":
-            return "tmpdir on disk" if status == "disk-scratch" else None
+            return {"disk-scratch": "tmpdir on disk", "target-scratch": "tmpdir in target",
+                    "explicit": "tmpdir set", "fallback-system-default": "tmpdir system (fallback)"}.get(status)
         return None
 
     return part

@@ -2,18 +2,25 @@
 
 ``$XDG_STATE_HOME/buildpolicy/actions.jsonl`` gets one object per line::
 
-    {"v": 1, "started_at": "2026-05-05T09:12:03.412Z", "duration_ms": 73214.5,
-     "gate_wait_ms": 0.0, "exit_code": 0, "action": "build", "profile": "selfdev",
+    {"v": 2, "started_at": "2026-05-05T09:12:03.412Z", "duration_ms": 75480.2,
+     "execution_duration_ms": 73214.5, "gate_wait_ms": 2011.0, "exit_code": 0,
+     "success": true, "action": "build", "profile": "selfdev",
      "execution": {"mode": "local"}, "target_dir": "/src/app/target",
      "rustflags": "-C link-arg=-fuse-ld=mold", "rustflags_var": "CARGO_TARGET_…_RUSTFLAGS",
      "decisions": {"jobs": "adaptive:6 (…)", "sccache": "skipped-incremental", …},
-     "argv": ["cargo", "build", "--profile", "selfdev"], "cwd": "/src/app", "workspace": "/src/app"}
+     "argv": ["cargo", "build", "--profile", "selfdev"], "cwd": "/src/app", "workspace": "/src/app",
+     "repository": {"root": "/src/app", "remote": "git@github.com:team/app.git"}}
 
 ``workspace`` (the cargo workspace root, for ``log --project``) is absent from
 lines written before it; ``run_id`` names a line for ``buildpolicy log RUN_ID``.
 
-``duration_ms`` is the command's own run time (for a remote build: sync, run
-and sync back); the wait for the build gate is ``gate_wait_ms``, apart.
+``duration_ms`` is the whole ``exec``, from its start to the command's end
+(deciding, the wait for the build gate, the command);
+``execution_duration_ms`` is the command's own run time (for a remote build:
+sync, run and sync back), without the gate wait, which is ``gate_wait_ms``.
+(Version 1 entries had only the command's time, as ``duration_ms``.)
+``repository`` is the cargo workspace root and its git remote (``origin``, else
+the first one; null without one), with any credentials in the URL redacted.
 Lines are appended with one ``write`` under a short lock, so concurrent
 ``exec``\\ s never interleave; past ``MAX_BYTES`` the file is rotated to
 ``actions.jsonl.1`` (one generation kept). A line that is corrupt, truncated
@@ -48,7 +55,7 @@ LOCK_NAME = "actions.lock"
 MAX_BYTES = 8 << 20
 # A log past this (the rotation keeps it near MAX_BYTES) is not read: it is not one we wrote.
 READ_LIMIT = 2 * MAX_BYTES
-VERSION = 1
+VERSION = 2
 # "adaptive:6 (cpus=8, mem_avail=…)" varies with free memory at every run; the
 # part before the parenthesis is the decision itself.
 _DETAIL = re.compile(r"\s*\(.*\)\s*$")
@@ -193,6 +200,15 @@ def _open_for_append(path: Path) -> int:
     raise OSError(errno.EEXIST, f"{path} keeps being replaced by something that is not a log")
 
 
+def run_ms(entry: Mapping[str, Any]) -> float:
+    """The command's own run time of an entry: ``execution_duration_ms``, or the
+    ``duration_ms`` of a version 1 entry (which measured just that)."""
+    execution = entry.get("execution_duration_ms")
+    if isinstance(execution, (int, float)) and not isinstance(execution, bool) and math.isfinite(execution):
+        return float(execution)
+    return float(entry["duration_ms"])
+
+
 def _valid(entry: Any) -> bool:
     """Whether a parsed line has the fields the summary needs, with usable types."""
     if not isinstance(entry, dict):
@@ -292,7 +308,7 @@ def summarize(entries: Iterable[Mapping[str, Any]]) -> list[Group]:
         groups.setdefault(key, []).append(entry)
     result = []
     for (action, profile, decisions), runs in groups.items():
-        durations = [float(run["duration_ms"]) for run in runs]
+        durations = [run_ms(run) for run in runs]
         result.append(Group(
             action=action,
             profile=profile,

@@ -39,13 +39,16 @@ def is_cargo(argv) -> bool:
 
 def _plan(request, cargo: bool, command_argv):
     """Evaluate ``request`` and let plugins wrap the plan: ``(result, plan)``."""
+    from buildpolicy.engine.compose import EXEC_VAR
     from buildpolicy.engine.context import ExecPlan
     from buildpolicy.engine.pipeline import evaluate
 
     result = evaluate(request)
     argv = tuple(result.cargo_args) if cargo else tuple(command_argv)
+    env = result.exec_env()
+    env[EXEC_VAR] = str(os.getpid())  # a nested exec in the command adds no flag twice
     try:
-        plan = result.plugins.wrap_exec(ExecPlan(argv=argv, env=result.exec_env()), result.context)
+        plan = result.plugins.wrap_exec(ExecPlan(argv=argv, env=env), result.context)
     except BuildpolicyError as exc:
         exc.result = result  # the decisions that led to a refusal, for the action log
         raise
@@ -87,6 +90,7 @@ def execute(request, command_argv, *, dry_run: bool = False, quiet: bool = False
 
     cargo = request.cargo_argv is not None
     started_at = time.time()
+    clock = time.monotonic()  # the whole exec, gate wait included: the log's duration_ms
 
     def note(message: str) -> None:
         if not quiet:
@@ -135,7 +139,8 @@ def execute(request, command_argv, *, dry_run: bool = False, quiet: bool = False
             sys.stderr.flush()
         target = _target_dir(plan, request)
         _record_flags(result, plan, target)
-        if (lock is None and governor is None and plan.execution.get("mode") != "remote"
+        guard = _zero_tests_guard(result, plan)
+        if (lock is None and governor is None and guard is None and plan.execution.get("mode") != "remote"
                 and _knob(result, "action_log") == "off"):
             return _replace_process(plan)
         began = time.monotonic()
@@ -149,15 +154,44 @@ def execute(request, command_argv, *, dry_run: bool = False, quiet: bool = False
                 from buildpolicy.run import childproc
 
                 env = governor.open_env if governor is not None else plan.env
-                status = childproc.run(plan.argv, env)
+                status = childproc.run(plan.argv, env, watch=guard.feed if guard is not None else None)
+                if guard is not None and status == 0 and guard.matched_nothing():
+                    status = _zero_tests_failure(result)
         finally:
             if governor is not None:
                 summary = governor.close()
             if lock is not None:
                 lock.release()
         duration = time.monotonic() - began
-    _log(result, plan, started_at, duration, waited, status, request, quiet, target, summary)
+    _log(result, plan, started_at, time.monotonic() - clock, duration, waited, status, request, quiet, target, summary)
     return status
+
+
+def _zero_tests_guard(result, plan):
+    """A watch over the output of a filtered ``cargo test`` (``zero_tests`` on), else None."""
+    import attrs
+
+    decision = result.decisions.get("zero_tests")
+    if decision is None or not decision.status.startswith("on:"):
+        return None
+    if plan.execution.get("mode") == "remote":
+        result.decisions["zero_tests"] = attrs.evolve(
+            decision, status="not-applicable:remote", reason="the tests run on the build host; their output is not watched")
+        return None
+    from buildpolicy.run.testguard import ZeroTestsWatch
+
+    return ZeroTestsWatch()
+
+
+def _zero_tests_failure(result) -> int:
+    """Say that the filter matched no test; the exit status to return instead of 0."""
+    decision = result.decisions["zero_tests"]
+    code = int(decision.value)
+    # Printed even with -q: it is the reason the command fails.
+    print(f"buildpolicy: error: the cargo test filter matched no test (every test binary ran 0 tests): exit {code}; "
+          "check the test name or path, or allow it with --set zero_tests=allow (BUILDPOLICY_ZERO_TESTS=allow)",
+          file=sys.stderr, flush=True)
+    return code
 
 
 def _governor_on(result) -> bool:
@@ -290,8 +324,27 @@ def _rustflags(result) -> tuple[str | None, str]:
     return None, ""
 
 
-def _log(result, plan, started_at, duration, waited, status, request, quiet, target, governor=None) -> None:
-    """Append this run to the action log; a failure to log only warns."""
+def _repository(request, plan) -> dict:
+    """Where the run happened: the cargo workspace root (else the working directory) and
+    the git remote URL of that checkout (credentials redacted), or None without one."""
+    from buildpolicy.facts.git import remote_url
+    from buildpolicy.run.workspace import manifest_path_arg, workspace_root
+
+    manifest = manifest_path_arg(plan.argv) if is_cargo(plan.argv) else None
+    start = (request.cwd / manifest).parent if manifest else request.cwd
+    root = workspace_root(start) or request.cwd
+    try:
+        remote = remote_url(root, request.environ)
+    except OSError:
+        remote = None
+    return {"root": str(root), "remote": remote}
+
+
+def _log(result, plan, started_at, total, duration, waited, status, request, quiet, target, governor=None) -> None:
+    """Append this run to the action log; a failure to log only warns.
+
+    ``total`` is the whole exec (evaluation and gate wait included), ``duration``
+    the command's own run time, ``waited`` the gate wait, all in seconds."""
     from buildpolicy.run import actionlog
     from buildpolicy.facts.cargo import parse_cargo_argv
 
@@ -306,9 +359,11 @@ def _log(result, plan, started_at, duration, waited, status, request, quiet, tar
     entry = {
         "v": actionlog.VERSION,
         "started_at": _iso(started_at),
-        "duration_ms": round(duration * 1000, 1),
+        "duration_ms": round(total * 1000, 1),
+        "execution_duration_ms": round(duration * 1000, 1),
         "gate_wait_ms": round(waited * 1000, 1),
         "exit_code": status,
+        "success": status == 0,
         "action": (cargo.command or "cargo") if is_cargo_run else os.path.basename(plan.argv[0]),
         "profile": result.profile,
         "execution": execution,
@@ -319,6 +374,7 @@ def _log(result, plan, started_at, duration, waited, status, request, quiet, tar
         "argv": actionlog.redact_argv(plan.argv),  # the log outlives the command: no tokens in it
         "cwd": str(request.cwd),
         "workspace": str(actionlog.project_root(request.cwd)),  # for `buildpolicy log --project`
+        "repository": _repository(request, plan),
     }
     if governor:
         entry["governor"] = governor
@@ -335,7 +391,7 @@ def _log_refused(result, request, command_argv, started_at, exc) -> None:
 
     plan = ExecPlan(argv=tuple(result.cargo_args) or tuple(command_argv), env=result.exec_env(),
                     execution={"mode": "none"})
-    _log(result, plan, started_at, time.time() - started_at, 0.0, exc.exit_code, request, True, None)
+    _log(result, plan, started_at, max(0.0, time.time() - started_at), 0.0, 0.0, exc.exit_code, request, True, None)
 
 
 def _iso(epoch: float) -> str:

@@ -6,5 +6,13 @@ fn main() {
     if cfg!(feature = "embeddings") {
         features.push("embeddings");
     }
-    println!("jcode-demo features: [{}]", features.join(", "));
+    if cfg!(feature = "bedrock") {
+        features.push("bedrock");
+    }
+    println!(
+        "jcode-demo {} ({}) features: [{}]",
+        env!("DEMO_JCODE_BUILD_GIT_HASH"),
+        env!("DEMO_JCODE_BUILD_GIT_DATE"),
+        features.join(", ")
+    );
 }
