@@ -276,8 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         args.raw_argv = argv  # `env` records its output under the invocation (buildpolicy.replay)
         return _command_module(args.command).run(args, command_argv)
     except BuildpolicyError as exc:
-        for message in exc.messages:
-            print(f"buildpolicy: error: {message}", file=sys.stderr)
+        print("\n".join(exc.lines()), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -27,6 +27,7 @@ def run(args, command_argv) -> int:
     """Evaluate and print; nothing reaches stdout unless the whole run succeeded."""
     from buildpolicy.engine.pipeline import evaluate
     from buildpolicy.output.render import FORMATS, FORMATS_WITHOUT_UNSET, render_env
+    from buildpolicy.output.said import ordinary, to_say_for
 
     hook = getattr(args, "hook", False)
     try:
@@ -45,7 +46,7 @@ def run(args, command_argv) -> int:
             render_env({}, [], shell=args.shell, fmt=args.format)  # raises the "allowed formats" error
         # A plugin that failed to render before another one did is reported too.
         result.warnings.extend(w for w in result.plugins.warnings if w not in result.warnings)
-    stderr = warnings_text(result.warnings, args.quiet)
+    stderr = "" if args.quiet else warnings_text(to_say_for(result), args.quiet)
     if stderr:
         sys.stderr.write(stderr)
         sys.stderr.flush()
@@ -56,7 +57,8 @@ def run(args, command_argv) -> int:
         sys.stderr.write(summary)
         sys.stderr.flush()
     if not result.replay_blockers and args.format in FORMATS:
-        _record_for_replay(args.raw_argv, result, data, stderr, summary)
+        # A replay is the same situation: it repeats the ordinary warnings, not the handled ones.
+        _record_for_replay(args.raw_argv, result, data, warnings_text(ordinary(result.warnings), args.quiet), summary)
     return 0
 
 

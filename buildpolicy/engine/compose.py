@@ -7,7 +7,7 @@ import attrs
 
 from buildpolicy.engine.context import DecideContext
 from buildpolicy.errors import BuildpolicyError
-from buildpolicy.model import LAYER_RANK, Provenance, Rule, check_name
+from buildpolicy.model import LAYER_RANK, HandledWarning, Provenance, Rule, check_name
 from buildpolicy.policy.buildvars import STATE_VAR
 from buildpolicy.policy.expr.templates import interpolate
 
@@ -166,7 +166,7 @@ def compose_rustflags(outcomes, decisions, facts, baseline, set_env, provenance,
     ours = [flag for fragment in fragments for flag in fragment]
     var, why = rustflags_variable(facts, baseline)
     if why:
-        ctx.warn(why)
+        ctx.warn(HandledWarning(why))  # the flags went where cargo reads them: said once
     inherited = set_env.get(var, baseline.get(var, ""))
     if var == "CARGO_ENCODED_RUSTFLAGS":
         set_env[var] = ENCODED_SEPARATOR.join(([inherited] if inherited else []) + ours)

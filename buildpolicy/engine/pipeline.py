@@ -223,7 +223,8 @@ def prepare(request: Request, defer_problems: bool = False) -> Prepared:
                 raise trust.refusal(findings, policy_set, verdict)
             trusted = False
             if mode == "check":
-                problems.extend(trust.refusal(findings, policy_set, verdict, refused=False).messages)
+                refusal = trust.refusal(findings, policy_set, verdict, refused=False)
+                problems.extend([*refusal.messages, *refusal.notes, *refusal.helps])
             else:
                 warnings.extend(trust.warnings_for(findings, verdict))
             untrusted = {(f.file, f.name) for f in findings if f.kind == "knob"}
