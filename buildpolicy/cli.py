@@ -135,7 +135,7 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str] | None]:
 
 # The options that take a value, of the commands that take a command line: their
 # values are not the start of the command. (A test checks this against the parsers.)
-VALUED_OPTIONS = frozenset({"-C", "--profile", "--facts", "--set", "--shell", "--format"})
+VALUED_OPTIONS = frozenset({"-C", "--profile", "--facts", "--set", "--shell", "--format", "--color"})
 
 
 def _implicit_command_start(argv: list[str]) -> int | None:
