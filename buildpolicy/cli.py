@@ -35,6 +35,8 @@ COMMANDS = (
     "log",
     "cache",
     "hook",
+    "completions",
+    "man",
 )
 
 
@@ -274,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             build_parser().print_help(sys.stderr)
             return EXIT_USAGE
         args.raw_argv = argv  # `env` records its output under the invocation (buildpolicy.replay)
+        args.build_parser = build_parser  # `completions` and `man` describe the whole command line
         return _command_module(args.command).run(args, command_argv)
     except BuildpolicyError as exc:
         print("\n".join(exc.lines()), file=sys.stderr)

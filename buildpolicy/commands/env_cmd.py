@@ -15,8 +15,12 @@ HELP = "print the environment for eval"
 def add_arguments(parser) -> None:
     """This command's arguments."""
     add_common(parser)
-    parser.add_argument("--shell", default="posix", help="bash, zsh, fish, posix (default) or powershell")
-    parser.add_argument("--format", default="sh", help="sh (default), json, dotenv or github")
+    from buildpolicy.output.render import FORMATS, SHELLS
+
+    # Checked by the renderer (plugins add formats); the lists are for completions.
+    parser.add_argument("--shell", default="posix", help="bash, zsh, fish, posix (default) or powershell"
+                        ).completion_choices = SHELLS
+    parser.add_argument("--format", default="sh", help="sh (default), json, dotenv or github").completion_choices = FORMATS
     parser.add_argument("--hook", action="store_true",
                         help="as run by the prompt hook (`buildpolicy hook`): outside a project (hook_scope knob) "
                              "and when the run fails, restore what the shell had before")
