@@ -15,24 +15,18 @@ import pytest
 from buildpolicy.cli import COMMANDS, build_parser
 from tests.conftest import write
 from tests.ptyshell import InteractiveShell
+from tests.test_hook import _require
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _require(program: str) -> str:
-    path = shutil.which(program)
-    if path is None:
-        pytest.skip(f"{program} comes from scripts/install-system-deps.sh")
-    return path
-
-
 @pytest.fixture
-def script_env(base_env, home, tmp_path) -> dict[str, str]:
-    """`buildpolicy` on PATH as this interpreter, as a shell's rc file would call it."""
+def zsh_env(base_env, home, tmp_path) -> dict[str, str]:
+    """`buildpolicy` on PATH as this interpreter, for the rc file; zsh reads $ZDOTDIR/.zshrc."""
     bin_dir = tmp_path / "bin"
     write(bin_dir / "buildpolicy", f'#!/bin/sh\nexec "{sys.executable}" -m buildpolicy "$@"\n').chmod(0o755)
     return {**base_env, "PATH": f"{bin_dir}:{base_env['PATH']}", "PYTHONPATH": str(REPO), "TERM": "dumb",
-            "XDG_DATA_HOME": str(home / "data")}
+            "ZDOTDIR": str(home)}
 
 
 def completions(cli, shell: str) -> str:
@@ -91,10 +85,10 @@ def test_fish_completes_commands_options_and_values(cli, tmp_path):
     assert described == "explain\twhy every value is what it is\n"
 
 
-def test_zsh_completes_by_tab_in_an_interactive_shell(cli, script_env, home, tmp_path):
+def test_zsh_completes_by_tab_in_an_interactive_shell(cli, zsh_env, home, tmp_path):
     zsh = _require("zsh")
     write(home / ".zshrc", "PS1='$ '\nautoload -U compinit && compinit -u\nsource <(buildpolicy completions zsh)\n")
-    shell = InteractiveShell([zsh, "-i"], {**script_env, "ZDOTDIR": str(home)}, str(tmp_path))
+    shell = InteractiveShell([zsh, "-i"], zsh_env, str(tmp_path))
     try:
         shell.run("true")  # the rc file has run
         assert "_buildpolicy" in shell.run("print -r -- ${_comps[buildpolicy]}")
