@@ -176,3 +176,17 @@ def test_one_name_shows_everything_about_it(cli, project, facts):
     assert found["Knobs"][0].startswith("  jobs = unset") and "default" in found["Knobs"][0]
     rule = sections(cli("explain", "ci-only", "--facts", str(facts), cwd=project, check=True).stdout)["Rules"]
     assert rule[0].split()[:2] == ["no", "ci-only"] and "ci=false" in rule[0]
+
+
+def test_verbose_gives_whole_reasons_wrapped_where_the_first_screen_cuts_them(cli, project, facts):
+    reason = json.loads(cli("explain", "--format", "json", "--facts", str(facts), cwd=project,
+                            check=True).stdout)["decisions"]["jobs"]["reason"]
+    short = cli("explain", "--facts", str(facts), cwd=project, env={"COLUMNS": "60"}, check=True).stdout
+    jobs = [line for line in sections(short)["Environment"] if line.startswith("  CARGO_BUILD_JOBS=")]
+    assert len(jobs) == 1 and jobs[0].endswith("…") and len(jobs[0]) <= 60
+    verbose = cli("explain", "-v", "--facts", str(facts), cwd=project, env={"COLUMNS": "60"}, check=True).stdout
+    environment = sections(verbose)["Environment"]
+    start = next(i for i, line in enumerate(environment) if line.startswith("  CARGO_BUILD_JOBS="))
+    end = next((i for i in range(start + 1, len(environment)) if not environment[i].startswith("   ")), len(environment))
+    joined = " ".join(" ".join(environment[start:end]).split()[1:])
+    assert joined == f"jobs: {' '.join(reason.split())}"

@@ -23,7 +23,8 @@ _WARNING_STATUSES = ("fallback", "error", "unavailable", "memory-unknown")
 class _Writer:
     """The sections of one report, and how its text is laid out."""
 
-    def __init__(self, result, width: int | None, style: Style, short: PathShortener):
+    def __init__(self, result, width: int | None, style: Style, short: PathShortener, full: bool = False):
+        self.full = full  # texts beside keys wrap in full instead of being cut to one line
         self.result = result
         self.width = width
         self.style = style
@@ -50,11 +51,19 @@ class _Writer:
             cap = min(cap, max(self.width // 2 - len(indent), 8))
         key_width = min(max(len(key) for key, _ in rows), cap)
         lines = []
+        beside = indent + " " * (key_width + 2)
         for key, text in rows:
             shown = self.style(clip(key, None if self.width is None else self.width - len(indent)), *key_style)
-            if len(key) > key_width:
+            if self.full and text:
+                wrapped = wrap(text, self.width, beside)
+                if len(key) > key_width:
+                    lines.append(indent + shown)
+                else:  # the key takes the first line's indent
+                    wrapped[0] = indent + shown + " " * (key_width + 2 - len(key)) + wrapped[0][len(beside):]
+                lines += wrapped
+            elif len(key) > key_width:
                 lines.append(indent + shown)
-                lines.append(self._fit(indent + " " * (key_width + 2), text))
+                lines.append(self._fit(beside, text))
             else:
                 lines.append(indent + shown + " " * (key_width - len(key) + 2) + self._cut(indent, key_width, text))
         return [line.rstrip() for line in lines]
@@ -76,8 +85,8 @@ class _Writer:
 def explain_text(result, name: str | None = None, *, verbose: bool = False, show_all: bool = False,
                  width: int | None = None, style: Style | None = None, short: PathShortener | None = None) -> str:
     """The report (see the module docstring); "" when ``name`` names nothing."""
-    out = _Writer(result, width, style or Style(False), short or PathShortener(None, None, None))
     full = verbose or name is not None
+    out = _Writer(result, width, style or Style(False), short or PathShortener(None, None, None), full)
     argv = " ".join(result.cargo_args)
     header = f"buildpolicy: profile {result.profile}" + (f" · {argv}" if argv else "")
     out.sections.append([out.style(clip(header, width), "bold")])
