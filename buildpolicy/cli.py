@@ -38,6 +38,8 @@ COMMANDS = (
     "log",
     "cache",
     "hook",
+    "completions",
+    "man",
 )
 
 
@@ -138,7 +140,7 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str] | None]:
 
 # The options that take a value, of the commands that take a command line: their
 # values are not the start of the command. (A test checks this against the parsers.)
-VALUED_OPTIONS = frozenset({"-C", "--profile", "--facts", "--set", "--shell", "--format"})
+VALUED_OPTIONS = frozenset({"-C", "--profile", "--facts", "--set", "--shell", "--format", "--color"})
 
 
 def _implicit_command_start(argv: list[str]) -> int | None:
@@ -277,10 +279,10 @@ def main(argv: list[str] | None = None) -> int:
             build_parser().print_help(sys.stderr)
             return EXIT_USAGE
         args.raw_argv = argv  # `env` records its output under the invocation (buildpolicy.replay)
+        args.build_parser = build_parser  # `completions` and `man` describe the whole command line
         return _command_module(args.command).run(args, command_argv)
     except BuildpolicyError as exc:
-        for message in exc.messages:
-            print(f"buildpolicy: error: {message}", file=sys.stderr)
+        print("\n".join(exc.lines()), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

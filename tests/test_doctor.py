@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from shlex import quote as shlex_quote
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,55 @@ def test_explain_names_the_config_linker_its_linker_decision_overrides(cli, proj
         pytest.skip(f"no fast linker is picked here ({linker['status']}): nothing overrides the file")
     assert "this overrides [target.x86_64-unknown-linux-gnu] linker = 'cc'" in linker["reason"]
     assert "buildpolicy set linker system" in linker["reason"]
+
+
+def test_a_shell_whose_environment_predates_a_policy_edit_is_stale(cli, base_env, project, roomy):
+    """Issue 13 item 7: `doctor` in a shell that applied `env` before a policy edit (direnv not
+    reloaded, no prompt hook) says so, rather than only that the flags changed. Real bash:
+    it evaluates `env`, the policy changes, then doctor runs in that same shell."""
+    import shutil
+    import subprocess
+    import sys
+
+    policy = write(project / "policies" / "p.toml", '[[rule]]\nid = "offline"\nenv = { CARGO_NET_OFFLINE = "true" }\n')
+    write(project / "buildpolicy.toml", 'policies = ["policies"]\n')
+    bp = f"{shlex_quote(sys.executable)} -m buildpolicy"
+    script = (f'eval "$({bp} env --facts {roomy})" || exit 9\n'
+              f'{bp} doctor --facts {roomy} --format json > before.json\n'
+              f'printf \'%s\\n\' \'[[rule]]\' \'id = "offline"\' \'env = {{ CARGO_NET_OFFLINE = "false" }}\' > {policy}\n'
+              f'{bp} doctor --facts {roomy} --format json > after.json\n'
+              f'{bp} doctor --facts {roomy} > after.txt\n'
+              f'{bp} doctor --facts {roomy} --set jobs=1 --format json -- cargo build --release > release.json\n'
+              f'eval "$({bp} env --facts {roomy})" || exit 9\n'
+              f'{bp} doctor --facts {roomy} --format json > reloaded.json\n')
+    proc = subprocess.run([shutil.which("bash"), "-c", script], cwd=project, env=base_env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode in (0, 1), proc.stderr
+
+    def checks(name: str) -> dict:
+        return {p["check"]: p for p in json.loads((project / name).read_text())["problems"]}
+
+    assert "stale-shell" not in checks("before.json")
+    stale = checks("after.json")["stale-shell"]
+    assert stale["message"] == doctor.STALE_SHELL
+    assert stale["details"] == ["CARGO_NET_OFFLINE: your shell has 'true'; `env` now gives 'false'"]
+    assert "direnv reload" in stale["fix"]
+    assert doctor.STALE_SHELL in (project / "after.txt").read_text()
+    # Asked about another profile and knob, doctor still compares the shell with a plain `env`.
+    assert "stale-shell" in checks("release.json")
+    assert "stale-shell" not in checks("reloaded.json")
+
+
+def test_a_variable_the_user_changed_after_env_is_not_stale(cli, project, roomy):
+    write(project / "buildpolicy.toml", 'policies = ["p.toml"]\n')
+    write(project / "p.toml", '[[rule]]\nid = "offline"\nenv = { CARGO_NET_OFFLINE = "true" }\n')
+    exported = json.loads(cli("env", "--format", "json", "--facts", str(roomy), cwd=project, check=True).stdout)
+    state = cli("env", "--facts", str(roomy), cwd=project, check=True).stdout
+    record = next(line for line in state.splitlines() if "BUILDPOLICY_ENV_STATE" in line)
+    value = record.partition("=")[2].strip("'")
+    shell = {**exported["set"], "BUILDPOLICY_ENV_STATE": value}
+    assert "stale-shell" not in run_doctor(cli, project, roomy, shell)
+    assert "stale-shell" not in run_doctor(cli, project, roomy, {**shell, "CARGO_NET_OFFLINE": "mine"})
+    write(project / "p.toml", '[[rule]]\nid = "offline"\nenv = { CARGO_NET_OFFLINE = "false" }\n')
+    assert "stale-shell" in run_doctor(cli, project, roomy, shell)
+    assert "stale-shell" not in run_doctor(cli, project, roomy, {**shell, "CARGO_NET_OFFLINE": "mine"})

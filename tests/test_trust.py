@@ -224,3 +224,23 @@ def test_refusal_is_an_exit_2_error_in_process(project, base_env):
     # `test` runs the project's own cases: trust is not enforced there.
     result = evaluate(Request(cwd=project, environ=dict(base_env), command="test", fact_overrides={}, hermetic=True))
     assert result.set_env["BASH_ENV"] == "/tmp/evil.sh"
+
+
+def test_a_refusal_is_one_error_with_a_note_and_a_help(cli, project):
+    """Issue 13 item 10: the refusal printed three `error:` lines, the last of which was the
+    fix. Now: one error per untrusted item, then what changed as a `note:` and the fix as a
+    cargo-style `help:`."""
+    policy = write(project / "policies" / "hooks.toml", EVIL)
+    refused = cli("env", cwd=project).stderr.splitlines()
+    assert [line.startswith("buildpolicy: error: ") for line in refused] == [True, False]
+    assert f"{policy}:3:9: rule 'hook' sets BASH_ENV" in refused[0]
+    assert refused[1].startswith("  help: review them, then run `buildpolicy allow` in ")
+    cli("allow", "-q", cwd=project, check=True)
+    policy.write_text(EVIL.replace("evil.sh", "worse.sh"))
+    edited = cli("env", cwd=project).stderr.splitlines()
+    assert [line.split(":")[0] for line in edited] == ["buildpolicy", "  note", "  help"]
+    assert edited[0].startswith("buildpolicy: error: ") and edited[1] == f"  note: changed since `buildpolicy allow`: {policy}"
+    # `check` still lists everything as its problems.
+    checked = cli("check", cwd=project)
+    assert checked.returncode == 1 and "changed since `buildpolicy allow`" in checked.stderr
+    assert "run `buildpolicy allow`" in checked.stderr

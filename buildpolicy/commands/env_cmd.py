@@ -15,8 +15,12 @@ HELP = "print the environment for eval"
 def add_arguments(parser) -> None:
     """This command's arguments."""
     add_common(parser)
-    parser.add_argument("--shell", default="posix", help="bash, zsh, fish, posix (default) or powershell")
-    parser.add_argument("--format", default="sh", help="sh (default), json, dotenv or github")
+    from buildpolicy.output.render import FORMATS, SHELLS
+
+    # Checked by the renderer (plugins add formats); the lists are for completions.
+    parser.add_argument("--shell", default="posix", help="bash, zsh, fish, posix (default) or powershell"
+                        ).completion_choices = SHELLS
+    parser.add_argument("--format", default="sh", help="sh (default), json, dotenv or github").completion_choices = FORMATS
     parser.add_argument("--hook", action="store_true",
                         help="as run by the prompt hook (`buildpolicy hook`): outside a project (hook_scope knob) "
                              "and when the run fails, restore what the shell had before")
@@ -27,6 +31,7 @@ def run(args, command_argv) -> int:
     """Evaluate and print; nothing reaches stdout unless the whole run succeeded."""
     from buildpolicy.engine.pipeline import evaluate
     from buildpolicy.output.render import FORMATS, FORMATS_WITHOUT_UNSET, render_env
+    from buildpolicy.output.said import ordinary, to_say_for
 
     hook = getattr(args, "hook", False)
     try:
@@ -45,13 +50,9 @@ def run(args, command_argv) -> int:
             render_env({}, [], shell=args.shell, fmt=args.format)  # raises the "allowed formats" error
         # A plugin that failed to render before another one did is reported too.
         result.warnings.extend(w for w in result.plugins.warnings if w not in result.warnings)
-    # Inherited environment garbage is said once (buildpolicy.output.once) and never
-    # replayed: the record keeps only the other warnings.
-    replayed = [w for w in result.warnings if w not in result.once_warnings]
-    stderr = warnings_text(replayed, args.quiet)
-    shown = _said_once_now(result, args.quiet) + stderr
-    if shown:
-        sys.stderr.write(shown)
+    stderr = "" if args.quiet else warnings_text(to_say_for(result), args.quiet)
+    if stderr:
+        sys.stderr.write(stderr)
         sys.stderr.flush()
     data = text.encode("utf-8", "surrogateescape")
     write_stdout(data)
@@ -60,17 +61,9 @@ def run(args, command_argv) -> int:
         sys.stderr.write(summary)
         sys.stderr.flush()
     if not result.replay_blockers and args.format in FORMATS:
-        _record_for_replay(args.raw_argv, result, data, stderr, summary)
+        # A replay is the same situation: it repeats the ordinary warnings, not the handled ones.
+        _record_for_replay(args.raw_argv, result, data, warnings_text(ordinary(result.warnings), args.quiet), summary)
     return 0
-
-
-def _said_once_now(result, quiet: bool) -> str:
-    """The warnings about the inherited environment not said before at a prompt."""
-    if quiet or not result.once_warnings:
-        return ""
-    from buildpolicy.output.once import unsaid
-
-    return warnings_text(unsaid(result.once_warnings, result.paths.state_dir), quiet)
 
 
 def _stderr_is_terminal() -> bool:

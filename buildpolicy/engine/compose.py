@@ -7,7 +7,7 @@ import attrs
 
 from buildpolicy.engine.context import DecideContext
 from buildpolicy.errors import BuildpolicyError
-from buildpolicy.model import LAYER_RANK, Provenance, Rule, check_name
+from buildpolicy.model import LAYER_RANK, HandledWarning, Provenance, Rule, check_name
 from buildpolicy.policy.buildvars import STATE_VAR
 from buildpolicy.policy.expr.templates import interpolate
 
@@ -205,7 +205,7 @@ def compose_rustflags(outcomes, decisions, facts, baseline, set_env, provenance,
             continue
         var, why = rustflags_variable(facts, baseline, triple)
         if why:
-            ctx.warn(why)  # said once however many triples share the reason
+            ctx.warn(HandledWarning(why))  # the flags went where cargo reads them: said once
         if var not in by_var:
             by_var[var] = (fragments, sources, [triple])
             continue

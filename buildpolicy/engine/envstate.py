@@ -77,6 +77,25 @@ def restore_baseline(environ: Mapping[str, str]) -> tuple[dict[str, str], dict[s
     return baseline, touched
 
 
+def recorded_set(environ: Mapping[str, str]) -> dict[str, str] | None:
+    """The build variables the ``env`` that made ``environ`` set, each with the digest of
+    its value then, or None when ``environ`` carries no (readable) record."""
+    raw = environ.get(STATE_VAR)
+    if not raw:
+        return None
+    try:
+        was_set = dict(_json_loads(raw)["set"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return {name: digest for name, digest in was_set.items()
+            if isinstance(name, str) and isinstance(digest, str) and is_build_variable(name)}
+
+
+def digest_matches(value: str | None, digest: str) -> bool:
+    """Whether ``value`` is still the one a record's ``digest`` was taken of."""
+    return value is not None and _digest(value) == digest
+
+
 def _json_loads(text: str):
     """``json.loads`` without importing ``json`` on the warm replay (its decoder imports
     ``re``): CPython's own C scanner, which ``json`` uses too, with ``json``'s defaults;

@@ -23,7 +23,7 @@ from buildpolicy.engine.options import unknown_plugin_tables
 from buildpolicy.engine.rules import RuleOutcome, check_decide_values, evaluate_rules
 from buildpolicy.errors import BuildpolicyError
 from buildpolicy.filestate import stat_token
-from buildpolicy.model import Decision, KnobSpec, KnobValue, Provenance
+from buildpolicy.model import Decision, HandledWarning, KnobSpec, KnobValue, Provenance
 from buildpolicy.paths import Paths, find_profile
 
 
@@ -95,9 +95,6 @@ class Result:
     # directory read or listed with its stat token, and when the run started.
     input_files: list[tuple[str, str]] = attrs.Factory(list)
     started_ns: int = 0
-    # The warnings about inherited environment garbage (also in ``warnings``): `env`
-    # at the prompt says them once (buildpolicy.output.once), and never replays them.
-    once_warnings: list[str] = attrs.Factory(list)
 
     def exec_env(self) -> dict[str, str]:
         """The full environment for a child process, with the env-state record of what
@@ -226,7 +223,8 @@ def prepare(request: Request, defer_problems: bool = False) -> Prepared:
                 raise trust.refusal(findings, policy_set, verdict)
             trusted = False
             if mode == "check":
-                problems.extend(trust.refusal(findings, policy_set, verdict, refused=False).messages)
+                refusal = trust.refusal(findings, policy_set, verdict, refused=False)
+                problems.extend([*refusal.messages, *refusal.notes, *refusal.helps])
             else:
                 warnings.extend(trust.warnings_for(findings, verdict))
             untrusted = {(f.file, f.name) for f in findings if f.kind == "knob"}
@@ -294,11 +292,10 @@ def evaluate(request: Request) -> Result:
     baseline, touched, paths = prepared.baseline, prepared.touched, prepared.paths
     policy_set, host, plugin_facts = prepared.policy_set, prepared.host, prepared.plugin_facts
     specs, warnings, problems = prepared.knob_specs, prepared.warnings, prepared.problems
-    once: list[str] = []
-
     def warn_once(message: str) -> None:
-        warnings.append(message)
-        once.append(message)
+        # Inherited environment garbage, ignored with a fallback: said once per change of
+        # situation at the prompt and by exec (buildpolicy.output.said), never replayed.
+        warnings.append(HandledWarning(message))
 
     # Every problem of the files is reported at once (`check` lists them all).
     try:
@@ -326,7 +323,7 @@ def evaluate(request: Request) -> Result:
     )
     facts = FactStore(probe_ctx, request.fact_overrides, hermetic=request.hermetic, extra_specs=plugin_facts)
     if request.hook and not _in_hook_scope(request, policy_set, knobs, prepared.input_files):
-        return attrs.evolve(_outside_scope(request, prepared, knobs, facts, started_ns), once_warnings=once)
+        return _outside_scope(request, prepared, knobs, facts, started_ns)
     from buildpolicy.engine.profiles import check_profile
 
     check_profile(request, policy_set, facts)  # `--profile relese` fails here as in cargo
@@ -411,7 +408,6 @@ def evaluate(request: Request) -> Result:
         replay_blockers=_replay_blockers(request, prepared, facts, ctx),
         input_files=prepared.input_files,
         started_ns=started_ns,
-        once_warnings=once,
     )
 
 

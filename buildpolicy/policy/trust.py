@@ -378,7 +378,8 @@ def deny(profile: str, state_dir: Path) -> bool:
 
 
 def refusal(findings, policy_set, verdict: Verdict, refused: bool = True) -> BuildpolicyError:
-    """The error of ``env``/``exec`` (exit 2): every untrusted item, where it is, and the fix.
+    """The error of ``env``/``exec`` (exit 2): every untrusted item, where it is (one error
+    each), what changed (a note) and the fix (a help).
 
     With ``refused=False`` (``check``) each item says that ``env`` and ``exec``
     would refuse it, rather than that this command does.
@@ -390,13 +391,10 @@ def refusal(findings, policy_set, verdict: Verdict, refused: bool = True) -> Bui
         why = "the project's policy files are not trusted"
     verb = "refused" if refused else "`env` and `exec` refuse it"
     messages: list = [f.diagnostic(f"; {verb}: {why}") for f in findings]
-    if verdict.changed:
-        messages.append("changed since `buildpolicy allow`: " + ", ".join(verdict.changed))
-    messages.append(
-        f"review them, then run `{ALLOW_FIX}` in {root} to trust buildpolicy.toml and its policy files as they are now "
-        "(any edit needs a new `buildpolicy allow`; `buildpolicy deny` revokes it)"
-    )
-    return BuildpolicyError(messages)
+    notes = ["changed since `buildpolicy allow`: " + ", ".join(verdict.changed)] if verdict.changed else []
+    fix = (f"review them, then run `{ALLOW_FIX}` in {root} to trust buildpolicy.toml and its policy files as they are now "
+           "(any edit needs a new `buildpolicy allow`; `buildpolicy deny` revokes it)")
+    return BuildpolicyError(messages, notes=notes, helps=[fix])
 
 
 def warnings_for(findings, verdict: Verdict) -> list[str]:

@@ -129,7 +129,10 @@ def execute(request, command_argv, *, dry_run: bool = False, quiet: bool = False
             result, plan = _plan(attrs.evolve(request, cli_sets=(*request.cli_sets, "governor=off")), cargo, command_argv)
             if gate is not None:
                 _set_gate(result, "acquired", "taken before deciding jobs")
-        print_warnings(result.warnings, quiet)
+        if not quiet:  # a handled situation is said once per change, not at every build
+            from buildpolicy.output.said import to_say_for
+
+            print_warnings(to_say_for(result), quiet)
         if plan.execution.get("mode") != "remote":
             release_connections()  # ssh masters of the host probes serve a remote build only
         if not quiet:  # what was decided, in one line (-q silences it)

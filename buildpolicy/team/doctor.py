@@ -18,6 +18,9 @@ with buildpolicy's decisions applied) plus the cargo configuration files:
   ``-C linker=``, ``-C link-arg=-fuse-ld=``) names a binary that is not there.
 - ``jobs-over-memory``: an inherited ``CARGO_BUILD_JOBS`` asks for more
   parallel rustc processes than available memory allows (at ``mib_per_job``).
+- ``stale-shell``: the environment a previous ``env`` exported into this shell
+  (``BUILDPOLICY_ENV_STATE``) is not what ``env`` gives now: the shell has not picked
+  up a policy, knob or trust change yet (direnv not reloaded, no prompt hook).
 - ``flags-changed``: the flags differ from those of the last build of the same
   profile into the same target directory, so cargo will rebuild everything.
   The last build's flags are the *flag fingerprints* kept in
@@ -338,6 +341,44 @@ def check_flags_changed(result, target_dir: Path) -> list[Problem]:
             tuple(changed),
         )
     ]
+
+
+STALE_SHELL = "your shell's environment is from an older policy; run direnv reload / open a new prompt"
+
+
+def check_stale_shell(prompt_result, environ: Mapping[str, str]) -> list[Problem]:
+    """``stale-shell``: the variables a previous ``env`` exported into this shell (its
+    ``BUILDPOLICY_ENV_STATE`` record) are not what ``env`` gives now; a policy, knob or
+    trust change the shell has not picked up yet (direnv not reloaded, a prompt without
+    the hook). ``prompt_result`` is the evaluation of a plain ``env`` here. A variable
+    the user changed since that ``env`` is theirs and not counted."""
+    from buildpolicy.engine.envstate import STATE_VAR, digest_matches, recorded_set
+    from buildpolicy.policy.buildvars import is_build_variable
+
+    recorded = recorded_set(environ)
+    if recorded is None:
+        return []
+    now = {name: value for name, value in prompt_result.set_env.items()
+           if name != STATE_VAR and is_build_variable(name)}
+    stale = []
+    for name in sorted(set(recorded) | set(now)):
+        shell = environ.get(name)
+        shown = "unset" if shell is None else _show(shell)
+        if name in recorded and not digest_matches(shell, recorded[name]):
+            continue  # changed by the user since: theirs
+        if name not in now:
+            stale.append(f"{name}: your shell has {shown} from an earlier `env`; now it is not set by buildpolicy")
+        elif shell != now[name]:
+            stale.append(f"{name}: your shell has {shown}; `env` now gives {_show(now[name])}")
+    if not stale:
+        return []
+    return [Problem(
+        "stale-shell",
+        STALE_SHELL,
+        "with direnv: `direnv reload`; with `buildpolicy hook`: the next prompt applies it; otherwise "
+        "`eval \"$(buildpolicy env)\"` again or open a new shell",
+        tuple(stale),
+    )]
 
 
 def diagnose(result, cwd: Path | None = None) -> tuple[list[Problem], list[str]]:

@@ -95,9 +95,18 @@ expect.decisions = { low_memory = "auto-not-needed" }
 
 ENVRC = """\
 # direnv: the cargo build environment buildpolicy decides for this project.
-# Reloaded when the profile, a policy file, Cargo.toml or your user layer changes;
-# after `buildpolicy allow` or `buildpolicy set`, `direnv reload` applies it at once.
-watch_file buildpolicy.toml policies/*.toml Cargo.toml "${XDG_CONFIG_HOME:-$HOME/.config}"/buildpolicy/*.toml
+# Reloaded when anything `buildpolicy env` reads from files changes: the profile, the
+# policy files (watched as directories, so new files count), Cargo.toml, cargo's
+# configuration, the rust-toolchain file, your user and site layers, and the trust
+# records `buildpolicy allow` and `deny` write.
+watch_file buildpolicy.toml Cargo.toml .cargo/config.toml .cargo/config rust-toolchain rust-toolchain.toml
+watch_file "${CARGO_HOME:-$HOME/.cargo}/config.toml" "${CARGO_HOME:-$HOME/.cargo}/config"
+# watch_dir needs an existing directory; a missing one is watched until it appears.
+_buildpolicy_watch_dir() { if [ -d "$1" ]; then watch_dir "$1"; else watch_file "$1"; fi; }
+_buildpolicy_watch_dir policies
+_buildpolicy_watch_dir "${XDG_CONFIG_HOME:-$HOME/.config}/buildpolicy"
+_buildpolicy_watch_dir "${BUILDPOLICY_SITE_DIR:-/etc/buildpolicy}"
+_buildpolicy_watch_dir "${XDG_STATE_HOME:-$HOME/.local/state}/buildpolicy/trust"
 eval "$(buildpolicy env)"
 """
 
