@@ -118,6 +118,11 @@ def execute(request, command_argv, *, dry_run: bool = False, quiet: bool = False
         waited = 0.0
         if gate is not None:
             lock, waited, result, plan = _take_gate(gate, request, result, plan, cargo, command_argv, note)
+        if cargo and plan.execution.get("mode") != "remote":
+            from buildpolicy.run.cache.toolchain import prepare
+
+            if prepare(result, plan, request.cwd, note):  # sccache-dist: the client configuration now lists it
+                result, plan = _plan(request, cargo, command_argv)
         governor = _governor_session(result, plan, request, quiet)
         if governor is None and _governor_on(result):  # it could not start: the static job count instead
             import attrs
@@ -140,6 +145,9 @@ def execute(request, command_argv, *, dry_run: bool = False, quiet: bool = False
             return _replace_process(plan)
         began = time.monotonic()
         summary = None
+        from buildpolicy.run.cache.watch import start_for
+
+        watch = start_for(result, plan)
         try:
             if plan.execution.get("mode") == "remote":
                 from buildpolicy.run.remote.sync import run_plan
@@ -151,6 +159,9 @@ def execute(request, command_argv, *, dry_run: bool = False, quiet: bool = False
                 env = governor.open_env if governor is not None else plan.env
                 status = childproc.run(plan.argv, env)
         finally:
+            if watch is not None and watch.stop() is not None:
+                note(f"the sccache backend went down during the build ({watch.down.reason}): the remaining "
+                     "compilations used the local cache")
             if governor is not None:
                 summary = governor.close()
             if lock is not None:
