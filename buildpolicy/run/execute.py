@@ -123,6 +123,7 @@ def execute(request, command_argv, *, dry_run: bool = False, quiet: bool = False
 
             if prepare(result, plan, request.cwd, note):  # sccache-dist: the client configuration now lists it
                 result, plan = _plan(request, cargo, command_argv)
+            _start_sccache(result, plan)
         governor = _governor_session(result, plan, request, quiet)
         if governor is None and _governor_on(result):  # it could not start: the static job count instead
             import attrs
@@ -169,6 +170,21 @@ def execute(request, command_argv, *, dry_run: bool = False, quiet: bool = False
         duration = time.monotonic() - began
     _log(result, plan, started_at, duration, waited, status, request, quiet, target, summary)
     return status
+
+
+def _start_sccache(result, plan) -> None:
+    """Start the private sccache server of the decided configuration before cargo (one server per
+    socket, even when cargo's first compilations or two execs would start it at once)."""
+    from buildpolicy.run.cache.server import UDS_VAR, ensure_running
+
+    decision = result.decisions.get("sccache")
+    if decision is None or not decision.value or not plan.env.get(UDS_VAR) or not plan.env.get("RUSTC_WRAPPER"):
+        return
+    try:
+        ensure_running(str(decision.value), plan.env)
+    except Exception as exc:  # noqa: BLE001 - cargo's first compilation starts it then
+        result.warnings.append(f"the private sccache server could not be started before cargo ({exc}); "
+                               "cargo's first compilation starts it")
 
 
 def _governor_on(result) -> bool:

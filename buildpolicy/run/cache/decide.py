@@ -166,11 +166,11 @@ def decide(ctx, sccache: str, why: str) -> Decision:
             return set_env, f"sccache's default server (no private socket: {exc})"
 
     if not backend.shared:
-        if conf is None:  # the scheduler is down: sccache exactly as without sccache-dist
-            return Decision("sccache", sccache, "fallback-local:dist-down",
-                            f"{why}{dist_note}; every compilation runs here: {WRAPPER}={sccache}",
-                            set_env={WRAPPER: sccache}, force=True)
         set_env, where = local_env()
+        if conf is None:
+            return Decision("sccache", sccache, "fallback-local:dist-down",
+                            f"{why}{dist_note}; every compilation runs here, with the local disk cache through "
+                            f"{where}", set_env=set_env, unset=unset, force=True)
         return Decision("sccache", sccache, "enabled:local+dist",
                         f"{why}; sccache_backend = local{dist_note}; the local disk cache through {where}",
                         set_env=set_env, unset=unset, force=True, details=details)

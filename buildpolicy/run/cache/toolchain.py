@@ -157,16 +157,19 @@ def _remove_orphans(base: Path) -> None:
 
 
 def prepare(result, plan, cwd, note: Callable[[str], None]) -> bool:
-    """``exec``, before cargo: package the build's toolchain when sccache-dist is on; True when it was
-    packed now (the client configuration must then be written again to list it). A failure is a
-    warning: sccache packs the toolchain itself on its first distributed compilation."""
+    """``exec``, before cargo: package the build's toolchain when sccache-dist is on; True when the
+    decided client configuration does not list its archive yet (packed now, or by a concurrent exec
+    while this one was deciding): the run must then be decided again. A failure is a warning: sccache
+    packs the toolchain itself on its first distributed compilation."""
     decision = result.decisions.get("sccache")
     if decision is None or "+dist" not in decision.status or not decision.value:
         return False
     try:
-        _archive, packed = ensure(result.paths.cache_dir, str(decision.value), plan.env, cwd, plan.argv, note)
+        archive, _packed = ensure(result.paths.cache_dir, str(decision.value), plan.env, cwd, plan.argv, note)
+        conf = plan.env.get("SCCACHE_CONF")
+        listed = bool(conf) and json.dumps(archive) in Path(conf).read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         result.warnings.append(f"sccache-dist: the toolchain could not be packaged ({exc}); sccache packs it itself "
                                "on the first distributed compilation")
         return False
-    return packed
+    return not listed
