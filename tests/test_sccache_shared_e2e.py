@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.bench_cache import chain_workspace
 from tests.redisserver import redis  # noqa: F401 - fixture
 
 VENV_BIN = Path(sys.executable).parent
@@ -243,29 +244,12 @@ def test_a_unix_socket_redis_is_handed_to_sccache_in_its_own_spelling(redis, mac
     assert zeroed["zeroed"] is True and zeroed["stats"]["cache_misses"] == 0 and zeroed["stats"]["cache_hits"] == 0
 
 
-def _chain(root: Path, count: int = 6, functions: int = 300) -> Path:
-    """A workspace of ``count`` library crates, each depending on the previous one (built one after another)."""
-    ws = root / "checkout" / "chain"
-    names = [f"link{i}" for i in range(count)]
-    ws.mkdir(parents=True)
-    (ws / "Cargo.toml").write_text('[workspace]\nresolver = "2"\nmembers = [' + ", ".join(f'"{n}"' for n in names) + "]\n")
-    previous = None
-    for name in names:
-        (ws / name / "src").mkdir(parents=True)
-        deps = f'[dependencies]\n{previous} = {{ path = "../{previous}" }}\n' if previous else ""
-        (ws / name / "Cargo.toml").write_text(f'[package]\nname = "{name}"\nversion = "0.1.0"\nedition = "2021"\n\n{deps}')
-        (ws / name / "src" / "lib.rs").write_text("".join(
-            f"pub fn f{i}(x: u64) -> u64 {{ x.wrapping_mul({i + 3}).rotate_left({i % 7}) }}\n" for i in range(functions)))
-        previous = name
-    return ws
-
-
 def test_redis_killed_mid_build_the_rest_of_the_build_uses_the_local_server(redis, machines, tmp_path):
     """sccache 0.16 has no timeout setting for a backend that dies under its server (every cache
     access then waits ~30 s): exec's watch records it down, the key wrapper sends the remaining
     compilations to the local server, and the build finishes."""
     _require_sccache_016()
-    ws = _chain(tmp_path)
+    ws = chain_workspace(tmp_path)
     a = machines("alice", ws, redis.url, jobs=1)
     a.env["BUILDPOLICY_SCCACHE"] = "on"  # `cache` (no cargo command: the dev profile) decides as the build does
     assert a.stats()["reachable"] is True
