@@ -57,7 +57,7 @@ def buildpolicy_declare_knobs():
             KnobSpec(name="sccache_dist_scheduler", type="string", default="", check=_check_scheduler,
                      description="sccache-dist scheduler URL (http(s)://host[:port], port 10600 by default); "
                                  "empty: every compilation runs here"),
-            KnobSpec(name="sccache_dist_token", type="string", default="", check=_check_token,
+            KnobSpec(name="sccache_dist_token", type="string", default="", check=_check_token, secret=True,
                      description="sccache-dist client token as a reference: env:VAR or file:/ABS/PATH")]
 
 

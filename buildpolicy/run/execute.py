@@ -9,10 +9,14 @@ The steps, in order:
    run is *evaluated again*, so the job count reflects the memory free after
    the wait (the remote choice is memoised for the whole exec, so the second
    pass neither probes again nor changes its mind);
-4. run: the command runs as a child that inherits stdin/stdout/stderr, with
+4. sccache: with sccache-dist on, the build's toolchain is packaged once (and the run
+   decided again when the client configuration did not list it yet); the private
+   sccache server of the decided configuration is started; with a shared backend, a
+   watch probes it while the command runs (``buildpolicy.run.cache``);
+5. run: the command runs as a child that inherits stdin/stdout/stderr, with
    SIGINT/SIGTERM/SIGHUP/SIGQUIT forwarded (``buildpolicy.run.childproc``); exec
    exits with its status, or 128+N when signal N killed it;
-5. log: one JSON line in the action log (``buildpolicy.run.actionlog``).
+6. log: one JSON line in the action log (``buildpolicy.run.actionlog``).
 
 exec waits for the command because only a process that outlives it can log its
 exit status and hold the gate exactly as long as it runs. With the knob
@@ -178,7 +182,8 @@ def _start_sccache(result, plan) -> None:
     from buildpolicy.run.cache.server import UDS_VAR, ensure_running
 
     decision = result.decisions.get("sccache")
-    if decision is None or not decision.value or not plan.env.get(UDS_VAR) or not plan.env.get("RUSTC_WRAPPER"):
+    ours = decision is not None and decision.status.startswith(("enabled", "fallback-local:"))  # not external:
+    if not ours or not decision.value or not plan.env.get(UDS_VAR) or not plan.env.get("RUSTC_WRAPPER"):
         return
     try:
         ensure_running(str(decision.value), plan.env)

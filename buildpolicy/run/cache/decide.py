@@ -30,8 +30,8 @@ PROBING_COMMANDS = ("exec", "cache")
 # sccache settings a caller may carry that its server reads at start: part of the configuration.
 _SERVER_SETTINGS_SKIP = set(backends.BACKEND_VARIABLES) | {server.UDS_VAR, "SCCACHE_SERVER_PORT"}
 REMOTE_COMPILATIONS = (
-    "may run on a build server: rustc compilations sccache caches that miss the cache (library, proc-macro "
-    "and build-script crates compiled with --emit link)",
+    "may run on a build server: rustc compilations sccache caches (--emit link, library crates) that miss "
+    "the cache; sccache decides per compilation",
     "always run here: binaries and tests being linked, build scripts running, incremental compilations, "
     "cargo check's metadata-only compilations, and any compilation the build server fails (retried here)",
 )
