@@ -56,9 +56,7 @@ def probed(ctx, key: str, ask) -> tuple[reach.Reach | None, str]:
     if getattr(ctx.facts, "hermetic", False):
         return reach.Reach(True, "policy test: never probed, taken as up", 0.0, 0.0), "assumed"
     if ctx.command in PROBING_COMMANDS:
-        result = reach.ask_and_record(
-            key, ask, ctx.state_dir, tcp_timeout=_knob(ctx, "remote_tcp_timeout", 1.0),
-            recovery_timeout=_knob(ctx, "remote_recovery_timeout", 0.3), down_ttl=_knob(ctx, "remote_down_ttl", 300.0))
+        result = reach.ask_and_record(key, ask, ctx.state_dir, **timeouts(ctx))
         if hasattr(ctx, "not_replayable"):
             ctx.not_replayable("a shared sccache backend or sccache-dist scheduler was probed")
         return result, "probed"
@@ -76,6 +74,13 @@ def probed(ctx, key: str, ask) -> tuple[reach.Reach | None, str]:
 def backend_reach(ctx, backend: backends.Backend) -> tuple[reach.Reach | None, str]:
     """The backend's reachability for this run: probed under ``exec``, else the recorded result."""
     return probed(ctx, backend.probe_key, lambda timeout: reach.probe(backend, ctx.environ, timeout))
+
+
+def timeouts(ctx) -> dict[str, float]:
+    """The remote hosts' probe timeouts and down-TTL (DESIGN §6), as ``reach.ask_and_record`` takes them."""
+    return {"tcp_timeout": _knob(ctx, "remote_tcp_timeout", 1.0),
+            "recovery_timeout": _knob(ctx, "remote_recovery_timeout", 0.3),
+            "down_ttl": _knob(ctx, "remote_down_ttl", 300.0)}
 
 
 def _knob(ctx, name: str, default):

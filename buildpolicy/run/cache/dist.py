@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from buildpolicy.run.cache.backends import BackendError, reference_problem, resolve_reference
+from buildpolicy.run.cache.backends import BackendError, parse_problem, reference_problem, resolve_reference
 
 DEFAULT_PORT = 10600
 STATUS_PATH = "/api/v1/scheduler/status"
@@ -56,11 +56,7 @@ class Scheduler:
 
 def check_scheduler(value: str) -> str | None:
     """Knob check for ``sccache_dist_scheduler``: None, or what is wrong and the allowed forms."""
-    try:
-        parse_scheduler(value)
-    except BackendError as exc:
-        return f"{FORMS}; {exc}"
-    return None
+    return parse_problem(parse_scheduler, value, FORMS)
 
 
 def check_token(value: str) -> str | None:

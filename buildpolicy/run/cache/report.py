@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from buildpolicy.run.cache import backends, reach, server
-from buildpolicy.run.cache.decide import private_socket
+from buildpolicy.run.cache.decide import private_socket, timeouts
 
 
 def report(result, *, zero: bool = False) -> dict[str, Any]:
@@ -29,12 +29,7 @@ def report(result, *, zero: bool = False) -> dict[str, Any]:
         if not (sccache and decided.get(server.UDS_VAR)):
             return data
     else:
-        from buildpolicy.run.cache.decide import _knob
-
-        found = reach.probe_and_record(backend, ctx.environ, ctx.state_dir,
-                                       tcp_timeout=_knob(ctx, "remote_tcp_timeout", 1.0),
-                                       recovery_timeout=_knob(ctx, "remote_recovery_timeout", 0.3),
-                                       down_ttl=_knob(ctx, "remote_down_ttl", 300.0))
+        found = reach.probe_and_record(backend, ctx.environ, ctx.state_dir, **timeouts(ctx))
         data.update(reachable=found.ok, reason=found.reason, latency_ms=round(found.seconds * 1000, 2))
     if not sccache:
         data.update(server=None, stats=None)
@@ -43,8 +38,8 @@ def report(result, *, zero: bool = False) -> dict[str, Any]:
     # or the local one when the backend is down); else the backend's own.
     socket = decided.get(server.UDS_VAR) or str(private_socket(backend, sccache, ctx.environ, ctx.cache_dir))
     env = {**ctx.environ, **dict(backend.variables), **decided, server.UDS_VAR: socket}
-    if decided.get(server.UDS_VAR) and not decided.get("SCCACHE_REDIS_ENDPOINT"):
-        env = {k: v for k, v in env.items() if k not in dict(backend.variables)}
+    if decided.get(server.UDS_VAR) and not all(decided.get(k) == v for k, v in backend.variables):
+        env = {k: v for k, v in env.items() if k not in dict(backend.variables)}  # the local fallback
     running = server.running(env)
     data["server"] = {"socket": socket, "running": running}
     data["stats"] = None
@@ -78,9 +73,7 @@ def _dist(result) -> dict[str, Any] | None:
         found = reach.Reach(False, f"its token cannot be read ({exc})", 0.0, 0.0)
     else:
         found = reach.ask_and_record(scheduler.probe_key, lambda timeout: dist.probe(scheduler, token, timeout),
-                                     ctx.state_dir, tcp_timeout=_knob(ctx, "remote_tcp_timeout", 1.0),
-                                     recovery_timeout=_knob(ctx, "remote_recovery_timeout", 0.3),
-                                     down_ttl=_knob(ctx, "remote_down_ttl", 300.0))
+                                     ctx.state_dir, **timeouts(ctx))
     return {"scheduler": scheduler.url, "reachable": found.ok, "reason": found.reason,
             "latency_ms": round(found.seconds * 1000, 2),
             "toolchains": [archive for _rustc, archive in toolchain.packaged(ctx.cache_dir)]}

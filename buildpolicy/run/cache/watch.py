@@ -65,14 +65,16 @@ class BackendWatch:
 def start_for(result, plan) -> BackendWatch | None:
     """A running watch when ``plan`` builds here with a shared backend that is up, else None."""
     decision = result.decisions.get("sccache")
-    if decision is None or not decision.status.startswith("enabled:") or plan.execution.get("mode") == "remote":
+    if decision is None or not decision.value or plan.execution.get("mode") == "remote":
         return None
     knob = result.knobs.get("sccache_backend")
     try:
         backend = backends.parse(knob.value if knob is not None else "local")
     except backends.BackendError:
         return None
-    if not backend.shared or not plan.env.get(server.UDS_VAR):
+    # In use: shared, and handed to sccache (enabled:<backend>…, or fallback-local:dist-down with it).
+    in_use = backend.shared and all(plan.env.get(k) == v for k, v in backend.variables)
+    if not in_use or not plan.env.get(server.UDS_VAR):
         return None
     timeout_knob = result.knobs.get("remote_tcp_timeout")
     timeout = float(timeout_knob.value) if timeout_knob is not None and timeout_knob.value else 1.0
