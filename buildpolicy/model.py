@@ -78,7 +78,9 @@ class KnobSpec:
     type error (``remote_hosts`` refuses host names starting with ``-``).
     ``seconds`` knobs hold a float duration (``1.5``, ``"1.5s"``, ``"300ms"``).
     ``value_aliases`` maps legacy values to real ones before validation (a team's
-    old ``JCODE_FAST_LINKER=1`` meaning ``auto``).
+    old ``JCODE_FAST_LINKER=1`` meaning ``auto``). A ``secret`` knob holds a
+    reference to a secret (``sccache_dist_token``): a bad value, which may be the
+    secret itself, is never repeated in an error.
     """
 
     name: str
@@ -92,6 +94,7 @@ class KnobSpec:
     on_invalid: str = "error"
     declared_by: str = ""
     check: Callable[[Any], str | None] | None = attrs.field(default=None, eq=False, repr=False)
+    secret: bool = False
 
     @property
     def env_names(self) -> tuple[str, ...]:

@@ -33,23 +33,41 @@ def _check_backend(value):
     return check(value)
 
 
+def _check_scheduler(value):
+    from buildpolicy.run.cache.dist import check_scheduler
+
+    return check_scheduler(value)
+
+
+def _check_token(value):
+    from buildpolicy.run.cache.dist import check_token
+
+    return check_token(value)
+
+
 @hookimpl
 def buildpolicy_declare_knobs():
-    """Declare the ``sccache`` knob (auto | on | off) and ``sccache_backend`` (DESIGN §12)."""
+    """Declare the ``sccache`` knob (auto | on | off), ``sccache_backend`` and the sccache-dist knobs (DESIGN §12)."""
     return [KnobSpec(name="sccache", type="enum", default="auto", values=("auto", "on", "off"),
                      description="use sccache as RUSTC_WRAPPER: auto skips incremental builds"),
             KnobSpec(name="sccache_backend", type="string", default="local", check=_check_backend,
                      description="sccache's cache: local, redis://host:port[/db], rediss://…, redis+unix:///PATH, "
                                  "memcached://host:port, s3://bucket[/prefix]?endpoint=…&region=…, "
-                                 "webdav+http(s)://…, gha; credentials as ?password=env:VAR or file:/PATH")]
+                                 "webdav+http(s)://…, gha; credentials as ?password=env:VAR or file:/PATH"),
+            KnobSpec(name="sccache_dist_scheduler", type="string", default="", check=_check_scheduler,
+                     description="sccache-dist scheduler URL (http(s)://host[:port], port 10600 by default); "
+                                 "empty: every compilation runs here"),
+            KnobSpec(name="sccache_dist_token", type="string", default="", check=_check_token, secret=True,
+                     description="sccache-dist client token as a reference: env:VAR or file:/ABS/PATH")]
 
 
 def _shared(ctx) -> bool:
+    """Whether a shared backend or an sccache-dist scheduler is configured (``run/cache/`` decides then)."""
     try:
-        value = ctx.knob("sccache_backend")
+        backend, scheduler = ctx.knob("sccache_backend"), ctx.knob("sccache_dist_scheduler")
     except KeyError:
         return False
-    return value not in (None, "", "local")
+    return backend not in (None, "", "local") or bool(scheduler)
 
 
 @hookimpl

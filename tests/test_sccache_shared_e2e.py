@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.bench_cache import chain_workspace
 from tests.redisserver import redis  # noqa: F401 - fixture
 
 VENV_BIN = Path(sys.executable).parent
@@ -238,3 +239,40 @@ def test_a_unix_socket_redis_is_handed_to_sccache_in_its_own_spelling(redis, mac
     assert "reachable    yes" in text and "hit rate" in text and "misses" in text
     zeroed = json.loads(a.run("cache", "--zero", "--format", "json").stdout)
     assert zeroed["zeroed"] is True and zeroed["stats"]["cache_misses"] == 0 and zeroed["stats"]["cache_hits"] == 0
+
+
+def test_redis_killed_mid_build_the_rest_of_the_build_uses_the_local_server(redis, machines, tmp_path):
+    """sccache 0.16 has no timeout setting for a backend that dies under its server (every cache
+    access then waits ~30 s): exec's watch records it down, the key wrapper sends the remaining
+    compilations to the local server, and the build finishes."""
+    _require_sccache_016()
+    ws = chain_workspace(tmp_path)
+    a = machines("alice", ws, redis.url, jobs=1)
+    a.env["BUILDPOLICY_SCCACHE"] = "on"  # `cache` (no cargo command: the dev profile) decides as the build does
+    assert a.stats()["reachable"] is True
+    shared = a.plan()
+    assert shared["decisions"]["sccache"]["status"] == "enabled:redis"
+    build = subprocess.Popen([sys.executable, "-m", "buildpolicy", "exec", "--", "cargo", "build", "--release"], cwd=ws,
+                             env=a.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deps = a.root / "target" / "release" / "deps"
+        while not list(deps.glob("liblink0-*.rlib")) and build.poll() is None:
+            time.sleep(0.05)
+        redis.stop()  # the first crate is compiled, the others are still to come
+        _out, err = build.communicate(timeout=BUILD_TIMEOUT)
+    finally:
+        if build.poll() is None:
+            build.kill()
+            build.wait()
+    assert build.returncode == 0, err[-3000:]
+    assert list(deps.glob("liblink5-*.rlib")), err[-3000:]
+    assert "the sccache backend went down during the build" in err and "refused" in err, err[-3000:]
+    # Recorded down by the watch: the next prompt and exec decide the local cache without probing.
+    after = a.plan()
+    assert after["decisions"]["sccache"]["status"] == "fallback-local:redis-down", after["decisions"]["sccache"]
+    assert after["env"]["SCCACHE_SERVER_UDS"] != shared["env"]["SCCACHE_SERVER_UDS"]
+    # The compilations after the switch went to the local server the wrapper names.
+    wrapper = Path(shared["env"]["RUSTC_WRAPPER"]).read_text()
+    assert after["env"]["SCCACHE_SERVER_UDS"] in wrapper
+    local = a.stats()["stats"]
+    assert local["cache_misses"] >= 1 and local["cache_errors"] == 0, local

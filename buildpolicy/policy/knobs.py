@@ -203,12 +203,16 @@ def resolve_knobs(
                 chosen = KnobValue(coerce(spec, raw), provenance)
                 break
             except ValueError as exc:
-                shown = _without_passwords(repr(raw))  # an error goes to terminals and CI logs
+                # An error goes to terminals and CI logs: no password, no secret.
+                shown = "(not repeated: it may be the secret)" if spec.secret else _without_passwords(repr(raw))
+                source = provenance.source
+                if spec.secret and source.startswith("--set "):
+                    source = f"--set {name}=…"
                 if provenance.file:
                     where = value_where.get(id(provenance)) or provenance.where()
                     message = f"{where}: knob {name!r}: bad value {shown}; allowed: {exc}"
                 else:
-                    message = (f"knob {name!r}: bad value {shown} from {_without_passwords(provenance.source)}; "
+                    message = (f"knob {name!r}: bad value {shown} from {_without_passwords(source)}; "
                                f"allowed: {exc}")
                 if spec.on_invalid == "warn" and provenance.layer == "env":
                     warn(message + " (ignored)")

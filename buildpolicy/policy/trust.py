@@ -96,6 +96,9 @@ SENSITIVE_KNOBS = {
                     "TMPDIR at",
     "sccache_backend": "names the shared cache sccache reads compiled code from, into your binaries, and "
                        "sends your compiled code to",
+    "sccache_dist_scheduler": "names the compile farm that compiles your code and returns the objects linked into "
+                              "your binaries",
+    "sccache_dist_token": "names the file or variable whose secret buildpolicy sends to the sccache-dist scheduler",
 }
 
 RECORD_VERSION = 1

@@ -9,10 +9,14 @@ The steps, in order:
    run is *evaluated again*, so the job count reflects the memory free after
    the wait (the remote choice is memoised for the whole exec, so the second
    pass neither probes again nor changes its mind);
-4. run: the command runs as a child that inherits stdin/stdout/stderr, with
+4. sccache: with sccache-dist on, the build's toolchain is packaged once (and the run
+   decided again when the client configuration did not list it yet); the private
+   sccache server of the decided configuration is started; with a shared backend, a
+   watch probes it while the command runs (``buildpolicy.run.cache``);
+5. run: the command runs as a child that inherits stdin/stdout/stderr, with
    SIGINT/SIGTERM/SIGHUP/SIGQUIT forwarded (``buildpolicy.run.childproc``); exec
    exits with its status, or 128+N when signal N killed it;
-5. log: one JSON line in the action log (``buildpolicy.run.actionlog``).
+6. log: one JSON line in the action log (``buildpolicy.run.actionlog``).
 
 exec waits for the command because only a process that outlives it can log its
 exit status and hold the gate exactly as long as it runs. With the knob
@@ -122,6 +126,12 @@ def execute(request, command_argv, *, dry_run: bool = False, quiet: bool = False
         waited = 0.0
         if gate is not None:
             lock, waited, result, plan = _take_gate(gate, request, result, plan, cargo, command_argv, note)
+        if cargo and plan.execution.get("mode") != "remote":
+            from buildpolicy.run.cache.toolchain import prepare
+
+            if prepare(result, plan, request.cwd, note):  # sccache-dist: the client configuration now lists it
+                result, plan = _plan(request, cargo, command_argv)
+            _start_sccache(result, plan)
         governor = _governor_session(result, plan, request, quiet)
         if governor is None and _governor_on(result):  # it could not start: the static job count instead
             import attrs
@@ -148,6 +158,9 @@ def execute(request, command_argv, *, dry_run: bool = False, quiet: bool = False
             return _replace_process(plan)
         began = time.monotonic()
         summary = None
+        from buildpolicy.run.cache.watch import start_for
+
+        watch = start_for(result, plan)
         try:
             if plan.execution.get("mode") == "remote":
                 from buildpolicy.run.remote.sync import run_plan
@@ -161,6 +174,9 @@ def execute(request, command_argv, *, dry_run: bool = False, quiet: bool = False
                 if guard is not None and status == 0 and guard.matched_nothing():
                     status = _zero_tests_failure(result)
         finally:
+            if watch is not None and watch.stop() is not None:
+                note(f"the sccache backend went down during the build ({watch.down.reason}): the remaining "
+                     "compilations used the local cache")
             if governor is not None:
                 summary = governor.close()
             if lock is not None:
@@ -195,6 +211,22 @@ def _zero_tests_failure(result) -> int:
           "check the test name or path, or allow it with --set zero_tests=allow (BUILDPOLICY_ZERO_TESTS=allow)",
           file=sys.stderr, flush=True)
     return code
+
+
+def _start_sccache(result, plan) -> None:
+    """Start the private sccache server of the decided configuration before cargo (one server per
+    socket, even when cargo's first compilations or two execs would start it at once)."""
+    from buildpolicy.run.cache.server import UDS_VAR, ensure_running
+
+    decision = result.decisions.get("sccache")
+    ours = decision is not None and decision.status.startswith(("enabled", "fallback-local:"))  # not external:
+    if not ours or not decision.value or not plan.env.get(UDS_VAR) or not plan.env.get("RUSTC_WRAPPER"):
+        return
+    try:
+        ensure_running(str(decision.value), plan.env)
+    except Exception as exc:  # noqa: BLE001 - cargo's first compilation starts it then
+        result.warnings.append(f"the private sccache server could not be started before cargo ({exc}); "
+                               "cargo's first compilation starts it")
 
 
 def _governor_on(result) -> bool:

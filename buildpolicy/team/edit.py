@@ -95,7 +95,8 @@ def toml_value(spec: KnobSpec, raw: str) -> Any:
     try:
         value = coerce(spec, raw)
     except ValueError as exc:
-        raise BuildpolicyError(f"knob {spec.name!r}: bad value {raw!r}; allowed: {exc}") from None
+        shown = "(not repeated: it may be the secret)" if spec.secret else repr(raw)
+        raise BuildpolicyError(f"knob {spec.name!r}: bad value {shown}; allowed: {exc}") from None
     if spec.type in ("size", "seconds"):
         # Keep the user's spelling ("2GiB", "300ms"); a plain number stays a number.
         text = raw.strip()

@@ -1,4 +1,4 @@
-"""Shared sccache backends (DESIGN §12): which backend, is it up, which server.
+"""Shared sccache backends and sccache-dist (DESIGN §12): which backend, which farm, is it up, which server.
 
 Modules: ``backends`` (the ``sccache_backend`` knob: parsing, credentials
 references, the variables sccache 0.16 reads, the configuration's identity),
@@ -8,7 +8,10 @@ against it, stopping it) and ``refresh`` (the background probe a prompt starts),
 shared-backend ``sccache`` decision), ``report`` (``buildpolicy cache``) and
 ``keys`` (cache-key hygiene: the wrapper that
 keeps machine-specific ``CARGO_*`` variables out of sccache's hash, and what
-``doctor`` reports). This ``__init__`` imports nothing.
+``doctor`` reports), ``dist`` (the sccache-dist knobs, the scheduler's probe,
+the generated client ``SCCACHE_CONF``), ``toolchain`` (toolchain archives
+packaged once by ``exec``) and ``watch`` (``exec``'s watch on a shared backend
+while the build runs). This ``__init__`` imports nothing.
 
 Nothing here probes the network on ``env``'s path: ``env`` and ``explain``
 decide from the recorded probe results (``reach.Records``); ``exec`` and

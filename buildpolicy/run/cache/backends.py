@@ -106,10 +106,15 @@ class Backend:
 
 def check(value: str) -> str | None:
     """Knob check for ``sccache_backend``: None, or what is wrong and the allowed forms."""
+    return parse_problem(parse, value, FORMS)
+
+
+def parse_problem(parser, value: str, forms: str) -> str | None:
+    """None when ``parser`` accepts ``value``, else the allowed ``forms`` and what is wrong."""
     try:
-        parse(value)
+        parser(value)
     except BackendError as exc:
-        return f"{FORMS}; {exc}"
+        return f"{forms}; {exc}"
     return None
 
 

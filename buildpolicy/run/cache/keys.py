@@ -22,6 +22,7 @@ import hashlib
 import os
 import shlex
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 # cargo's own settings: used by cargo, never read by rustc, differ per machine.
@@ -35,13 +36,27 @@ def stripped_variables(triple: str | None) -> tuple[str, ...]:
     return (*STRIPPED, f"CARGO_TARGET_{triple.upper().replace('-', '_').replace('.', '_')}_LINKER")
 
 
-def wrapper_text(sccache: str, triple: str | None, secrets: tuple[tuple[str, str], ...] = ()) -> str:
+@dataclass(frozen=True)
+class Fallback:
+    """Where the wrapper sends a compilation once the backend is recorded down: while
+    ``marker`` exists, without the backend's ``variables``, to the local server on ``socket``."""
+
+    marker: str
+    socket: str | None
+    variables: tuple[str, ...]
+
+
+def wrapper_text(sccache: str, triple: str | None, secrets: tuple[tuple[str, str], ...] = (),
+                 fallback: Fallback | None = None) -> str:
     """The wrapper script for ``sccache``.
 
     ``secrets`` are ``(variable, reference)`` pairs: the script resolves each
     reference when it runs (``env:VAR`` from the build's environment,
     ``file:PATH`` the file's first line), so a secret never appears in what
     buildpolicy prints (``env``, ``explain``, ``exec --dry-run``) or records.
+    With ``fallback``, a compilation that starts while the backend is recorded
+    down goes to the local server: sccache 0.16 has no timeout setting for a
+    backend that dies under a running server (each cache access then waits 30 s).
     """
     names = " ".join(stripped_variables(triple))
     lines = [
@@ -50,6 +65,15 @@ def wrapper_text(sccache: str, triple: str | None, secrets: tuple[tuple[str, str
         "# are kept out of sccache's cache key; cargo has used them, rustc never reads them.",
         f"unset {names}",
     ]
+    if fallback is not None:
+        # A server stopped under a waiting compilation (the backend died): the client compiles it itself.
+        lines.append("SCCACHE_IGNORE_SERVER_IO_ERROR=1; export SCCACHE_IGNORE_SERVER_IO_ERROR")
+        lines.append(f"if [ -e {shlex.quote(fallback.marker)} ]; then")
+        lines.append(f"  unset {' '.join(fallback.variables)}")
+        if fallback.socket:
+            lines.append(f"  SCCACHE_SERVER_UDS={shlex.quote(fallback.socket)}; export SCCACHE_SERVER_UDS")
+        lines.append(f"  exec {shlex.quote(sccache)} \"$@\"")
+        lines.append("fi")
     for variable, reference in secrets:
         kind, _, target = reference.partition(":")
         if kind == "env":
@@ -60,14 +84,15 @@ def wrapper_text(sccache: str, triple: str | None, secrets: tuple[tuple[str, str
     return "\n".join(lines) + "\n"
 
 
-def ensure_wrapper(cache_dir, sccache: str, triple: str | None, secrets: tuple[tuple[str, str], ...] = ()) -> Path:
+def ensure_wrapper(cache_dir, sccache: str, triple: str | None, secrets: tuple[tuple[str, str], ...] = (),
+                   fallback: Fallback | None = None) -> Path:
     """Write the wrapper (0755, atomically) unless it is already there as it should be; return its path.
 
     Raises OSError when the cache dir is not safe to hold a program cargo runs.
     """
     from buildpolicy.filestate import atomic_write, unsafe_directory
 
-    text = wrapper_text(sccache, triple, secrets)
+    text = wrapper_text(sccache, triple, secrets, fallback)
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     directory = Path(cache_dir) / "sccache" / "wrappers"
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)

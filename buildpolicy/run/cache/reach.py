@@ -19,11 +19,12 @@ a prompt never waits on the network.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -255,6 +256,7 @@ class Records:
                 write_state(self.path, json.dumps(payload, indent=1).encode())
             except OSError:
                 return False
+            _mark(self.path.parent, key, not reach.ok)
         return True
 
 
@@ -265,11 +267,40 @@ def _number(value) -> bool:
 def probe_and_record(backend: Backend, environ: Mapping[str, str], state_dir, *, tcp_timeout: float,
                      recovery_timeout: float, down_ttl: float) -> Reach:
     """Probe with the remote timeouts (the shorter one while a recent failure is recorded) and record."""
+    return ask_and_record(backend.probe_key, lambda timeout: probe(backend, environ, timeout), state_dir,
+                          tcp_timeout=tcp_timeout, recovery_timeout=recovery_timeout, down_ttl=down_ttl)
+
+
+def ask_and_record(key: str, ask: Callable[[float], Reach], state_dir, *, tcp_timeout: float,
+                   recovery_timeout: float, down_ttl: float) -> Reach:
+    """Run the probe ``ask(timeout)`` of ``key`` with the remote timeouts and record its answer."""
     records = Records(state_dir)
-    last = records.get(backend.probe_key)
+    last = records.get(key)
     timeout = tcp_timeout
     if last is not None and not last.ok and time.time() - last.at < down_ttl:
         timeout = recovery_timeout
-    reach = probe(backend, environ, timeout)
-    records.put(backend.probe_key, reach)
+    reach = ask(timeout)
+    records.put(key, reach)
     return reach
+
+
+def down_marker(state_dir, key: str) -> Path:
+    """A file that exists while ``key``'s last recorded probe says down.
+
+    The key wrapper tests it before every compilation (one ``stat``), so a build
+    whose backend dies mid-way sends its remaining compilations to the local
+    server as soon as a probe (``exec``'s watch, a prompt's refresh) notices.
+    """
+    return Path(state_dir) / "sccache-down" / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _mark(state_dir, key: str, down: bool) -> None:
+    marker = down_marker(state_dir, key)
+    try:
+        if down:
+            marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            marker.touch()
+        else:
+            marker.unlink(missing_ok=True)
+    except OSError:
+        pass  # the record still says it; only the switch of a running build is lost

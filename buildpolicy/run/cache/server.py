@@ -85,6 +85,27 @@ def running(env: Mapping[str, str]) -> bool:
         sock.close()
 
 
+def ensure_running(sccache: str, env: Mapping[str, str]) -> bool:
+    """Start the configuration's server unless one listens (``exec``, before cargo); True when started.
+
+    Under a lock beside the socket: cargo's first compilations (or two concurrent
+    execs) would otherwise each start a server on the same path, and the one whose
+    socket file the other replaced runs on, unreachable, until its idle timeout.
+    """
+    from buildpolicy.run.locks import locked
+
+    if running(env):
+        return False
+    with locked(Path(env[UDS_VAR] + ".lock"), timeout=COMMAND_TIMEOUT) as held:
+        if running(env) or not held:
+            return False
+        proc = _run(sccache, ["--start-server"], env, timeout=COMMAND_TIMEOUT + 40)  # sccache's storage check
+        if proc.returncode != 0:
+            lines = [line for line in proc.stderr.splitlines() if line.strip()]
+            raise OSError(f"sccache --start-server failed: {lines[-1] if lines else proc.returncode}")
+    return True
+
+
 def show_stats(sccache: str, env: Mapping[str, str]) -> dict:
     """``sccache --show-stats --stats-format json`` against the private server (started if needed)."""
     proc = _run(sccache, ["--show-stats", "--stats-format", "json"], env)
