@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from buildpolicy.engine.envstate import STATE_VAR, _json_loads, restore_baseline
+from buildpolicy.engine.envstate import STATE_VAR, restore_baseline
+from buildpolicy.filestate import json_value as _json_loads
 from buildpolicy.policy.buildvars import C_TOOL_VARS, is_build_variable
 
 _TOOLS = "|".join(C_TOOL_VARS)

@@ -30,7 +30,7 @@ def rustup_home(ctx: ProbeContext) -> Path | None:
     if ctx.environ.get("RUSTUP_HOME"):
         return Path(ctx.environ["RUSTUP_HOME"])
     home = ctx.home()
-    return home / ".rustup" if home else None
+    return Path(home) / ".rustup" if home else None
 
 
 def list_toolchains(home: Path) -> list[str]:
