@@ -53,11 +53,11 @@ def installed(tmp_path_factory) -> Path:
     return target
 
 
-def run_env(installed: Path, base_env: dict, cwd: Path, **extra: str) -> tuple[str, set[str]]:
-    """``buildpolicy env`` through the installed script; its stdout and the modules it loaded."""
+def run_env(installed: Path, base_env: dict, cwd: Path, args: list[str], **extra: str) -> tuple[str, set[str]]:
+    """``buildpolicy env ARGS`` through the installed script; its stdout and the modules it loaded."""
     site_packages = sysconfig.get_paths()["purelib"]  # attrs, pluggy, … of this interpreter
     env = {**base_env, "PYTHONPATH": os.pathsep.join([str(installed), site_packages]), **extra}
-    proc = subprocess.run([sys.executable, "-S", "-c", _RUN_SCRIPT, str(installed / "bin" / "buildpolicy"), "env"],
+    proc = subprocess.run([sys.executable, "-S", "-c", _RUN_SCRIPT, str(installed / "bin" / "buildpolicy"), "env", *args],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     line = next(line for line in proc.stderr.splitlines() if line.startswith("modules: "))
@@ -72,25 +72,34 @@ def test_the_interpreter_alone_imports_none_of_them(installed, base_env, tmp_pat
     assert not loaded & {*NOT_ON_THE_REPLAY, *NOT_ON_THE_FULL_RUN}
 
 
-def test_a_replayed_env_imports_none_of_the_slow_modules(installed, base_env, tmp_path):
+# Plain `env`, and the selfdev profile, where the front-end plugin asks for rust.nightly:
+# the replay then lists the installed toolchains again.
+@pytest.mark.parametrize("args", [[], ["--", "cargo", "build", "--profile", "selfdev"]], ids=["env", "env-selfdev"])
+def test_a_replayed_env_imports_none_of_the_slow_modules(installed, base_env, tmp_path, args):
     project = tmp_path / "project"
     (project / "src").mkdir(parents=True)
-    (project / "Cargo.toml").write_text('[package]\nname = "p"\nversion = "0.1.0"\nedition = "2021"\n')
+    (project / "Cargo.toml").write_text('[package]\nname = "p"\nversion = "0.1.0"\nedition = "2021"\n\n'
+                                        '[profile.selfdev]\ninherits = "dev"\nincremental = true\n')
     (project / "src" / "main.rs").write_text("fn main() {}\n")
     (project / "buildpolicy.toml").write_text('default_profile = "dev"\n')
+    rustup = tmp_path / "rustup"  # no nightly: one that would not run (no rustc here) is not replayable
+    (rustup / "toolchains" / "stable-x86_64-unknown-linux-gnu" / "bin").mkdir(parents=True)
+    base_env = {**base_env, "RUSTUP_HOME": str(rustup)}
 
-    full, full_modules = run_env(installed, base_env, project)
+    full, full_modules = run_env(installed, base_env, project, args)
     assert "pluggy" in full_modules and "buildpolicy.engine.pipeline" in full_modules  # a full run: it records
-    replayed, modules = run_env(installed, base_env, project)
+    replayed, modules = run_env(installed, base_env, project, args)
     assert replayed == full
     assert "buildpolicy.replay.check" in modules and "buildpolicy.engine.pipeline" not in modules
     assert sorted(modules & set(NOT_ON_THE_REPLAY)) == []
     # What it does import: the replay, the probes it re-runs, and the few light modules they need.
     assert {"buildpolicy.facts.memory", "buildpolicy.facts.system"} <= modules
+    if args:
+        assert "buildpolicy.facts.rust" in modules
 
     # A full evaluation with warm caches (the replay switched off): no schema validation,
     # no TOML editing, no structuring, no psutil (Linux reads /proc), no entry-point scan.
-    again, full_modules = run_env(installed, base_env, project, BUILDPOLICY_REPLAY="off")
+    again, full_modules = run_env(installed, base_env, project, args, BUILDPOLICY_REPLAY="off")
     assert again == full
     assert "buildpolicy.engine.pipeline" in full_modules
     assert sorted(full_modules & set(NOT_ON_THE_FULL_RUN)) == []
