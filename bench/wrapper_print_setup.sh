@@ -1,54 +1,60 @@
 #!/usr/bin/env bash
-# The baseline `buildpolicy env` must beat at a prompt (DESIGN §10): the `--print-setup`
-# of a bash build wrapper (examples/jcode/scripts/build.sh is an excerpt of one), making
-# the same probes a replayed `env` of the shipped policies re-checks, and printing the
-# same kind of exports. Written as a careful wrapper author would: one awk for
-# /proc/meminfo, bash builtins wherever they do.
+# The baseline `buildpolicy env` must beat at a prompt (DESIGN §10): the `--print-setup` of
+# a bash build wrapper, making the probes a replayed `env` of the shipped policies makes
+# again and printing the same exports. Its lines are those of the wrapper the examples
+# replace (examples/jcode/scripts/build.sh: one awk per /proc/meminfo field, nproc in the
+# arithmetic), plus the probes that excerpt leaves out, written in the same style.
 set -euo pipefail
 
-read -r mem_total_kib mem_avail_kib swap_kib < <(awk '
-    /^MemTotal:/ {t = $2} /^MemAvailable:/ {a = $2} /^SwapTotal:/ {s = $2}
-    END {print t, a, s}' /proc/meminfo)
-cpus=$(nproc)
+mem_avail_kib=$(awk '/MemAvailable/ {print $2}' /proc/meminfo)
+mem_total_kib=$(awk '/MemTotal/ {print $2}' /proc/meminfo)
+swap_kib=$(awk '/SwapTotal/ {print $2}' /proc/meminfo)
 
-# cgroup v2 memory limit and usage of this process's cgroup (a container's limit binds).
-limit=max
-if IFS=: read -r _ _ cgroup_path < /proc/self/cgroup && [[ -r /sys/fs/cgroup${cgroup_path}/memory.max ]]; then
-    read -r limit < "/sys/fs/cgroup${cgroup_path}/memory.max"
-fi
-if [[ "$limit" != max ]]; then
-    (( mem_total_kib = limit / 1024 < mem_total_kib ? limit / 1024 : mem_total_kib ))
-    (( mem_avail_kib = mem_avail_kib < mem_total_kib ? mem_avail_kib : mem_total_kib ))
+# A container's memory limit binds (cgroup v2).
+cgroup_path=$(cut -d: -f3 /proc/self/cgroup | head -n1)
+limit=$(cat "/sys/fs/cgroup${cgroup_path}/memory.max" 2>/dev/null || echo max)
+if [[ "$limit" != max ]] && (( limit / 1024 < mem_total_kib )); then
+    mem_total_kib=$(( limit / 1024 ))
+    (( mem_avail_kib > mem_total_kib )) && mem_avail_kib=$mem_total_kib
 fi
 
-# Is /tmp in memory? (the tmpdir decision)
-tmp_fs=$(stat -f -c %T /tmp)
+arch=$(uname -m)
+case "$(uname -s)" in
+    Linux) triple="$arch-unknown-linux-gnu" ;;
+    Darwin) triple="$arch-apple-darwin" ;;
+    *) triple="" ;;
+esac
 
-# The cargo profile's incremental setting and rustflags in cargo config, walking up.
+# The profile's incremental setting, and rustflags in cargo config (which an exported
+# RUSTFLAGS would shadow), from the directory up.
+incremental=$(grep -A5 '^\[profile\.dev\]' Cargo.toml 2>/dev/null | grep -m1 '^incremental' | awk '{print $3}' || true)
 config_rustflags=""
 dir=$PWD
 while :; do
-    for name in config.toml config; do
-        if [[ -f "$dir/.cargo/$name" ]] && grep -q rustflags "$dir/.cargo/$name"; then config_rustflags=1; fi
-    done
+    if [[ -f "$dir/.cargo/config.toml" ]] && grep -q rustflags "$dir/.cargo/config.toml"; then config_rustflags=1; fi
     [[ "$dir" == / ]] && break
     dir=$(dirname "$dir")
 done
-[[ -f "${CARGO_HOME:-$HOME/.cargo}/config.toml" ]] && grep -q rustflags "${CARGO_HOME:-$HOME/.cargo}/config.toml" && config_rustflags=1
 
 jobs=$(( mem_avail_kib / (1792 * 1024) ))
 (( jobs < 1 )) && jobs=1
-(( jobs > cpus )) && jobs=$cpus
+(( jobs > $(nproc) )) && jobs=$(nproc)
 echo "export CARGO_BUILD_JOBS='${CARGO_BUILD_JOBS:-$jobs}'"
 
-if (( swap_kib == 0 && mem_total_kib < 24 * 1024 * 1024 && mem_avail_kib < 8 * 1024 * 1024 )); then
+if (( swap_kib == 0 )) && (( mem_total_kib < 24 * 1024 * 1024 )) && (( mem_avail_kib < 8 * 1024 * 1024 )) \
+        && [[ "${incremental:-true}" != false ]]; then
     echo "export CARGO_INCREMENTAL='1'"
 fi
 
 if command -v mold >/dev/null && command -v clang >/dev/null && [[ -z "$config_rustflags" ]]; then
-    echo "export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER='$(command -v clang)'"
-    echo "export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C link-arg=-fuse-ld=mold'"
+    target=$(echo "$triple" | tr 'a-z-' 'A-Z_')
+    echo "export CARGO_TARGET_${target}_LINKER='$(command -v clang)'"
+    echo "export CARGO_TARGET_${target}_RUSTFLAGS='-C link-arg=-fuse-ld=mold'"
+elif command -v ld.mold >/dev/null; then
+    echo "export RUSTFLAGS='-C link-arg=-fuse-ld=mold'"
 fi
-if [[ "$tmp_fs" == tmpfs || "$tmp_fs" == ramfs ]]; then  # keep big temporary files out of memory
+
+# /tmp in memory: keep the build's big temporary files out of it.
+if [[ "$(stat -f -c %T /tmp)" == tmpfs ]]; then
     echo "export TMPDIR='${XDG_CACHE_HOME:-$HOME/.cache}/wrapper/tmp'"
 fi
