@@ -315,13 +315,43 @@ STATE_DEPTH = 32
 def load_state_json(path, limit: int = STATE_LIMIT):
     """The JSON value in state file ``path``, or None when it is missing, refused or corrupt
     (not UTF-8, not JSON, nested more than ``STATE_DEPTH`` deep)."""
-    import json
-
     try:
-        value = json.loads(read_state(path, limit))
+        value = json_value(read_state(path, limit).decode("utf-8"))
     except (OSError, ValueError, RecursionError):
         return None
     return None if too_deep(value, STATE_DEPTH) else value
+
+
+def json_value(text: str):
+    """``json.loads(text)`` without importing ``json`` (its decoder imports ``re``, which
+    with ``enum`` costs a warm prompt milliseconds): CPython's own C scanner, which
+    ``json`` uses too, with ``json``'s defaults; the module itself where that scanner is
+    missing. Raises ValueError on bad input."""
+    try:
+        from _json import make_scanner
+    except ImportError:  # pragma: no cover - another Python implementation
+        import json
+
+        return json.loads(text)
+
+    class _Defaults:  # the attributes the scanner reads from json.JSONDecoder
+        strict = True
+        object_hook = None
+        object_pairs_hook = None
+        parse_float = float
+        parse_int = int
+        parse_constant = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}.__getitem__
+
+    start = len(text) - len(text.lstrip(" \t\n\r"))
+    try:
+        value, end = make_scanner(_Defaults())(text, start)
+    except StopIteration:
+        raise ValueError("not JSON") from None
+    except RecursionError:  # nested thousands deep: only a forged record is
+        raise ValueError("nested too deeply") from None
+    if text[end:].strip(" \t\n\r"):
+        raise ValueError("extra data after the JSON value")
+    return value
 
 
 def too_deep(data, limit: int) -> bool:

@@ -14,12 +14,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 MEASUREMENTS = {
-    "pass", "env_warm", "env_cargo_warm", "rss_env_warm", "env_cold",
+    "pass", "wrapper_print_setup", "env_warm", "env_cargo_warm", "rss_env_warm", "env_cold", "env_edited",
     "env_warm_shipped_group", "env_warm_1000_rules", "rss_env_1000_rules",
     "env_warm_full", "env_warm_shipped_full", "env_warm_1000_rules_full", "rss_env_warm_full",
     "check_10000_rules", "check_10000_rules_edit", "check_10000_rules_cold",
 }
-BUDGETED = {"env_warm", "env_cargo_warm", "rss_env_warm", "env_cold", "env_warm_1000_rules", "rss_env_1000_rules",
+BUDGETED = {"env_warm", "env_cargo_warm", "env_warm_full", "env_edited", "rss_env_warm", "env_cold", "env_warm_1000_rules", "rss_env_1000_rules",
             "env_warm_1000_rules_full", "rss_env_warm_full", "check_10000_rules", "check_10000_rules_edit", "check_10000_rules_cold"}
 
 

@@ -61,14 +61,14 @@ def test_v2_missing_path_falls_back_to_the_mount_root(tmp_path):
     write(tmp_path, "proc/self/cgroup", "0::/system.slice/docker-abc.scope\n")
     write(tmp_path, "sys/fs/cgroup/cgroup.controllers", "memory\n")
     write(tmp_path, "sys/fs/cgroup/memory.max", f"{2 * GiB}\n")
-    assert cgroup.levels(tmp_path / "sys/fs/cgroup", "/system.slice/docker-abc.scope") == [tmp_path / "sys/fs/cgroup"]
+    assert cgroup.levels(tmp_path / "sys/fs/cgroup", "/system.slice/docker-abc.scope") == [str(tmp_path / "sys/fs/cgroup")]
     assert store(tmp_path, tmp_path).get("cgroup.memory_limit") == 2 * GiB
 
 
 def test_levels_walk_from_leaf_to_mount(tmp_path):
     base = v2_tree(tmp_path, "/a/b/c")
-    assert cgroup.levels(base, "/a/b/c") == [base / "a/b/c", base / "a/b", base / "a", base]
-    assert cgroup.levels(base, "/") == [base]
+    assert cgroup.levels(base, "/a/b/c") == [str(base / "a/b/c"), str(base / "a/b"), str(base / "a"), str(base)]
+    assert cgroup.levels(base, "/") == [str(base)]
 
 
 def test_v1_limits_with_page_counter_max_as_unlimited(tmp_path):

@@ -145,7 +145,7 @@ def test_processes_are_scanned_once(tmp_path, monkeypatch):
     monkeypatch.setattr(processes, "scan_proc", lambda proc: calls.append(proc) or real(proc))
     facts = make_store(tmp_path)
     facts.get("process.earlyoom"), facts.get("process.oomd"), facts.get("process.rustc_count")
-    assert calls == [tmp_path / "proc"]
+    assert calls == [str(tmp_path / "proc")]
 
 
 def executable(path: Path) -> Path:

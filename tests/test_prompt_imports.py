@@ -16,8 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from buildpolicy.engine.envstate import STATE_VAR, _json_loads, restore_baseline
+from buildpolicy.engine.envstate import STATE_VAR, restore_baseline
+from buildpolicy.filestate import json_value as _json_loads
 from buildpolicy.policy.buildvars import C_TOOL_VARS, is_build_variable
+from buildpolicy.facts.rust import _nightly_date
 
 _TOOLS = "|".join(C_TOOL_VARS)
 OLD_C_TOOL_FORM = re.compile(rf"(?:(?:HOST|TARGET)_)?(?:{_TOOLS})|(?:{_TOOLS})_[A-Za-z0-9_]+")
@@ -73,3 +75,16 @@ def test_env_with_a_deeply_nested_record_still_prints_the_environment(cli, tmp_p
     proc = cli("env", cwd=tmp_path, env={STATE_VAR: "[" * 100_000})
     assert proc.returncode == 0 and "Traceback" not in proc.stderr
     assert "export BUILDPOLICY_ENV_STATE=" in proc.stdout
+
+
+# `rust.nightly`, re-probed by a replay, picks the newest dated nightly without `re` now.
+OLD_DATED_NIGHTLY = re.compile(r"^nightly-(\d{4}-\d{2}-\d{2})(?:-|$)")
+NIGHTLY_PIECES = st.sampled_from(["nightly", "-", "2026", "05", "01", "1", "x86_64-unknown-linux-gnu", "\n", "٢", "²",
+                                  "_", "stable", "0"])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(NIGHTLY_PIECES, max_size=8).map("".join) | st.text(max_size=24))
+def test_dated_nightlies_are_the_names_the_old_pattern_matched(name):
+    match = OLD_DATED_NIGHTLY.match(name)
+    assert _nightly_date(name) == (match.group(1) if match else None)

@@ -26,6 +26,7 @@ TYPE_CHECKING = False  # not `from typing import`: the warm replay imports this 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from collections.abc import Mapping
 
+from buildpolicy.filestate import json_value
 from buildpolicy.policy.buildvars import STATE_VAR, is_build_variable
 
 __all__ = ["STATE_VAR", "restore_baseline", "encode_state"]
@@ -50,7 +51,7 @@ def restore_baseline(environ: Mapping[str, str]) -> tuple[dict[str, str], dict[s
     if not raw:
         return baseline, {}
     try:
-        state = _json_loads(raw)
+        state = json_value(raw)
         was_set = dict(state["set"])
         original = dict(state["orig"])
     except (ValueError, KeyError, TypeError):
@@ -84,7 +85,7 @@ def recorded_set(environ: Mapping[str, str]) -> dict[str, str] | None:
     if not raw:
         return None
     try:
-        was_set = dict(_json_loads(raw)["set"])
+        was_set = dict(json_value(raw)["set"])
     except (ValueError, KeyError, TypeError):
         return None
     return {name: digest for name, digest in was_set.items()
@@ -94,37 +95,6 @@ def recorded_set(environ: Mapping[str, str]) -> dict[str, str] | None:
 def digest_matches(value: str | None, digest: str) -> bool:
     """Whether ``value`` is still the one a record's ``digest`` was taken of."""
     return value is not None and _digest(value) == digest
-
-
-def _json_loads(text: str):
-    """``json.loads`` without importing ``json`` on the warm replay (its decoder imports
-    ``re``): CPython's own C scanner, which ``json`` uses too, with ``json``'s defaults;
-    the module itself where that scanner is missing. Raises ValueError on bad input."""
-    try:
-        from _json import make_scanner
-    except ImportError:  # pragma: no cover - another Python implementation
-        import json
-
-        return json.loads(text)
-
-    class _Defaults:  # the attributes the scanner reads from json.JSONDecoder
-        strict = True
-        object_hook = None
-        object_pairs_hook = None
-        parse_float = float
-        parse_int = int
-        parse_constant = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}.__getitem__
-
-    start = len(text) - len(text.lstrip(" \t\n\r"))
-    try:
-        value, end = make_scanner(_Defaults())(text, start)
-    except StopIteration:
-        raise ValueError("not JSON") from None
-    except RecursionError:  # nested thousands deep: only a forged record is
-        raise ValueError("nested too deeply") from None
-    if text[end:].strip(" \t\n\r"):
-        raise ValueError("extra data after the JSON value")
-    return value
 
 
 def encode_state(set_env: Mapping[str, str], unset: list[str], baseline: Mapping[str, str]) -> str:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 Any = object  # annotations only; `typing` costs milliseconds on the replay path
 
-import json
 import os
-from pathlib import Path
+
+# No json or pathlib imported here: the warm replay reads this cache (json's decoder
+# imports re; pathlib imports fnmatch, re and urllib.parse). Writes import json.
 
 CACHE_FILE = "probes.json"
 VERSION = 1
@@ -31,20 +32,22 @@ def binary_identity(path: str | os.PathLike) -> list | None:
 
 def cache_key(kind: str, *parts: Any) -> str:
     """A cache key for probe ``kind`` over JSON-serialisable ``parts``."""
+    import json
+
     return json.dumps([kind, *parts], separators=(",", ":"))
 
 
 class ProbeCache:
     """Read-through access to ``<cache_dir>/probes.json``; loaded on first use."""
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
         self._entries: dict[str, Any] | None = None
 
     @classmethod
     def for_context(cls, ctx) -> ProbeCache:
         """The probe cache of ``ctx.cache_dir``."""
-        return cls(Path(ctx.cache_dir) / CACHE_FILE)
+        return cls(os.path.join(ctx.cache_dir, CACHE_FILE))
 
     def _load(self) -> dict[str, Any]:
         if self._entries is None:
@@ -68,6 +71,8 @@ class ProbeCache:
         entries[key] = {"value": value}  # re-insert: dict order is age order
         while len(entries) > MAX_ENTRIES:
             del entries[next(iter(entries))]
+        import json
+
         data = json.dumps({"version": VERSION, "entries": entries}, indent=0).encode()
         try:
             from buildpolicy.filestate import write_state

@@ -7,7 +7,10 @@ these facts need; the engine reuses it (e.g. to insert feature args before ``--`
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+
+TYPE_CHECKING = False  # the warm replay imports this module: collections.abc imports collections
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from collections.abc import Sequence
 
 from buildpolicy.facts.unknown import FactUnknown
 

@@ -4,14 +4,16 @@ Profiles come, lowest precedence first, from the workspace root's Cargo.toml,
 ``.cargo/config.toml`` files ($CARGO_HOME, then from the filesystem root down to
 the working directory), ``CARGO_PROFILE_<NAME>_<KEY>`` variables and ``--config``
 arguments, as cargo merges them. Only ``inherits`` and ``incremental`` are read.
+
+The warm replay re-runs these probes, which then find their answer in the probe cache:
+paths there are strings (``os.path``), and pathlib is imported only to read the files
+again (with fnmatch, re and urllib.parse, it costs a prompt milliseconds).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from pathlib import Path
 
 from buildpolicy.facts.cargo import cargo_args, profile_env_name
 from buildpolicy.facts.unknown import FactUnknown
@@ -50,13 +52,34 @@ def _load_toml(path: Path) -> dict | None:
         raise FactUnknown(f"{path} is not valid TOML: {why}") from None
 
 
-def find_manifest(start: Path) -> Path | None:
-    """The nearest Cargo.toml walking up from ``start``, or None."""
-    for directory in (start, *start.parents):
-        candidate = directory / "Cargo.toml"
-        if candidate.is_file():
+def _clean(path: str) -> str:
+    """``str(Path(path))`` on POSIX without pathlib: no empty or ``.`` parts, no trailing slash."""
+    lead = "//" if path.startswith("//") and not path.startswith("///") else "/" if path.startswith("/") else ""
+    return lead + "/".join(part for part in path.split("/") if part and part != ".") or "."
+
+
+def _ancestors(directory: str) -> list[str]:
+    """``directory`` (absolute, clean) and its parents up to the root, nearest first."""
+    found = [directory]
+    while (parent := os.path.dirname(found[-1])) != found[-1]:
+        found.append(parent)
+    return found
+
+
+def _nearest_manifest(start: str) -> str | None:
+    for directory in _ancestors(start):
+        candidate = os.path.join(directory, "Cargo.toml")
+        if os.path.isfile(candidate):
             return candidate
     return None
+
+
+def find_manifest(start: Path) -> Path | None:
+    """The nearest Cargo.toml walking up from ``start`` (absolute), or None."""
+    from pathlib import Path
+
+    found = _nearest_manifest(str(Path(start)))
+    return None if found is None else Path(found)
 
 
 def workspace_manifest(manifest: Path, read: list[str] | None = None) -> tuple[Path, dict]:
@@ -88,18 +111,18 @@ def workspace_manifest(manifest: Path, read: list[str] | None = None) -> tuple[P
     return manifest, data
 
 
-def _config_files(ctx) -> list[Path]:
+def _config_files(ctx) -> list[str]:
     # Lowest precedence first: $CARGO_HOME, then ancestors, the working directory last.
     files = []
-    cargo_home = ctx.environ.get("CARGO_HOME") or (str(ctx.home() / ".cargo") if ctx.home() else None)
-    cwd = Path(os.path.abspath(ctx.cwd))
-    dirs = [Path(cargo_home)] if cargo_home else []
-    dirs += [d / ".cargo" for d in reversed((cwd, *cwd.parents))]
+    home = ctx.home()
+    cargo_home = ctx.environ.get("CARGO_HOME") or (os.path.join(home, ".cargo") if home else None)
+    dirs = [_clean(cargo_home)] if cargo_home else []
+    dirs += [os.path.join(d, ".cargo") for d in reversed(_ancestors(os.path.abspath(ctx.cwd)))]
     seen = set()
     for directory in dirs:
         for name in ("config.toml", "config"):
-            path = directory / name
-            if path not in seen and path.is_file():
+            path = os.path.join(directory, name)
+            if path not in seen and os.path.isfile(path):
                 seen.add(path)
                 files.append(path)
                 break  # cargo reads config.toml and ignores a legacy `config` beside it
@@ -133,12 +156,11 @@ def load_profiles(s) -> tuple[dict[str, dict], dict]:
     """
     ctx = s.ctx
     args = cargo_args(s)
-    start = Path(os.path.abspath(ctx.cwd))
-    if args.manifest_path:
-        start = (start / args.manifest_path).parent
-    manifest = find_manifest(start)
+    cwd = os.path.abspath(ctx.cwd)
+    start = os.path.dirname(_clean(os.path.join(cwd, args.manifest_path))) if args.manifest_path else cwd
+    manifest = _nearest_manifest(start)
     config_files = _config_files(ctx)
-    key = json.dumps(["cargo-profiles", str(start), str(manifest), [str(p) for p in config_files], list(args.config_args)])
+    key = repr(("cargo-profiles", start, manifest, config_files, tuple(args.config_args)))
     cached = s.cache.get(key)
     if _well_formed(cached) and all(stat_token(path) == token for path, token in cached["files"]):
         s.note_cached()
@@ -149,12 +171,14 @@ def load_profiles(s) -> tuple[dict[str, dict], dict]:
     profiles: dict[str, dict] = {}
     build: dict = {}
     if manifest is not None:
-        _merge(profiles, {}, workspace_manifest(manifest, read)[1])  # [build] is config only
+        from pathlib import Path
+
+        _merge(profiles, {}, workspace_manifest(Path(manifest), read)[1])  # [build] is config only
     for path in config_files:
-        read.append(str(path))
+        read.append(path)
         _merge(profiles, build, _load_toml(path) or {})
     for text in args.config_args:
-        _merge(profiles, build, _config_arg(Path(os.path.abspath(ctx.cwd)), text, read))
+        _merge(profiles, build, _config_arg(cwd, text, read))
     files = [[p, stat_token(p)] for p in read]
     if any(racy(token, started) for _path, token in files):
         return profiles, build  # a file changed while it was read: not cached, read again next time
@@ -176,7 +200,7 @@ def _well_formed(cached) -> bool:
             and isinstance(build, dict) and isinstance(build.get("target_rustflags", []), list))
 
 
-def _config_arg(cwd: Path, text: str, read: list[str]) -> dict:
+def _config_arg(cwd: str, text: str, read: list[str]) -> dict:
     # `--config KEY=VALUE` is a TOML line; anything else names a config file,
     # relative to the working directory as cargo resolves it.
     import tomllib
@@ -184,8 +208,8 @@ def _config_arg(cwd: Path, text: str, read: list[str]) -> dict:
     try:
         return tomllib.loads(text)
     except (ValueError, RecursionError):
-        path = cwd / text
-        read.append(str(path))  # an edit of the file invalidates the cached profiles
+        path = _clean(os.path.join(cwd, text))
+        read.append(path)  # an edit of the file invalidates the cached profiles
         return _load_toml(path) or {}
 
 

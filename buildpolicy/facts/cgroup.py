@@ -2,34 +2,34 @@
 
 Limits nest: a parent cgroup's limit binds its children, so every level from the
 process's cgroup up to the mount root is read and the tightest limit wins.
-All paths are read under ``root`` so tests can use fake trees.
+All paths are read under ``root`` so tests can use fake trees. Paths are strings
+(``os.path``): the warm replay re-runs these probes and must not import pathlib.
 """
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
+import os
 
 # v1 reports "no limit" as a huge number: the page-counter maximum rounded down to
 # a page (9223372036854771712) or LONG_MAX; anything this large is unlimited.
 V1_UNLIMITED = 1 << 62
 
 
-def _read(path: Path) -> str | None:
+def _read(path: str) -> str | None:
     try:
-        with open(path, encoding="ascii", errors="replace") as handle:
-            return handle.read().strip()
+        with open(path, "rb") as handle:  # bytes.decode("ascii"): no codec module to import
+            return handle.read().decode("ascii", "replace").strip()
     except OSError:
         return None
 
 
-def own_cgroups(root: Path) -> dict[str, str]:
+def own_cgroups(root: str | os.PathLike) -> dict[str, str]:
     """Map controller name to this process's cgroup path from ``/proc/self/cgroup``.
 
     The v2 (unified) entry is under the key ``""``; v1 entries are keyed by each
     controller (``memory``, ``cpu``…) and by their joined mount name (``cpu,cpuacct``).
     """
-    text = _read(root / "proc/self/cgroup") or ""
+    text = _read(os.path.join(root, "proc/self/cgroup")) or ""
     paths: dict[str, str] = {}
     for line in text.splitlines():
         parts = line.split(":", 2)
@@ -46,38 +46,38 @@ def own_cgroups(root: Path) -> dict[str, str]:
     return paths
 
 
-def levels(mount: Path, cgroup_path: str) -> list[Path]:
+def levels(mount: str | os.PathLike, cgroup_path: str) -> list[str]:
     """Directories from the process's cgroup up to ``mount`` (inclusive), leaf first.
 
     Inside a container the host's cgroup path usually does not exist under the
     container's own mount; then only the mount root (the container's cgroup) is used.
     """
+    mount = os.fspath(mount).rstrip("/") or "/"
     relative = [part for part in cgroup_path.split("/") if part and part not in (".", "..")]
-    leaf = mount.joinpath(*relative)
-    if not leaf.is_dir():
-        return [mount] if mount.is_dir() else []
-    dirs = [leaf]
-    while dirs[-1] != mount:
-        dirs.append(dirs[-1].parent)
-    return dirs
+    dirs = [mount]
+    for part in relative:
+        dirs.append(os.path.join(dirs[-1], part))
+    if not os.path.isdir(dirs[-1]):
+        return [mount] if os.path.isdir(mount) else []
+    return dirs[::-1]
 
 
-def _v2_mount(root: Path) -> Path:
+def _v2_mount(root) -> str:
     # Pure v2 mounts at /sys/fs/cgroup; hybrid systems mount it at .../unified.
-    base = root / "sys/fs/cgroup"
-    return base if (base / "cgroup.controllers").exists() else base / "unified"
+    base = os.path.join(root, "sys/fs/cgroup")
+    return base if os.path.exists(os.path.join(base, "cgroup.controllers")) else os.path.join(base, "unified")
 
 
-def _v1_mount(root: Path, paths: dict[str, str], controller: str) -> tuple[Path, str] | None:
-    base = root / "sys/fs/cgroup"
+def _v1_mount(root, paths: dict[str, str], controller: str) -> tuple[str, str] | None:
+    base = os.path.join(root, "sys/fs/cgroup")
     joined = [key for key in paths if "," in key and controller in key.split(",")]
     for name in (controller, *joined):
-        if controller in paths and (base / name).is_dir():
-            return base / name, paths[controller]
+        if controller in paths and os.path.isdir(os.path.join(base, name)):
+            return os.path.join(base, name), paths[controller]
     return None
 
 
-def _hierarchies(root: Path, controller: str) -> list[tuple[str, list[Path]]]:
+def _hierarchies(root, controller: str) -> list[tuple[str, list[str]]]:
     """``(version, level dirs)`` for each hierarchy that may hold ``controller``'s files."""
     paths = own_cgroups(root)
     found = []
@@ -102,10 +102,10 @@ MEMORY_FILES = {  # limit, usage, and the memory.stat keys of file pages (inacti
 }
 
 
-def memory_stat(directory: Path) -> dict[str, int]:
+def memory_stat(directory: str | os.PathLike) -> dict[str, int]:
     """The ``memory.stat`` counters of a cgroup directory (empty when unreadable)."""
     values = {}
-    for line in (_read(directory / "memory.stat") or "").splitlines():
+    for line in (_read(os.path.join(directory, "memory.stat")) or "").splitlines():
         name, _, value = line.partition(" ")
         number = _int(value)
         if number is not None:
@@ -113,23 +113,23 @@ def memory_stat(directory: Path) -> dict[str, int]:
     return values
 
 
-def limited_memory_dirs(root: Path) -> list[tuple[str, Path, int]]:
+def limited_memory_dirs(root: str | os.PathLike) -> list[tuple[str, str, int]]:
     """``(version, directory, limit)`` of every cgroup level with a memory limit, leaf first."""
     found = []
     for version, dirs in _hierarchies(root, "memory"):
         for directory in dirs:
-            limit = _int(_read(directory / MEMORY_FILES[version][0]))  # "max" (v2 unlimited) parses as None
+            limit = _int(_read(os.path.join(directory, MEMORY_FILES[version][0])))  # "max" (v2 unlimited) parses as None
             if limit is not None and limit < V1_UNLIMITED:
                 found.append((version, directory, limit))
     return found
 
 
-def memory_usage(version: str, directory: Path) -> int | None:
+def memory_usage(version: str, directory: str | os.PathLike) -> int | None:
     """The raw usage of a cgroup level (page cache included), or None when unreadable."""
-    return _int(_read(directory / MEMORY_FILES[version][1]))
+    return _int(_read(os.path.join(directory, MEMORY_FILES[version][1])))
 
 
-def memory_levels(root: Path) -> list[tuple[int, int | None]]:
+def memory_levels(root: str | os.PathLike) -> list[tuple[int, int | None]]:
     """``(limit, usage)`` of every cgroup level that has a memory limit, leaf first.
 
     ``usage`` is the working set (usage minus inactive page cache, which the kernel
@@ -156,18 +156,18 @@ def memory_headroom(found: list[tuple[int, int | None]]) -> int | None:
     return min(rooms) if rooms else None
 
 
-def cpu_quota(root: Path) -> int | None:
+def cpu_quota(root: str | os.PathLike) -> int | None:
     """CPUs the tightest CFS quota allows (ceil(quota/period), at least 1), or None."""
     quotas = []
     for version, dirs in _hierarchies(root, "cpu"):
         for directory in dirs:
             if version == "v2":
-                fields = (_read(directory / "cpu.max") or "").split()
+                fields = (_read(os.path.join(directory, "cpu.max")) or "").split()
                 quota = _int(fields[0]) if fields else None  # "max" means no quota
                 period = _int(fields[1]) if len(fields) > 1 else 100000
             else:
-                quota = _int(_read(directory / "cpu.cfs_quota_us"))  # -1 means no quota
-                period = _int(_read(directory / "cpu.cfs_period_us"))
+                quota = _int(_read(os.path.join(directory, "cpu.cfs_quota_us")))  # -1 means no quota
+                period = _int(_read(os.path.join(directory, "cpu.cfs_period_us")))
             if quota is not None and quota > 0 and period:
-                quotas.append(max(1, math.ceil(quota / period)))
+                quotas.append(max(1, -(-quota // period)))  # ceil(quota / period)
     return min(quotas) if quotas else None

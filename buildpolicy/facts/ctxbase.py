@@ -4,8 +4,8 @@ import attrs."""
 
 from __future__ import annotations
 
+import os
 import sys
-from pathlib import Path
 
 
 class ContextMethods:
@@ -23,11 +23,12 @@ class ContextMethods:
         """True when probing a Linux machine (``/proc`` and ``/sys`` are readable)."""
         return self.sys_platform.startswith("linux")
 
-    def host_path(self, absolute: str) -> Path:
+    # Paths as strings (os.path), not pathlib: the warm replay must not import pathlib
+    # (with fnmatch, re and urllib.parse it costs a prompt milliseconds).
+    def host_path(self, absolute: str) -> str:
         """Map an absolute machine path (``/proc/meminfo``) under ``root``."""
-        return self.root / absolute.lstrip("/")
+        return os.path.join(self.root, absolute.lstrip("/"))
 
-    def home(self) -> Path | None:
+    def home(self) -> str | None:
         """The caller's home directory from ``HOME``, or None when unset."""
-        home = self.environ.get("HOME") or self.environ.get("USERPROFILE")
-        return Path(home) if home else None
+        return self.environ.get("HOME") or self.environ.get("USERPROFILE") or None

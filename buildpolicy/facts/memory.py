@@ -27,7 +27,8 @@ def _meminfo(s) -> dict[str, int]:
     def read() -> dict[str, int]:
         path = s.ctx.host_path("/proc/meminfo")
         try:
-            return parse_meminfo(path.read_text(encoding="ascii", errors="replace"))
+            with open(path, "rb") as handle:
+                return parse_meminfo(handle.read().decode("ascii", "replace"))
         except OSError as exc:
             raise FactUnknown(f"cannot read {path}: {exc.strerror}") from None
 

@@ -49,7 +49,8 @@ def probe_tmp_is_memory(s) -> bool:
     if ctx.is_linux:
         path = ctx.host_path("/proc/self/mounts")
         try:
-            mounts = parse_mounts(path.read_text(encoding="utf-8", errors="replace"))
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                mounts = parse_mounts(handle.read())
         except OSError as exc:
             raise FactUnknown(f"cannot read {path}: {exc.strerror}") from None
     else:

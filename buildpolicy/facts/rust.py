@@ -4,13 +4,15 @@ Toolchains are listed from ``$RUSTUP_HOME/toolchains`` (no subprocess). Running
 rustc is the only expensive step; its result is cached by the identity of the
 rustc binary on PATH *and* of the toolchain rustup would pick, because the rustup
 proxy binary stays the same when the default toolchain changes or is updated.
+
+The warm replay re-runs ``rust.toolchains`` and ``rust.nightly``: they need neither
+``re`` nor ``pathlib`` (with enum, fnmatch and urllib.parse, milliseconds of a prompt),
+which the other functions import when called.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from pathlib import Path
 
 from buildpolicy.facts.cache import ProbeCache, binary_identity, cache_key
 from buildpolicy.facts.unknown import FactUnknown
@@ -20,23 +22,28 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from buildpolicy.facts.context import ProbeContext
 from buildpolicy.facts.subproc import run_text
 
-_VERSION_RE = re.compile(r"^rustc (\S+)")
-_DATED_NIGHTLY_RE = re.compile(r"^nightly-(\d{4}-\d{2}-\d{2})(?:-|$)")
 _EXE = ".exe" if os.name == "nt" else ""
+
+
+def _rustup_dir(ctx: ProbeContext) -> str | None:
+    if ctx.environ.get("RUSTUP_HOME"):
+        return ctx.environ["RUSTUP_HOME"]
+    home = ctx.home()
+    return os.path.join(home, ".rustup") if home else None
 
 
 def rustup_home(ctx: ProbeContext) -> Path | None:
     """``$RUSTUP_HOME``, else ``~/.rustup`` of the caller's HOME; None without either."""
-    if ctx.environ.get("RUSTUP_HOME"):
-        return Path(ctx.environ["RUSTUP_HOME"])
-    home = ctx.home()
-    return home / ".rustup" if home else None
+    from pathlib import Path
+
+    directory = _rustup_dir(ctx)
+    return None if directory is None else Path(directory)
 
 
-def list_toolchains(home: Path) -> list[str]:
+def list_toolchains(home: str | os.PathLike) -> list[str]:
     """Sorted names of the toolchains installed (or linked) under ``home``."""
     try:
-        with os.scandir(home / "toolchains") as entries:
+        with os.scandir(os.path.join(home, "toolchains")) as entries:
             # is_dir() follows symlinks: `rustup toolchain link` makes symlinks.
             return sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
     except FileNotFoundError:
@@ -53,16 +60,26 @@ def pick_nightly(toolchains: list[str], host: str | None) -> str | None:
     nightlies = sorted(name for name in toolchains if name.startswith("nightly"))
     if host and f"nightly-{host}" in nightlies:
         return f"nightly-{host}"
-    dated = [name for name in nightlies if _DATED_NIGHTLY_RE.match(name) and (not host or name.endswith(host))]
+    dated = [name for name in nightlies if _nightly_date(name) and (not host or name.endswith(host))]
     if dated:
-        return max(dated, key=lambda name: _DATED_NIGHTLY_RE.match(name).group(1))
+        return max(dated, key=_nightly_date)
     return nightlies[0] if nightlies else None
+
+
+def _nightly_date(name: str) -> str | None:
+    """The ``YYYY-MM-DD`` of a dated nightly (``nightly-2026-05-01[-<host>]``), else None.
+
+    What ``^nightly-(\\d{4}-\\d{2}-\\d{2})(?:-|$)`` matches, without ``re``."""
+    date, rest = name[8:18], name[18:]
+    if not name.startswith("nightly-") or len(date) != 10 or (rest[:1] not in ("", "-") and rest != "\n"):
+        return None
+    return date if date[4] == date[7] == "-" and (date[:4] + date[5:7] + date[8:]).isdecimal() else None
 
 
 def probe_rust_toolchains(s) -> list[str]:
     """The ``rust.toolchains`` fact."""
-    home = rustup_home(s.ctx)
-    if home is None or not home.is_dir():
+    home = _rustup_dir(s.ctx)
+    if home is None or not os.path.isdir(home):
         raise FactUnknown("rustup is not installed (no RUSTUP_HOME or ~/.rustup)")
     return list_toolchains(home)
 
@@ -138,6 +155,8 @@ def toolchain_selection(ctx: ProbeContext, home: Path | None,
         return "argv", override, ""
     if ctx.environ.get("RUSTUP_TOOLCHAIN"):
         return "env", ctx.environ["RUSTUP_TOOLCHAIN"], ""
+    from pathlib import Path
+
     if home:
         looked_at.append(home / "settings.toml")
     settings = _settings(home) if home else {}
@@ -167,6 +186,9 @@ def toolchain_rustc(home: Path | None, toolchain: str | None, host: str | None,
     """
     if not home or not toolchain:
         return None
+    from pathlib import Path
+
+    home = Path(home)
     names = [toolchain] + ([f"{toolchain}-{host}"] if host else [])
     for name in names:
         rustc = home / "toolchains" / name / "bin" / f"rustc{_EXE}"
@@ -215,6 +237,8 @@ def repository_choice_problem(ctx, home: Path | None, how: str, toolchain: str |
     """
     if how != "file" or not toolchain:
         return None
+    from pathlib import Path
+
     path = Path(detail.split("\n", 1)[0])
     if toolchain_file_trusted(ctx, path):
         return None
@@ -269,7 +293,9 @@ def probe_rust_version(s) -> str:
         # does for its rustc): no rust-toolchain file is consulted again.
         env["RUSTUP_TOOLCHAIN"] = toolchain
     code, out, problem = run_text([rustc, "--version"], env=env, cwd=NEUTRAL_CWD)
-    match = _VERSION_RE.match(out.strip()) if code == 0 else None
+    import re
+
+    match = re.match(r"^rustc (\S+)", out.strip()) if code == 0 else None
     if not match:
         raise FactUnknown(f"rustc --version failed: {problem or out.strip() or 'no output'}")
     s.cache.put(key, match.group(1))

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+
+TYPE_CHECKING = False  # the warm replay imports this module: no typing, collections or pathlib
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from collections.abc import Callable, Mapping, Sequence
+    from pathlib import Path
 
 TIMEOUT = 3.0
 # Set by the warm `env` replay (buildpolicy.replay.check): a probe that would start a

@@ -101,24 +101,23 @@ class _ReplayContext(ContextMethods):
     """The fields of ``ProbeContext`` that probes read, rebuilt from a record without attrs.
 
     The environment is not in the record: it is the caller's, with what a previous
-    ``env`` changed undone, exactly as the full run computes it.
+    ``env`` changed undone, exactly as the full run computes it. Paths are strings, not
+    ``pathlib.Path`` as in ``ProbeContext``: probes read them with ``os.path``, which takes
+    both, and pathlib (with fnmatch, re and urllib.parse) costs a prompt milliseconds.
     """
 
     def __init__(self, fields: dict):
-        from pathlib import Path
-
         from buildpolicy.engine.envstate import restore_baseline
 
-        self.cwd = Path(fields["cwd"])
+        self.cwd = fields["cwd"]
         self.environ = restore_baseline(os.environ)[0]
         self.cargo_argv = fields["cargo_argv"]
         self.profile_flag = fields["profile_flag"]
         self.default_profile = fields["default_profile"]
-        self.project_root = None if fields["project_root"] is None else Path(fields["project_root"])
-        allowed = fields.get("allowed_root")  # records written before it existed: not allowed
-        self.allowed_root = None if allowed is None else Path(allowed)
-        self.cache_dir = Path(fields["cache_dir"])
-        self.root = Path(fields["root"])
+        self.project_root = fields["project_root"]
+        self.allowed_root = fields.get("allowed_root")  # records written before it existed: not allowed
+        self.cache_dir = fields["cache_dir"]
+        self.root = fields["root"]
         self.platform = fields["platform"]
 
 
@@ -138,14 +137,14 @@ class _Replay:
             return self.values[name]
         if name not in self.probes or name in self.probing:
             raise NotReplayable(f"fact {name} was not probed by the recorded run")
-        import importlib
-
         from buildpolicy.facts.coerce import matches_type
 
         module, function, fact_type = self.probes[name]
         self.probing.add(name)
         try:
-            value = getattr(importlib.import_module(f"buildpolicy.facts.{module}"), function)(_Session(self, name))
+            # __import__ and sys.modules rather than importlib.import_module: importlib is one import more.
+            __import__(f"buildpolicy.facts.{module}")
+            value = getattr(sys.modules[f"buildpolicy.facts.{module}"], function)(_Session(self, name))
         except FactUnknown:
             value = None
         except Exception:  # noqa: BLE001 - the full run would record "probe failed"; let it

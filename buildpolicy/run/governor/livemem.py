@@ -84,7 +84,7 @@ class LiveMemory:
         self.levels = cgroup.limited_memory_dirs(root)
         v2 = [directory for version, directory, _limit in self.levels if version == "v2"]
         # The leaf v2 cgroup's own pressure file counts only its tasks; v1 has none.
-        self.psi_path = v2[0] / "memory.pressure" if v2 else root / "proc/pressure/memory"
+        self.psi_path = Path(v2[0]) / "memory.pressure" if v2 else root / "proc/pressure/memory"
         self._last_stall: tuple[int, float] | None = None
         # Paths as strings and the keys to pick, worked out once: sample() runs many times a second.
         self._meminfo_path = str(root / "proc/meminfo")
