@@ -29,7 +29,7 @@ def test_a_misspelt_plugin_table_is_an_error_with_a_did_you_mean(cli, project):
         proc = cli(command, cwd=project)
         assert proc.returncode == code and proc.stdout == "", proc.stderr
         assert f"{policy}:2:2: [linkr] is not the table of any plugin (did you mean [linker]?)" in proc.stderr
-        assert "here are: actionlog, features, frontend, gate, governor, jobs, linker," in proc.stderr  # what tables may be named
+        assert "here are: actionlog, features, frontend, gate, git_meta, governor, jobs, linker," in proc.stderr  # what tables may be named
 
 
 def test_buildpolicy_settings_in_a_table_say_where_they_belong(cli, project):
