@@ -92,6 +92,7 @@ class LiveMemory:
         self._reads = []
         for version, directory, level_limit in self.levels:
             _lim, usage, inactive, active = cgroup.MEMORY_FILES[version]
+            directory = Path(directory)  # the probe gives strings (the prompt path avoids pathlib)
             self._reads.append((str(directory / usage), str(directory / "memory.stat"),
                                 inactive + " ", active + " ", level_limit))
 
