@@ -143,7 +143,9 @@ def main(argv=None) -> int:
 
     silent = [SilentPort() for _ in range(3)]
     rows = []
-    with tempfile.TemporaryDirectory(prefix="bench-remote-") as tmp:
+    # `env` starts a detached background refresh that may still write into its state dir
+    # when the measurements end: the directory is removed once those have finished.
+    with tempfile.TemporaryDirectory(prefix="bench-remote-", ignore_cleanup_errors=True) as tmp:
         root = Path(tmp)
         aliases = {f"silent{i}": port.port for i, port in enumerate(silent)}
         aliases["refused"] = closed_port()
@@ -188,6 +190,7 @@ def main(argv=None) -> int:
                 subprocess.run(argv, env=run_env, cwd=root, capture_output=True, check=True, timeout=60)
                 samples.append(time.perf_counter() - started)
             rows.append(summary(mid, samples, None, "`buildpolicy env` process, remote on, one silent host"))
+        remove_when_quiet(root)
     for port in silent:
         port.close()
 
@@ -210,6 +213,22 @@ def main(argv=None) -> int:
         print(f"\nseveral hosts vs one (first probe): {ratio:.2f}x — the slowest, not the sum (3 hosts would be 3.0x): {verdict}")
         print("all budgets met" if all_passed else "BUDGET MISSED")
     return 1 if args.check and not all_passed else 0
+
+
+def remove_when_quiet(root: Path, patience: float = 30.0) -> None:
+    """Remove ``root`` once no background refresh writes into it any more (give up after
+    ``patience`` seconds: a leftover temporary directory is not worth failing the report)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            shutil.rmtree(root)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.2)
 
 
 if __name__ == "__main__":
