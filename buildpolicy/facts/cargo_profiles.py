@@ -19,6 +19,10 @@ from buildpolicy.facts.cargo import cargo_args, profile_env_name
 from buildpolicy.facts.unknown import FactUnknown
 from buildpolicy.filestate import racy, stat_token
 
+TYPE_CHECKING = False  # pathlib only where the files are read again (see above)
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from pathlib import Path
+
 # Cargo's built-in profiles: roots (no parent) and the parents of test/bench.
 BUILTIN_PARENTS = {"dev": None, "release": None, "test": "dev", "bench": "release"}
 BUILTIN_INCREMENTAL = {"dev": True, "release": False}

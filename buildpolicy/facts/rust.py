@@ -19,6 +19,8 @@ from buildpolicy.facts.unknown import FactUnknown
 
 TYPE_CHECKING = False  # no attrs on the warm replay path (buildpolicy.replay)
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from pathlib import Path
+
     from buildpolicy.facts.context import ProbeContext
 from buildpolicy.facts.subproc import run_text
 
