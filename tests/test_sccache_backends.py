@@ -297,7 +297,7 @@ def test_doctor_names_every_input_that_splits_a_shared_cache(cli, crate, redis, 
     assert cli("cache", cwd=crate, env=env).returncode == 0  # probes and records: doctor reads the record
     clean, stderr = _doctor(cli, crate, env)
     assert "shared-cache-keys" not in clean, clean
-    assert "same checkout path" in stderr and "rustc" in stderr  # what must match, always said
+    assert "same checkout path" in stderr and "same target directory" in stderr and "rustc" in stderr  # what must match, always said
     # Now the machine-specific inputs a team meets: an absolute linker, a home path in a
     # CARGO_* variable, rustflags with a path, registry dependencies, another checkout path.
     write(crate / "Cargo.lock", 'version = 3\n\n[[package]]\nname = "libc"\nversion = "0.2.150"\n'

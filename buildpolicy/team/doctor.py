@@ -428,7 +428,9 @@ def check_shared_cache(result, env: Mapping[str, str], config: list[ConfigValue]
                            team_checkout=declared if isinstance(declared, str) else None, registry_dependencies=registry)
     rustc = result.facts.get("rust.version")
     note = (f"shared sccache backend ({decision.status}): other machines hit this one's compilations only when they build "
-            f"from the same checkout path ({cwd}) with the same toolchain (rustc {rustc or 'unknown'}) and policy"
+            f"from the same checkout path ({cwd}) into the same target directory (a build script's OUT_DIR is "
+            f"under it, and the crates that include from it hash that path) with the same toolchain "
+            f"(rustc {rustc or 'unknown'}) and policy"
             + (f"; the key wrapper removes {', '.join(stripped_variables(triple))}" if wrapped else ""))
     if not found:
         return [], note
