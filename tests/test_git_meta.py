@@ -87,6 +87,30 @@ def test_a_repositorys_variable_names_need_allow(cli, repo):
     assert "BASH_ENV" in json.loads(cli("env", "--format", "json", cwd=repo, check=True).stdout)["set"]
 
 
+def test_a_bare_repository_committed_in_the_clone_runs_nothing(cli, tmp_path):
+    """A clone whose subdirectory is laid out as a bare repository with a promisor remote:
+    git left to discover a repository from there would take that one, miss HEAD's commit and
+    run its ``uploadpack`` command to fetch it, at every prompt, before any ``allow``."""
+    src = tmp_path / "src"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(src)], check=True)
+    write(src / "buildpolicy.toml", 'policies = []\n[knobs]\ngit_meta = "on"\n')
+    marker = tmp_path / "PWNED"
+    write(src / "sub" / "HEAD", "ref: refs/heads/main\n")
+    write(src / "sub" / "config", "[core]\n\trepositoryformatversion = 1\n\tbare = true\n"
+          "[extensions]\n\tpartialClone = origin\n"
+          f'[remote "origin"]\n\tpromisor = true\n\turl = {src}\n\tuploadpack = touch {marker}; false\n')
+    write(src / "sub" / "objects" / ".keep", "")
+    write(src / "sub" / "refs" / "heads" / ".keep", "")
+    head = commit(src, "first")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(src), str(clone)], check=True)
+    report = json.loads(cli("explain", "--format", "json", cwd=clone / "sub", check=True).stdout)
+    assert not marker.exists()
+    # The date is the commit's, read from the clone's own repository.
+    assert report["decisions"]["git_meta"]["status"] == f"hash={head}"
+    assert report["env"]["BUILD_GIT_DATE"] == "2026-11-30 10:00:00 +0100"
+
+
 def test_prompt_follows_head_and_restores_the_shell(base_env, repo):
     """``eval "$(buildpolicy env)"`` at every prompt in a real bash: the hash follows each
     commit (the value a previous prompt exported is not "the caller's"), and switching

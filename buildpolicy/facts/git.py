@@ -69,6 +69,19 @@ def find_git_dirs(start: Path, environ=None) -> tuple[Path, Path] | None:
     return gitdir, commondir
 
 
+def work_tree(start: Path, environ=None) -> Path:
+    """The work tree of the repository containing ``start``: ``GIT_WORK_TREE``, else the
+    directory holding the ``.git`` that ``find_git_dirs`` finds (``start`` with ``GIT_DIR``)."""
+    environ = environ or {}
+    if environ.get("GIT_WORK_TREE"):
+        return start / environ["GIT_WORK_TREE"]
+    if not environ.get("GIT_DIR"):
+        for directory in (start, *start.parents):
+            if (directory / ".git").exists():
+                return directory
+    return start
+
+
 def _packed_ref(commondir: Path, ref: str) -> str | None:
     for line in (_read(commondir / "packed-refs") or "").splitlines():
         if line.startswith(("#", "^")):

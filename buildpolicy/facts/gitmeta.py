@@ -3,7 +3,8 @@
 ``git.head`` is read from the repository's files (``facts/git.py``); these run
 ``git`` with the probe timeout, in the project's directory, with the settings
 that could run a command from the repository's own configuration turned off
-(``core.fsmonitor``; no optional locks, so nothing is written). The date and
+(``core.fsmonitor``, fetching; no optional locks, so nothing is written) and
+the repository named explicitly (see ``_git``). The date and
 ``describe`` of a commit never change for that commit (``describe`` also
 depends on the tags): both are kept in the probe cache, so a warm ``env`` at the
 next prompt re-reads HEAD from the files and starts no process. ``git.dirty``
@@ -12,12 +13,23 @@ cannot be cached: a run that depends on it is never replayed.
 
 from __future__ import annotations
 
-from buildpolicy.facts.git import head_of
+import os
+from pathlib import Path
+
+from buildpolicy.facts.git import head_of, work_tree
 from buildpolicy.facts.unknown import FactUnknown
 
 
 def _git(s, *args: str) -> str:
-    """The output of ``git args…`` in the project's directory; FactUnknown when it fails."""
+    """The output of ``git args…`` on the repository ``head_of`` read HEAD from; FactUnknown
+    when it fails.
+
+    git is pointed at that repository explicitly (``--git-dir``, ``--work-tree``): left to
+    discover one from the working directory, it would take a bare repository committed inside
+    the clone (its own ``config`` chosen by the repository's authors) and could run a command
+    from it, e.g. a promisor remote's ``uploadpack`` fetching the missing commit. Fetching
+    is off as well (``protocol.allow=never``, ``GIT_NO_LAZY_FETCH``), and bare repositories are
+    used only when named (``safe.bareRepository=explicit``)."""
     from buildpolicy.facts.subproc import run_text
     from buildpolicy.facts.tools import repository_binary_problem
 
@@ -27,10 +39,15 @@ def _git(s, *args: str) -> str:
     problem = repository_binary_problem(git, s.ctx)
     if problem:
         raise FactUnknown(problem)
+    start = Path(os.path.abspath(s.ctx.cwd))
+    _commit, gitdir, _common = head_of(s)
     env = dict(s.ctx.environ)
-    env["GIT_OPTIONAL_LOCKS"] = "0"
-    env.pop("GIT_EXTERNAL_DIFF", None)
-    code, out, problem = run_text([git, "-c", "core.fsmonitor=false", *args], env=env, cwd=s.ctx.cwd)
+    env.update(GIT_OPTIONAL_LOCKS="0", GIT_NO_LAZY_FETCH="1", GIT_TERMINAL_PROMPT="0")
+    for name in ("GIT_EXTERNAL_DIFF", "GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR"):
+        env.pop(name, None)  # named explicitly below, from what head_of read
+    argv = [git, "-c", "core.fsmonitor=false", "-c", "protocol.allow=never", "-c", "safe.bareRepository=explicit",
+            f"--git-dir={gitdir}", f"--work-tree={work_tree(start, s.ctx.environ)}", *args]
+    code, out, problem = run_text(argv, env=env, cwd=s.ctx.cwd)
     if code != 0:
         raise FactUnknown(f"git {args[0]} failed: {problem}")
     return out.strip()
