@@ -68,8 +68,18 @@ def _cwd(ctx) -> Path:
 def _explicit(ctx, configured: str) -> Decision:
     home = ctx.environ.get("HOME")  # the caller's home, not this process's
     path = os.path.join(home, configured[2:]) if configured.startswith("~/") and home else configured
-    directory = Path(os.path.abspath(_cwd(ctx) / path))
-    problem = _prepare(directory)
+    problem = None
+    if os.path.isabs(path):
+        directory = Path(os.path.abspath(path))
+    else:
+        # Relative to the cargo workspace, never to wherever the prompt happens to be.
+        from buildpolicy.run.workspace import workspace_root
+
+        root = workspace_root(_cwd(ctx))
+        directory = Path(os.path.abspath(root / path)) if root is not None else None
+        if directory is None:
+            problem = f"{configured!r} is relative and {_cwd(ctx)} is in no cargo workspace to resolve it in"
+    problem = problem or _prepare(directory)
     if problem:
         ctx.not_replayable(problem)
         return Decision("tmpdir", None, "fallback-system-default",

@@ -442,6 +442,15 @@ def test_tmpdir_choices_of_the_wrapper(project, base_env, tmp_path):
     bad = run(project, base_env, sets=[f"build_tmpdir={blocker}/sub"])
     assert bad.decisions["tmpdir"].status == "fallback-system-default" and "TMPDIR" not in bad.set_env
     assert f"{blocker}/sub cannot be checked (Not a directory)" in bad.decisions["tmpdir"].reason
+    # A relative directory is the workspace's, wherever in it the prompt is; outside one, nothing.
+    (project / "src").mkdir(exist_ok=True)
+    inner = run(project / "src", base_env, sets=["build_tmpdir=build-tmp"])
+    assert inner.decisions["tmpdir"].status == "explicit" and inner.set_env["TMPDIR"] == str(project / "build-tmp")
+    outside = tmp_path / "no-workspace"
+    outside.mkdir()
+    lost = run(outside, base_env, sets=["build_tmpdir=build-tmp"])
+    assert lost.decisions["tmpdir"].status == "fallback-system-default" and not (outside / "build-tmp").exists()
+    assert "is relative" in lost.decisions["tmpdir"].reason
     # A memory-backed /tmp and a cache dir that cannot hold the scratch dir: the project's target dir.
     memory = dict(LOW_MEMORY_LAPTOP, **{"fs.tmp_is_memory": True})
     cache = write(tmp_path / "cache-is-a-file", "")

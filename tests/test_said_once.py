@@ -96,6 +96,11 @@ def test_a_damaged_memory_means_saying_it_again(cli, project, facts, home):
         memory.write_bytes(damage)
         assert said(cli("env", "--facts", str(facts), cwd=project, env=env)) == 1
         assert said(cli("env", "--facts", str(facts), cwd=project, env=env)) == 0
+    # Entries of the wrong type in this project's list (a number, a table, a list): ignored.
+    data = json.loads(memory.read_text())
+    memory.write_text(json.dumps({**data, "scopes": {scope: [1, {}, [1], "x"] for scope in data["scopes"]}}))
+    assert said(cli("env", "--facts", str(facts), cwd=project, env=env)) == 1
+    assert said(cli("env", "--facts", str(facts), cwd=project, env=env)) == 0
     memory.unlink()
     memory.mkdir()  # not a file at all: said every time, never an error
     assert said(cli("env", "--facts", str(facts), cwd=project, env=env)) == 1

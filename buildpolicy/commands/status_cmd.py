@@ -106,9 +106,11 @@ def _replay_state(directory) -> dict:
         if record is None:
             continue
         command = "buildpolicy " + " ".join(argv)
+        from buildpolicy.facts.unknown import NotReplayable
+
         try:
             valid = still_valid(record)
-        except Exception:  # noqa: BLE001 - as the replay itself: anything unexpected means a full run
+        except (Exception, NotReplayable):  # noqa: BLE001 - as the replay itself: a full run
             valid = False
         if valid:
             return {"state": "warm", "invocation": command,

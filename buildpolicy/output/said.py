@@ -42,7 +42,8 @@ def to_say(warnings, state_dir: Path, scope: str) -> list[str]:
     if not isinstance(scopes, dict):
         scopes = {}
     before = scopes.get(scope)
-    said = set(before) if isinstance(before, list) else set()
+    # Only digests count: anything else in a damaged file is "not said yet".
+    said = {item for item in before if isinstance(item, str)} if isinstance(before, list) else set()
     if sorted(said) != sorted(handled):
         scopes.pop(scope, None)
         if handled:
