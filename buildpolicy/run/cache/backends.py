@@ -130,13 +130,7 @@ def parse(value: str) -> Backend:
             variables.append(("SCCACHE_GHA_VERSION", params["version"]))
         variables += _rw_mode("GHA", params)
         return Backend("gha", text, "github-actions", tuple(variables), display=text, params=params)
-    if any(c.isspace() for c in text) or "\x00" in text:
-        raise BackendError(f"{text!r} contains whitespace")
-    try:
-        url = urlsplit(text)
-        port = url.port
-    except ValueError as exc:
-        raise BackendError(f"{text!r} is not a URL: {exc}") from None
+    url = split_url(text)
     scheme = url.scheme.lower()
     if url.password is not None:
         raise BackendError(f"{_redact(url)}: a password in the URL is a literal secret (shown by `explain`, logged, "
@@ -148,7 +142,7 @@ def parse(value: str) -> Backend:
         params = _params(url.query, "memcached")
         if url.path not in ("", "/"):
             raise BackendError(f"{text!r}: memcached takes no path")
-        variables = [("SCCACHE_MEMCACHED_ENDPOINT", f"tcp://{_netloc(host, port)}")]
+        variables = [("SCCACHE_MEMCACHED_ENDPOINT", f"tcp://{netloc(host, port)}")]
         variables += _optional("SCCACHE_MEMCACHED_KEY_PREFIX", params.get("prefix"))
         variables += _optional("SCCACHE_MEMCACHED_EXPIRATION", _seconds(params.get("expiration"), text))
         return Backend("memcached", text, (host, port), tuple(variables), display=text, params=params)
@@ -157,6 +151,19 @@ def parse(value: str) -> Backend:
     if scheme in ("webdav+http", "webdav+https"):
         return _webdav(text, url, scheme)
     raise BackendError(f"unknown backend {text!r}")
+
+
+def split_url(text: str):
+    """``urlsplit(text)`` of a backend or scheduler URL, its port checked; BackendError for
+    whitespace (a NUL too) or what is not a URL."""
+    if any(c.isspace() for c in text) or "\x00" in text:
+        raise BackendError(f"{text!r} contains whitespace")
+    try:
+        url = urlsplit(text)
+        url.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError as exc:
+        raise BackendError(f"{text!r} is not a URL: {exc}") from None
+    return url
 
 
 def _redact(url) -> str:
@@ -232,7 +239,8 @@ def _rw_mode(prefix: str, params: Mapping[str, str]) -> list[tuple[str, str]]:
     return [(f"SCCACHE_{prefix}_RW_MODE", "READ_ONLY")] if params.get("mode") == "read-only" else []
 
 
-def _netloc(host: str, port: int) -> str:
+def netloc(host: str, port: int) -> str:
+    """``host:port``, an IPv6 address in brackets."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
@@ -266,7 +274,7 @@ def _redis(text: str, url, scheme: str) -> Backend:
             raise BackendError(f"{text!r}: give the database as the path (redis://host:port/DB)")
         host, port = _host_port(text, url, scheme)
         address = (host, port)
-        endpoint = f"{scheme}://{_netloc(host, port)}"
+        endpoint = f"{scheme}://{netloc(host, port)}"
         db = url.path.strip("/") or None
         if url.username:
             variables.append(("SCCACHE_REDIS_USERNAME", unquote(url.username)))
@@ -319,7 +327,7 @@ def _webdav(text: str, url, scheme: str) -> Backend:
         raise BackendError(f"{text!r}: give the user as ?username=NAME")
     # sccache joins "/" + key: a trailing slash would make "//key", which servers refuse.
     path = url.path.rstrip("/")
-    endpoint = f"{scheme.split('+')[1]}://{_netloc(host, port)}{path}"
+    endpoint = f"{scheme.split('+')[1]}://{netloc(host, port)}{path}"
     variables = [("SCCACHE_WEBDAV_ENDPOINT", endpoint)]
     variables += _optional("SCCACHE_WEBDAV_USERNAME", params.get("username"))
     variables += _optional("SCCACHE_WEBDAV_KEY_PREFIX", params.get("prefix"))

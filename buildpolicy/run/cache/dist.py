@@ -30,9 +30,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from buildpolicy.run.cache.backends import BackendError, parse_problem, reference_problem, resolve_reference
+from buildpolicy.run.cache.backends import (BackendError, netloc, parse_problem, reference_problem,
+                                            resolve_reference, split_url)
 
 DEFAULT_PORT = 10600
 STATUS_PATH = "/api/v1/scheduler/status"
@@ -75,13 +75,7 @@ def parse_scheduler(value: str | None) -> Scheduler | None:
     text = (value or "").strip()
     if not text:
         return None
-    if any(c.isspace() for c in text) or "\x00" in text:
-        raise BackendError(f"{text!r} contains whitespace")
-    try:
-        url = urlsplit(text)
-        port = url.port
-    except ValueError as exc:
-        raise BackendError(f"{text!r} is not a URL: {exc}") from None
+    url = split_url(text)
     if url.scheme not in ("http", "https"):
         raise BackendError(f"{text!r}: the scheduler is an http:// or https:// URL")
     if url.username is not None or url.password is not None:
@@ -92,9 +86,8 @@ def parse_scheduler(value: str | None) -> Scheduler | None:
         raise BackendError(f"{text!r} names no usable host")
     if url.path not in ("", "/") or url.query or url.fragment:
         raise BackendError(f"{text!r}: the scheduler URL has no path, query or fragment")
-    port = port or DEFAULT_PORT
-    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return Scheduler(f"{url.scheme}://{netloc}", host, port, url.scheme == "https")
+    port = url.port or DEFAULT_PORT
+    return Scheduler(f"{url.scheme}://{netloc(host, port)}", host, port, url.scheme == "https")
 
 
 def probe(scheduler: Scheduler, token: str | None, timeout: float):
