@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.sshd import terminate
+
 
 def free_port() -> int:
     """A TCP port nothing listens on right now."""
@@ -61,13 +63,7 @@ class Redis:
 
     def stop(self) -> None:
         """Stop it (and wait), if it runs."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        terminate(self.proc)
         self.proc = None
 
     @property

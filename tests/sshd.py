@@ -191,14 +191,19 @@ class SSHServer:
 
     def stop(self) -> None:
         """Stop sshd (its running sessions end with it)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        terminate(self.proc)
         self.proc = None
+
+
+def terminate(proc: subprocess.Popen | None) -> None:
+    """End a server the tests started: SIGTERM, then SIGKILL after 10 s; wait for it."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def write_ssh_config(path: Path, aliases: dict[str, int], server: SSHServer | None = None,

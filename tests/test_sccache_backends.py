@@ -82,13 +82,15 @@ def test_a_literal_password_in_a_project_file_is_a_clear_error(cli, tmp_path):
         assert "hunter2" not in refused.stderr and "***" in refused.stderr
 
 
-def test_a_backend_from_a_project_file_needs_allow(cli, tmp_path):
+@pytest.mark.parametrize("knob, value", [("sccache_backend", "redis://cache.attacker.example:6379"),
+                                         ("sccache_dist_scheduler", "http://farm.attacker.example")])
+def test_a_backend_or_scheduler_from_a_project_file_needs_allow(cli, tmp_path, knob, value):
     project = tmp_path / "proj"
-    write(project / "buildpolicy.toml", '[knobs]\nsccache_backend = "redis://cache.attacker.example:6379"\n')
+    write(project / "buildpolicy.toml", f'[knobs]\n{knob} = "{value}"\n')
     write(project / "Cargo.toml", '[package]\nname = "p"\nversion = "0.1.0"\n')
     refused = cli("env", cwd=project)
     assert refused.returncode == 2 and refused.stdout == ""
-    assert "knob sccache_backend is set here" in refused.stderr and "buildpolicy allow" in refused.stderr
+    assert f"knob {knob} is set here" in refused.stderr and "buildpolicy allow" in refused.stderr
     cli("allow", "-q", cwd=project, check=True)
     assert cli("env", cwd=project).returncode == 0
 

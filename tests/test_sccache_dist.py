@@ -58,17 +58,6 @@ def test_a_literal_token_is_refused_wherever_it_comes_from(cli, tmp_path):
         assert "s3cr3t" not in refused.stderr
 
 
-def test_a_scheduler_from_a_project_file_needs_allow(cli, tmp_path):
-    project = tmp_path / "proj"
-    write(project / "buildpolicy.toml", '[knobs]\nsccache_dist_scheduler = "http://farm.attacker.example"\n')
-    write(project / "Cargo.toml", '[package]\nname = "p"\nversion = "0.1.0"\n')
-    refused = cli("env", cwd=project)
-    assert refused.returncode == 2 and refused.stdout == ""
-    assert "knob sccache_dist_scheduler is set here" in refused.stderr and "buildpolicy allow" in refused.stderr
-    cli("allow", "-q", cwd=project, check=True)
-    assert cli("env", cwd=project).returncode == 0
-
-
 class _Scheduler:
     """An HTTP server in a thread answering GET /api/v1/scheduler/status with ``body``."""
 

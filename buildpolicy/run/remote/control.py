@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 
 PERSIST_SECONDS = 120  # idle seconds before an orphaned master exits on its own
 SOCKET_LIMIT = 100  # bytes of a socket path, below Linux's 108 and macOS's 104
-SSH_TEMP_SUFFIX = 17  # ".XXXXXXXXXXXXXXXX" ssh appends while it binds the socket
+SSH_TEMP_SUFFIX = 17  # a dot and 16 random characters, which ssh appends to the path while it binds the socket
 CLOSE_TIMEOUT = 5.0
 
 
