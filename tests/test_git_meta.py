@@ -104,6 +104,12 @@ def test_a_bare_repository_committed_in_the_clone_runs_nothing(cli, tmp_path):
     head = commit(src, "first")
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(src), str(clone)], check=True)
+    # Turned on by the repository: refused until allow, and nothing runs.
+    refused = cli("env", cwd=clone / "sub")
+    assert refused.returncode == 2 and "knob git_meta is set here" in refused.stderr
+    assert not marker.exists()
+    # Allowed: git runs, on the clone's own repository, and still runs nothing of sub/'s.
+    cli("allow", "-q", cwd=clone, check=True)
     report = json.loads(cli("explain", "--format", "json", cwd=clone / "sub", check=True).stdout)
     assert not marker.exists()
     # The date is the commit's, read from the clone's own repository.
@@ -182,6 +188,7 @@ def test_a_new_commit_rebuilds_only_the_crate_that_embeds_it(e2e):
         subprocess.run(["rm", "-rf", str(root / old)], check=True)
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     first = commit(root, "first")
+    e2e("allow", "-q")  # git_meta from a project file needs trust
 
     def build() -> tuple[set[str], set[str], str]:
         proc = e2e("exec", "--", "cargo", "build", "-v")

@@ -90,6 +90,8 @@ SENSITIVE_KNOBS = {
                          "(an ssh configuration can run commands)",
     "remote_dir": "names the directory buildpolicy syncs into, and deletes files in, on the build host",
     "gate_lock": "names a file buildpolicy creates (with its parent directories), replaces and deletes",
+    "git_meta": "makes buildpolicy run git at every prompt, on a repository whose configuration the "
+                "repository's authors may have written (a tarball or copied checkout)",
     **{f"git_meta_{part}_var": "names an environment variable buildpolicy sets (to a value from git)"
        for part in ("hash", "date", "describe", "dirty")},
     "build_tmpdir": "names a directory buildpolicy creates (with its parent directories) and points the build's "
