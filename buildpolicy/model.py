@@ -8,13 +8,11 @@ live here too: the engine applies them when composing, renderers when printing.
 
 from __future__ import annotations
 
-import operator
 import re
 from collections.abc import Callable
 from typing import Any
 
-import attrs
-
+from buildpolicy.record import evolve, field, frozen  # evolve: for plugins (Decision, KnobSpec)
 from buildpolicy.errors import BuildpolicyError
 
 # Layers from lowest to highest precedence (DESIGN §2). "pack" sits inside
@@ -35,7 +33,7 @@ class HandledWarning(str):
     __slots__ = ()
 
 
-@attrs.frozen
+@frozen
 class Provenance:
     """Where a value came from: layer, file, line, and the rule id, plugin or variable."""
 
@@ -67,7 +65,7 @@ class Provenance:
 KNOB_TYPES = ("enum", "int", "size", "bool", "string", "list", "seconds")
 
 
-@attrs.frozen
+@frozen
 class KnobSpec:
     """A declared knob: typed, with a default and its environment names.
 
@@ -93,7 +91,7 @@ class KnobSpec:
     value_aliases: tuple[tuple[str, Any], ...] = ()
     on_invalid: str = "error"
     declared_by: str = ""
-    check: Callable[[Any], str | None] | None = attrs.field(default=None, eq=False, repr=False)
+    check: Callable[[Any], str | None] | None = field(default=None, eq=False, repr=False)
     secret: bool = False
 
     @property
@@ -126,7 +124,7 @@ class KnobSpec:
         return "a string"
 
 
-@attrs.frozen
+@frozen
 class KnobValue:
     """A knob's effective value and where it came from.
 
@@ -139,7 +137,7 @@ class KnobValue:
     rejected: tuple[str, ...] = ()
 
 
-@attrs.frozen
+@frozen
 class EnvTemplate:
     """One ``env`` entry of a rule, before ``${fact}`` interpolation."""
 
@@ -149,7 +147,7 @@ class EnvTemplate:
     col: int | None = None  # of the name, for messages
 
 
-@attrs.frozen
+@frozen
 class Rule:
     """A compiled rule (DESIGN §4) with the place it was defined."""
 
@@ -170,7 +168,7 @@ class Rule:
     force: bool = False
     enabled: bool = True
     # (part, line, col) of the rule's parts for messages: "id", "decide.<name>", "unset.<name>".
-    positions: tuple[tuple[str, int | None, int | None], ...] = attrs.field(default=(), eq=False, repr=False)
+    positions: tuple[tuple[str, int | None, int | None], ...] = field(default=(), eq=False, repr=False)
 
     @property
     def provenance(self) -> Provenance:
@@ -189,7 +187,7 @@ class Rule:
         return ":".join(str(p) for p in (self.file, line, col) if p is not None)
 
 
-@attrs.frozen
+@frozen
 class TargetDecision:
     """A decision's outcome for one target triple of a cross build (``--target``,
     ``CARGO_BUILD_TARGET``, ``[build] target``) other than the host.
@@ -202,13 +200,13 @@ class TargetDecision:
     value: Any
     status: str
     reason: str
-    rustflags: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    rustflags: tuple[str, ...] = field(default=(), converter=tuple)
 
     def to_json(self) -> dict[str, Any]:
         return {"value": self.value, "status": self.status, "reason": self.reason}
 
 
-@attrs.frozen
+@frozen
 class Decision:
     """What a decision plugin proposes (DESIGN §6).
 
@@ -224,16 +222,16 @@ class Decision:
     value: Any
     status: str
     reason: str
-    set_env: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=lambda v: tuple(sorted(dict(v).items())))
-    unset: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    rustflags: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    cargo_args: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    set_env: tuple[tuple[str, str], ...] = field(default=(), converter=lambda v: tuple(sorted(dict(v).items())))
+    unset: tuple[str, ...] = field(default=(), converter=tuple)
+    rustflags: tuple[str, ...] = field(default=(), converter=tuple)
+    cargo_args: tuple[str, ...] = field(default=(), converter=tuple)
     force: bool = False
     source: str = ""  # plugin name, filled in by the engine
-    details: tuple[str, ...] = attrs.field(default=(), converter=tuple)  # more lines for `explain` (a table)
+    details: tuple[str, ...] = field(default=(), converter=tuple)  # more lines for `explain` (a table)
     # Per target triple of a cross build; a decision that gives them has its `rustflags`
     # apply to the host only (every other decision's rustflags apply to every target).
-    targets: tuple[TargetDecision, ...] = attrs.field(default=(), converter=tuple)
+    targets: tuple[TargetDecision, ...] = field(default=(), converter=tuple)
 
     def to_json(self) -> dict[str, Any]:
         data = {"value": self.value, "status": self.status, "reason": self.reason, "source": self.source}
@@ -277,21 +275,3 @@ def check_value(name: str, value: str) -> None:
             f"value of environment variable {name} contains a NUL character, "
             "which an environment variable cannot hold"
         )
-
-
-def _pickle_as_constructor_call(cls):
-    """Pickle instances of the frozen attrs class ``cls`` as a call of its constructor
-    with every field in order: several times cheaper to write and read than attrs'
-    own slotted state, for the tens of thousands of rules a large policy set caches."""
-    names = tuple(field.name for field in attrs.fields(cls))
-    fields_of = operator.attrgetter(*names) if len(names) > 1 else (lambda self: (getattr(self, names[0]),))
-
-    def __reduce__(self):
-        return (cls, fields_of(self))
-
-    cls.__reduce__ = __reduce__
-    return cls
-
-
-for _cls in (Provenance, EnvTemplate, Rule):
-    _pickle_as_constructor_call(_cls)

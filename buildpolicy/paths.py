@@ -6,15 +6,14 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-import attrs
-
+from buildpolicy.record import frozen
 from buildpolicy.errors import BuildpolicyError
 from buildpolicy.filestate import stat_token, xdg_dir
 
 PROFILE_FILE = "buildpolicy.toml"
 
 
-@attrs.frozen
+@frozen
 class Paths:
     """The directories of one run, derived from the caller's environment."""
 

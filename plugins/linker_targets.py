@@ -132,7 +132,7 @@ def _system(ctx, triple: str) -> str:
 def with_targets(ctx, decision, host_module, host: str | None):
     """``decision`` (the host's) with the decisions of the build's foreign targets added:
     their statuses under ``targets`` and in ``details``, their variables in ``set_env``."""
-    import attrs
+    from buildpolicy.model import evolve
 
     foreign = foreign_targets(ctx, host)
     if not foreign:
@@ -144,4 +144,4 @@ def with_targets(ctx, decision, host_module, host: str | None):
         env.update(variables)
     details = [f"host {host or '(unknown)'}: {decision.status}",
                *(f"target {t.triple}: {t.status} — {t.reason}" for t in targets)]
-    return attrs.evolve(decision, set_env=env, targets=targets, details=(*decision.details, *details))
+    return evolve(decision, set_env=env, targets=targets, details=(*decision.details, *details))

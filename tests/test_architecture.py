@@ -19,11 +19,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "buildpolicy"
 
 # Stages in the order of a run; a module may import its own stage and earlier ones.
 STAGES = ("base", "policy", "facts", "engine", "output", "replay", "run", "team", "commands", "entry")
-BASE_MODULES = {"buildpolicy", "errors", "paths", "filestate", "model", "sizes", "data"}
+BASE_MODULES = {"buildpolicy", "errors", "paths", "filestate", "model", "record", "sizes", "data"}
 # The command line, and the names kept importable where third-party code expects them.
 ENTRY_MODULES = {"cli", "__main__", "hookspecs", "policytest"}
 MAX_LINES = 700
-MAX_TOP_LEVEL_MODULES = 10
+MAX_TOP_LEVEL_MODULES = 11
 
 
 def module_files() -> dict[str, Path]:

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 NOT_ON_THE_REPLAY = ("re", "enum", "functools", "collections", "pathlib", "fnmatch", "json", "urllib.parse",
                      "importlib", "operator", "typing", "math", "pluggy", "attrs", "attr")
 # Dependencies a full evaluation with warm caches has no use for.
-NOT_ON_THE_FULL_RUN = ("jsonschema", "tomlkit", "cattrs", "psutil", "importlib.metadata", "rich")
+NOT_ON_THE_FULL_RUN = ("jsonschema", "tomlkit", "cattrs", "attrs", "attr", "psutil", "importlib.metadata", "rich")
 
 # Prints the modules loaded when the program exits (sys.exit runs atexit handlers);
 # `atexit` itself is a built-in module.

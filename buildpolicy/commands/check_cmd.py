@@ -50,7 +50,7 @@ def _check_paths(paths: list[str], request) -> tuple[int, list, list[str]]:
     Returns the number of files, the rules, and warnings: what in the files
     checked outside a project would need ``buildpolicy allow`` in one.
     """
-    import attrs
+    from buildpolicy.record import evolve
 
     from buildpolicy.engine.pipeline import evaluate
     from buildpolicy.facts import fact_type, known_fact_names
@@ -64,7 +64,7 @@ def _check_paths(paths: list[str], request) -> tuple[int, list, list[str]]:
         path = Path(raw)
         if path.is_dir() and is_project_dir(path):
             try:
-                result = evaluate(attrs.evolve(request, cwd=path.resolve()))
+                result = evaluate(evolve(request, cwd=path.resolve()))
             except BuildpolicyError as exc:
                 problems.extend(exc.messages)
                 continue

@@ -3,8 +3,7 @@ candidates, and join rustflags fragments into the variable cargo will read."""
 
 from __future__ import annotations
 
-import attrs
-
+from buildpolicy.record import frozen
 from buildpolicy.engine.context import DecideContext
 from buildpolicy.errors import BuildpolicyError
 from buildpolicy.model import LAYER_RANK, HandledWarning, Provenance, Rule, check_name
@@ -14,7 +13,7 @@ from buildpolicy.policy.expr.templates import interpolate
 PLUGIN_RANK = -1  # plugin patches sit below every rule layer
 
 
-@attrs.frozen
+@frozen
 class Candidate:
     """One proposed value (or unset, ``value is None``) for a variable."""
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import attrs
+from buildpolicy.record import field, frozen
 
 
 class DecideContext:
@@ -129,10 +129,10 @@ class DecideContext:
             self._warnings.append(message)
 
 
-@attrs.frozen
+@frozen
 class ExecPlan:
     """What ``exec`` will run: argv, the full environment, and where."""
 
     argv: tuple[str, ...]
     env: Mapping[str, str]
-    execution: Mapping[str, Any] = attrs.field(factory=lambda: {"mode": "local"})
+    execution: Mapping[str, Any] = field(factory=lambda: {"mode": "local"})

@@ -3,8 +3,7 @@ profile's aliases, value aliases and defaults applied and checked."""
 
 from __future__ import annotations
 
-import attrs
-
+from buildpolicy.record import evolve
 from buildpolicy.errors import BuildpolicyError
 from buildpolicy.model import KnobSpec
 
@@ -55,7 +54,7 @@ def knob_specs(host, policy_set) -> dict[str, KnobSpec]:
                     description=decl.get("description", ""),
                     declared_by=f"{decl.provenance.layer} {decl.provenance.file}",
                 )
-        specs[decl.name] = attrs.evolve(
+        specs[decl.name] = evolve(
             spec,
             aliases=tuple(dict.fromkeys((*spec.aliases, *decl.get("aliases", ())))),
             value_aliases=(*spec.value_aliases, *sorted(decl.get("value_aliases", {}).items())),

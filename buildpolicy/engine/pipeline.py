@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import attrs
-
+from buildpolicy.record import evolve, field, frozen, mutable
 from buildpolicy.engine.compose import compose_env, compose_rustflags
 from buildpolicy.engine.context import DecideContext
 from buildpolicy.engine.envstate import STATE_VAR, encode_state, restore_baseline
@@ -27,7 +26,7 @@ from buildpolicy.model import Decision, HandledWarning, KnobSpec, KnobValue, Pro
 from buildpolicy.paths import Paths, find_profile
 
 
-@attrs.frozen
+@frozen
 class Request:
     """The inputs of one run. Tests build these directly."""
 
@@ -69,7 +68,7 @@ def trust_mode(request: Request) -> str:
     return "ignore" if request.command in TRUST_IGNORED else "report"
 
 
-@attrs.define
+@mutable
 class Result:
     """Everything a run decided, with provenance, for renderers and ``explain``."""
 
@@ -90,10 +89,10 @@ class Result:
     paths: Paths
     plugins: Any
     context: DecideContext
-    replay_blockers: list[str] = attrs.Factory(list)  # why a warm `env` could not replay this
+    replay_blockers: list[str] = field(factory=list)  # why a warm `env` could not replay this
     # What the warm `env` replay records (buildpolicy.replay.record): every file and
     # directory read or listed with its stat token, and when the run started.
-    input_files: list[tuple[str, str]] = attrs.Factory(list)
+    input_files: list[tuple[str, str]] = field(factory=list)
     started_ns: int = 0
 
     def exec_env(self) -> dict[str, str]:
@@ -133,7 +132,7 @@ def _fact_type_with(extra: dict[str, str]):
     return lookup
 
 
-@attrs.define
+@mutable
 class Prepared:
     """A run up to knob resolution: policies loaded and trusted (or not), plugins registered."""
 
@@ -155,7 +154,7 @@ class Prepared:
     all_plugins_loaded: bool = True  # no team plugin left out (untrusted) and none failed to load
     # Problems found so far that do not stop the run from going on (``evaluate``
     # adds its own and raises them all together).
-    problems: list[Any] = attrs.Factory(list)
+    problems: list[Any] = field(factory=list)
 
 
 def prepare(request: Request, defer_problems: bool = False) -> Prepared:
@@ -231,8 +230,8 @@ def prepare(request: Request, defer_problems: bool = False) -> Prepared:
             file_knobs = tuple(k for k in file_knobs if (k.provenance.file, k.name) not in untrusted)
             # Aliases and value aliases an untrusted file gives a sensitive knob are not applied either.
             aliased = {(f.file, f.name) for f in findings if f.kind == "knob-alias"}
-            declared = attrs.evolve(policy_set, knob_declarations=tuple(
-                d if (d.provenance.file, d.name) not in aliased else attrs.evolve(
+            declared = evolve(policy_set, knob_declarations=tuple(
+                d if (d.provenance.file, d.name) not in aliased else evolve(
                     d, fields=tuple(item for item in d.fields if item[0] not in ("aliases", "value_aliases")))
                 for d in policy_set.knob_declarations))
     allowed_root = policy_set.project_root if verdict is not None and verdict.trusted else None

@@ -295,15 +295,15 @@ class PluginHost:
 
 
 def _with_owner(spec: KnobSpec, plugin: str) -> KnobSpec:
-    import attrs
+    from buildpolicy.record import evolve
 
-    return attrs.evolve(spec, declared_by=plugin)
+    return evolve(spec, declared_by=plugin)
 
 
 def _attributed(decision: Decision, plugin: str) -> Decision:
-    import attrs
+    from buildpolicy.record import evolve
 
-    return attrs.evolve(decision, source=plugin)
+    return evolve(decision, source=plugin)
 
 
 def make_plugin_manager(

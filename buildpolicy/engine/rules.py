@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import attrs
-
+from buildpolicy.record import frozen
 from buildpolicy.errors import BuildpolicyError
 from buildpolicy.model import LAYER_RANK, Decision, Rule
 from buildpolicy.sizes import format_size
 
 
-@attrs.frozen
+@frozen
 class RuleOutcome:
     """Whether a rule matched, and which unknown facts it consulted."""
 

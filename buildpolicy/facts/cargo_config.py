@@ -9,12 +9,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import attrs
-
+from buildpolicy.record import frozen
 from buildpolicy.errors import BuildpolicyError
 
 
-@attrs.frozen
+@frozen
 class ConfigValue:
     """A value from a cargo configuration file, with where it is."""
 

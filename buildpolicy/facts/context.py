@@ -7,8 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-import attrs
-
+from buildpolicy.record import field, frozen
 from buildpolicy.facts.ctxbase import ContextMethods
 from buildpolicy.facts.unknown import FactUnknown
 
@@ -29,7 +28,7 @@ def _optional_path(path) -> Path | None:
     return None if path is None else Path(path)
 
 
-@attrs.frozen(kw_only=True)
+@frozen(kw_only=True)
 class ProbeContext(ContextMethods):
     """Everything probes need to know about one invocation.
 
@@ -42,15 +41,15 @@ class ProbeContext(ContextMethods):
     and ``cache_dir`` are required.
     """
 
-    cwd: Path = attrs.field(converter=Path)
-    environ: Mapping[str, str] = attrs.field(converter=_snapshot)
-    cargo_argv: tuple[str, ...] | None = attrs.field(default=None, converter=_optional_argv)
+    cwd: Path = field(converter=Path)
+    environ: Mapping[str, str] = field(converter=_snapshot)
+    cargo_argv: tuple[str, ...] | None = field(default=None, converter=_optional_argv)
     profile_flag: str | None = None
     default_profile: str = "dev"
-    project_root: Path | None = attrs.field(default=None, converter=_optional_path)
-    allowed_root: Path | None = attrs.field(default=None, converter=_optional_path)
-    cache_dir: Path = attrs.field(converter=Path)
-    root: Path = attrs.field(default=Path("/"), converter=Path)
+    project_root: Path | None = field(default=None, converter=_optional_path)
+    allowed_root: Path | None = field(default=None, converter=_optional_path)
+    cache_dir: Path = field(converter=Path)
+    root: Path = field(default=Path("/"), converter=Path)
     platform: str | None = None
 
     @classmethod

@@ -15,8 +15,7 @@ import importlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import attrs
-
+from buildpolicy.record import field, frozen
 from buildpolicy.errors import BuildpolicyError
 from buildpolicy.facts.coerce import FACT_TYPES, coerce_fact, matches_type
 from buildpolicy.facts.context import FactUnknown, ProbeContext
@@ -33,7 +32,7 @@ def _check_type(_instance, _attribute, value):
         raise ValueError(f"fact type must be one of {', '.join(FACT_TYPES)}, not {value!r}")
 
 
-@attrs.frozen
+@frozen
 class FactSpec:
     """One fact: dotted ``name``, ``type`` (one of FACT_TYPES), ``doc`` and ``probe``.
 
@@ -46,7 +45,7 @@ class FactSpec:
     """
 
     name: str
-    type: str = attrs.field(validator=_check_type)
+    type: str = field(validator=_check_type)
     doc: str
     probe: Callable[[Any], Any]
     expensive: bool = False

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 
-import attrs
+from buildpolicy.record import frozen
 
 
-@attrs.frozen
+@frozen
 class Option:
     """One option (``-q``/``--quiet``) or positional argument."""
 
@@ -28,7 +28,7 @@ class Option:
     many: bool = False  # a positional taking several words
 
 
-@attrs.frozen
+@frozen
 class Command:
     """A subcommand, or the program itself (``name`` "")."""
 

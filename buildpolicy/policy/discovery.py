@@ -8,8 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import attrs
-
+from buildpolicy.record import frozen
 from buildpolicy.filestate import stat_token
 from buildpolicy.policy.packs import Pack
 
@@ -69,7 +68,7 @@ def project_policy_paths(profile: Path, data: dict) -> list[Path]:
     return [base / entry for entry in entries if isinstance(entry, str)]
 
 
-@attrs.frozen
+@frozen
 class Discovered:
     """What ``discover`` found: files in load order, directories listed, packs, and the
     profile file's bytes with its stat token taken before reading them."""

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import attrs
-
+from buildpolicy.record import evolve, frozen
 from buildpolicy.errors import BuildpolicyError, Diagnostic, closest
 from buildpolicy.model import LAYER_RANK, KnobSpec, KnobValue, Provenance
 from buildpolicy.sizes import parse_size
@@ -132,7 +131,7 @@ def _convert(spec: KnobSpec, raw: Any) -> Any:
     return str(raw)
 
 
-@attrs.frozen
+@frozen
 class FileKnob:
     """A knob value written in a file's ``[knobs]`` table."""
 
@@ -220,7 +219,7 @@ def resolve_knobs(
                     continue
                 errors.append(message)
                 break
-        result[name] = attrs.evolve(chosen, rejected=tuple(rejected)) if rejected else chosen
+        result[name] = evolve(chosen, rejected=tuple(rejected)) if rejected else chosen
     if errors:
         raise BuildpolicyError(errors)
     return result

@@ -24,8 +24,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import attrs
-
+from buildpolicy.record import evolve, frozen
 from buildpolicy.errors import BuildpolicyError, Diagnostic
 from buildpolicy.policy.knobs import FileKnob
 from buildpolicy.model import LAYER_RANK, EnvTemplate, Provenance, Rule
@@ -58,7 +57,7 @@ _WHITESPACE = re.compile(r"\s")  # what str.isspace() calls whitespace
 _NUL_ESCAPE = re.compile(r"\\(?:x00|u0000|U00000000)")  # TOML's escapes of NUL (\x00 is TOML 1.1's)
 
 
-@attrs.frozen
+@frozen
 class KnobDeclaration:
     """A ``[knobs.NAME]`` table: settings for a plugin's knob or a team knob."""
 
@@ -80,7 +79,7 @@ class KnobDeclaration:
         return self.provenance.where()
 
 
-@attrs.frozen
+@frozen
 class OptionValue:
     """One plugin option (a key of a ``[<plugin>]`` table) with provenance."""
 
@@ -88,7 +87,7 @@ class OptionValue:
     provenance: Provenance
 
 
-@attrs.frozen
+@frozen
 class PolicySet:
     """Everything the files of all layers say, compiled and merged."""
 
@@ -125,7 +124,7 @@ class PolicySet:
         return f"rule {rule.id}" + (f" (pack {pack})" if pack else "")
 
 
-@attrs.frozen
+@frozen
 class _Skip:
     """The parts of a schema-invalid document not to compile, as key-path prefixes.
 
@@ -543,7 +542,7 @@ def load_policies(
     return policy_set
 
 
-@attrs.frozen
+@frozen
 class FileUnit:
     """What compiling one policy file gave, kept with the digest of its bytes so that a
     later compile reuses it while the file is unchanged. Rules carry load orders of
@@ -580,8 +579,8 @@ def _file_unit(compiler: _Compiler, position: int, layer: str, path: Path, reusa
     if isinstance(cached, FileUnit) and cached.digest == digest:
         if cached.position == position:
             return cached
-        return attrs.evolve(cached, position=position, rules=tuple(
-            attrs.evolve(rule, order=position * ORDER_STRIDE + rule.order % ORDER_STRIDE) for rule in cached.rules))
+        return evolve(cached, position=position, rules=tuple(
+            evolve(rule, order=position * ORDER_STRIDE + rule.order % ORDER_STRIDE) for rule in cached.rules))
     one = _Compiler(compiler.fact_type, compiler.known_facts)
     one.fact_type = compiler.fact_type  # already memoized: one memo for every file
     one.pack_of = compiler.pack_of

@@ -30,13 +30,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import attrs
+from buildpolicy.record import frozen
 
 PACK_GROUP = "buildpolicy.packs"
 PACK_PREFIX = "pack:"
 
 
-@attrs.frozen
+@frozen
 class Pack:
     """One ``extends`` entry, resolved.
 

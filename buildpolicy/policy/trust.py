@@ -74,8 +74,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-import attrs
-
+from buildpolicy.record import field, frozen
 from buildpolicy.errors import BuildpolicyError, Diagnostic
 from buildpolicy.filestate import stat_token
 from buildpolicy.policy.buildvars import is_build_variable, is_build_variable_template
@@ -117,7 +116,7 @@ def is_safe_name_template(template: str) -> bool:
     return is_build_variable_template(template)
 
 
-@attrs.frozen
+@frozen
 class Finding:
     """One item of a project or pack file that needs the user's trust."""
 
@@ -316,7 +315,7 @@ def _current_digests(policy_set, recorded: Mapping) -> tuple[dict[str, str], boo
     return each, hashed
 
 
-@attrs.frozen
+@frozen
 class Verdict:
     """Whether the project is trusted, and if not, why (for the messages)."""
 
@@ -325,7 +324,7 @@ class Verdict:
     changed: tuple[str, ...] = ()  # files edited, added or removed since `allow`
     # When trusted: each hashed file's SHA-256 as allowed, so team plugin code can be
     # run from bytes that match it (buildpolicy.engine.teamcode), not from a later edit.
-    digests: dict[str, str] = attrs.field(factory=dict, eq=False)
+    digests: dict[str, str] = field(factory=dict, eq=False)
 
 
 def check(policy_set, state_dir: Path) -> Verdict:

@@ -46,8 +46,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import attrs
-
+from buildpolicy.record import frozen
 from buildpolicy.filestate import read_state
 
 LOG_NAME = "actions.jsonl"
@@ -270,7 +269,7 @@ def median(values: list[float]) -> float:
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
-@attrs.frozen
+@frozen
 class Group:
     """Runs of one action and profile with one decision set."""
 

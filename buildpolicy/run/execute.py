@@ -63,11 +63,11 @@ def _plan(request, cargo: bool, command_argv):
 
 
 def _set_gate(result, status: str, reason: str) -> None:
-    import attrs
+    from buildpolicy.record import evolve
 
     decision = result.decisions.get("gate")
     if decision is not None:
-        result.decisions["gate"] = attrs.evolve(decision, status=status, reason=reason)
+        result.decisions["gate"] = evolve(decision, status=status, reason=reason)
 
 
 def _gate_to_take(result, plan):
@@ -134,9 +134,9 @@ def execute(request, command_argv, *, dry_run: bool = False, quiet: bool = False
             _start_sccache(result, plan)
         governor = _governor_session(result, plan, request, quiet)
         if governor is None and _governor_on(result):  # it could not start: the static job count instead
-            import attrs
+            from buildpolicy.record import evolve
 
-            result, plan = _plan(attrs.evolve(request, cli_sets=(*request.cli_sets, "governor=off")), cargo, command_argv)
+            result, plan = _plan(evolve(request, cli_sets=(*request.cli_sets, "governor=off")), cargo, command_argv)
             if gate is not None:
                 _set_gate(result, "acquired", "taken before deciding jobs")
         if not quiet:  # a handled situation is said once per change, not at every build
@@ -188,13 +188,13 @@ def execute(request, command_argv, *, dry_run: bool = False, quiet: bool = False
 
 def _zero_tests_guard(result, plan):
     """A watch over the output of a filtered ``cargo test`` (``zero_tests`` on), else None."""
-    import attrs
+    from buildpolicy.record import evolve
 
     decision = result.decisions.get("zero_tests")
     if decision is None or not decision.status.startswith("on:"):
         return None
     if plan.execution.get("mode") == "remote":
-        result.decisions["zero_tests"] = attrs.evolve(
+        result.decisions["zero_tests"] = evolve(
             decision, status="not-applicable:remote", reason="the tests run on the build host; their output is not watched")
         return None
     from buildpolicy.run.testguard import ZeroTestsWatch
@@ -237,13 +237,13 @@ def _governor_on(result) -> bool:
 def _governor_session(result, plan, request, quiet):
     """The memory governor for this build, opened (``.open_env`` is the build's
     environment), or None when it does not apply or cannot start (a warning says why)."""
-    import attrs
+    from buildpolicy.record import evolve
 
     if not _governor_on(result):
         return None
     decision = result.decisions["governor"]
     if plan.execution.get("mode") == "remote":
-        result.decisions["governor"] = attrs.evolve(
+        result.decisions["governor"] = evolve(
             decision, status="not-applicable:remote",
             reason=f"the build runs on {plan.execution.get('host')}: the governor watches this machine's memory")
         return None
@@ -324,7 +324,7 @@ def _record_flags(result, plan, target: str | None) -> None:
 
 def _take_gate(gate, request, result, plan, cargo, command_argv, note):
     """Take the gate lock, then evaluate again: ``(lock, seconds waited, result, plan)``."""
-    import attrs
+    from buildpolicy.record import evolve
 
     from buildpolicy.run.gate import GATE_VAR, GateLock, format_marker
 
@@ -342,7 +342,7 @@ def _take_gate(gate, request, result, plan, cargo, command_argv, note):
     environ = dict(request.environ)
     environ[GATE_VAR] = format_marker(lock.path, os.getpid())
     try:
-        result, plan = _plan(attrs.evolve(request, environ=environ), cargo, command_argv)
+        result, plan = _plan(evolve(request, environ=environ), cargo, command_argv)
     except BaseException:
         lock.release()
         raise

@@ -44,8 +44,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import attrs
-
+from buildpolicy.record import frozen
 from buildpolicy.facts.cargo_config import ConfigValue, cargo_config_files, first_value, read_cargo_config
 from buildpolicy.run.fingerprints import build_flags, last_build_flags, target_dir_for
 
@@ -53,7 +52,7 @@ MIB = 1 << 20
 DEFAULT_MIB_PER_JOB = 1792
 
 
-@attrs.frozen
+@frozen
 class Problem:
     """One trap found: a stable ``check`` id, what is wrong, details, and the fix."""
 

@@ -47,14 +47,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
-
+from buildpolicy.record import evolve, field, frozen
 from buildpolicy.errors import BuildpolicyError, Diagnostic, closest
 
 CASES_DIR = ("policies", "tests")
 
 
-@attrs.frozen
+@frozen
 class Case:
     """One ``[[case]]`` of a case file, with the line it starts on."""
 
@@ -65,12 +64,12 @@ class Case:
     profile: str | None = None
     sets: tuple[str, ...] = ()
     cargo_argv: tuple[str, ...] | None = None
-    facts: dict[str, Any] = attrs.field(factory=dict)
-    env: dict[str, str] = attrs.field(factory=dict)
-    knobs: dict[str, Any] = attrs.field(factory=dict)
-    expect_env: dict[str, str] = attrs.field(factory=dict)
+    facts: dict[str, Any] = field(factory=dict)
+    env: dict[str, str] = field(factory=dict)
+    knobs: dict[str, Any] = field(factory=dict)
+    expect_env: dict[str, str] = field(factory=dict)
     expect_absent: tuple[str, ...] = ()
-    expect_decisions: dict[str, str] = attrs.field(factory=dict)
+    expect_decisions: dict[str, str] = field(factory=dict)
     expect_error: str | None = None
 
     @property
@@ -79,7 +78,7 @@ class Case:
         return f"{self.file}:{self.line}" if self.line else self.file
 
 
-@attrs.frozen
+@frozen
 class Mismatch:
     """One expectation that did not hold."""
 
@@ -90,7 +89,7 @@ class Mismatch:
     detail: str = ""  # where the actual value came from
 
 
-@attrs.frozen
+@frozen
 class CaseResult:
     """The outcome of one case."""
 
@@ -323,7 +322,7 @@ class CaseFile:
 
     def run(self, case: Case) -> CaseResult:
         """Evaluate ``case`` hermetically and compare with its expectations."""
-        import attrs as _attrs
+        from buildpolicy.record import evolve, field, frozen
 
         from buildpolicy.engine.pipeline import Request, evaluate
 
@@ -338,7 +337,7 @@ class CaseFile:
                 fact_overrides=dict(case.facts),
                 hermetic=True,
                 trust="ignore",
-                paths=_attrs.evolve(self._paths, state_dir=Path(state)),
+                paths=evolve(self._paths, state_dir=Path(state)),
             )
             try:
                 result = evaluate(request)

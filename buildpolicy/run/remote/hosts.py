@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
+from buildpolicy.record import frozen
 
 HOST_VAR = "BUILDPOLICY_REMOTE_HOST"
 # Commands that build or run the project: these are worth shipping to a build host.
@@ -77,7 +77,7 @@ def check_env_names(names: Sequence[str]) -> str | None:
 # ------------------------------------------------------------------ settings
 
 
-@attrs.frozen
+@frozen
 class Settings:
     """The knobs of one host choice (hashable: it keys the per-exec memo)."""
 
@@ -147,7 +147,7 @@ class ProbeFailed(Exception):
     """A host failed one stage of its probe; ``str()`` says why."""
 
 
-@attrs.frozen
+@frozen
 class Endpoint:
     """What ``ssh -G`` says about a host alias."""
 

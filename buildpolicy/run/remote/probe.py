@@ -12,8 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import attrs
-
+from buildpolicy.record import frozen
 from buildpolicy.model import Decision
 from buildpolicy.run.remote.hosts import (
     HOST_VAR,
@@ -32,7 +31,7 @@ DOWN_CACHE = "remote-down.json"
 DOWN_LOCK = "remote-down.lock"
 
 
-@attrs.frozen
+@frozen
 class HostReport:
     """The outcome of probing one host."""
 
@@ -43,7 +42,7 @@ class HostReport:
     key: str | None = None  # down-cache key, when the host was resolved
 
 
-@attrs.frozen
+@frozen
 class Choice:
     """The chosen host (or None) and what each probed host said, in configured order."""
 
@@ -309,7 +308,7 @@ class DownCache:
 # ------------------------------------------------------------------ the decision
 
 
-@attrs.frozen
+@frozen
 class Assessment:
     """The remote decision of one run, shared by ``decide`` and ``wrap_exec``.
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import attrs
+from buildpolicy.record import frozen
 
 RECORDS = "remote-hosts.json"
 RECORDS_LOCK = "remote-hosts.lock"
@@ -100,7 +100,7 @@ def merge_hosts(path: Path, lock: Path, load, change) -> bool:
     return True
 
 
-@attrs.frozen
+@frozen
 class Recorded:
     """What the records say about a host list, in configured order."""
 

@@ -8,8 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
-
+from buildpolicy.record import frozen
 from buildpolicy.errors import EXIT_REMOTE_UNAVAILABLE, BuildpolicyError
 from buildpolicy.run.remote.control import session_control
 from buildpolicy.run.remote.hosts import ENV_NAME_PATTERN, NAME_PATTERN, host_problem, run_cwd, settings_from
@@ -95,7 +94,7 @@ def quote_with_root(value: str, root: Path) -> str:
     return f'"${ROOT_VAR}"'.join(shlex.quote(part) if part else "" for part in parts)
 
 
-@attrs.frozen
+@frozen
 class RemoteEnv:
     """The environment sent to the host: what to export and unset, and what was left out."""
 
