@@ -322,6 +322,27 @@ def load_state_json(path, limit: int = STATE_LIMIT):
     return None if too_deep(value, STATE_DEPTH) else value
 
 
+def json_text(value, *, sort_keys: bool = False, compact: bool = True) -> str:
+    """``json.dumps(value)`` without importing ``json`` (see :func:`json_value`): CPython's
+    own C encoder with ``json``'s defaults (ASCII output, NaN allowed), compact
+    separators unless ``compact`` is false; the module itself where that encoder is missing.
+    For the small state records a full ``env`` writes."""
+    separators = (",", ":") if compact else (", ", ": ")
+    try:
+        from _json import encode_basestring_ascii, make_encoder
+    except ImportError:  # pragma: no cover - another Python implementation
+        import json
+
+        return json.dumps(value, sort_keys=sort_keys, separators=separators)
+
+    def unserializable(item):
+        raise TypeError(f"Object of type {type(item).__name__} is not JSON serializable")
+
+    encode = make_encoder({}, unserializable, encode_basestring_ascii, None, separators[1], separators[0],
+                          sort_keys, False, True)
+    return "".join(encode(value, 0))
+
+
 def json_value(text: str):
     """``json.loads(text)`` without importing ``json`` (its decoder imports ``re``, which
     with ``enum`` costs a warm prompt milliseconds): CPython's own C scanner, which

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs a full `env` milliseconds
+if TYPE_CHECKING:
+    from typing import Any
 
 from buildpolicy.record import evolve, field, frozen  # evolve: for plugins (Decision, KnobSpec)
 from buildpolicy.errors import BuildpolicyError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -16,7 +17,10 @@ _UNITS = {
     "t": 1 << 40, "tb": 1000**4, "tib": 1 << 40,
 }
 
-SIZE_RE = re.compile(r"(?i)^\s*(\d+(?:\.\d+)?|\.\d+)\s*(b|kib|kb|k|mib|mb|m|gib|gb|g|tib|tb|t)?\s*$")
+@functools.cache
+def _size_re():
+    # Compiled on first use: most runs parse no size string.
+    return re.compile(r"(?i)^\s*(\d+(?:\.\d+)?|\.\d+)\s*(b|kib|kb|k|mib|mb|m|gib|gb|g|tib|tb|t)?\s*$")
 ALLOWED = "a byte count or a size such as 512MiB, 24GiB, 1.5GB (units B, K/KiB, KB, M/MiB, MB, G/GiB, GB, T/TiB, TB)"
 
 
@@ -37,7 +41,7 @@ def parse_size(text: str | int | float) -> int:
         if not math.isfinite(text):
             raise ValueError(f"expected {ALLOWED}, got {text!r}")
         return int(text)
-    match = SIZE_RE.match(str(text))
+    match = _size_re().match(str(text))
     if not match:
         raise ValueError(f"expected {ALLOWED}, got {text!r}")
     number, unit = match.groups()

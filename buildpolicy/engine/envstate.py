@@ -26,7 +26,7 @@ TYPE_CHECKING = False  # not `from typing import`: the warm replay imports this 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from collections.abc import Mapping
 
-from buildpolicy.filestate import json_value
+from buildpolicy.filestate import json_text, json_value
 from buildpolicy.policy.buildvars import STATE_VAR, is_build_variable
 
 __all__ = ["STATE_VAR", "restore_baseline", "encode_state"]
@@ -104,6 +104,4 @@ def encode_state(set_env: Mapping[str, str], unset: list[str], baseline: Mapping
         "set": {name: _digest(value) for name, value in sorted(set_env.items()) if is_build_variable(name)},
         "orig": {name: baseline.get(name) for name in sorted({*set_env, *unset}) if name in baseline and is_build_variable(name)},
     }
-    import json  # the full run only
-
-    return json.dumps(state, separators=(",", ":"), sort_keys=True)
+    return json_text(state, sort_keys=True)

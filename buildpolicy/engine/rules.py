@@ -3,7 +3,9 @@ decisions and the ``decide`` entries of matched rules."""
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported at run time: it costs a full `env` milliseconds
+if TYPE_CHECKING:
+    from typing import Any
 
 from buildpolicy.record import frozen
 from buildpolicy.errors import BuildpolicyError

@@ -13,7 +13,7 @@ Any = object  # annotations only; `typing` costs milliseconds on the replay path
 import os
 
 # No json or pathlib imported here: the warm replay reads this cache (json's decoder
-# imports re; pathlib imports fnmatch, re and urllib.parse). Writes import json.
+# imports re; pathlib imports fnmatch, re and urllib.parse). Writing the file imports json.
 
 CACHE_FILE = "probes.json"
 VERSION = 1
@@ -32,9 +32,9 @@ def binary_identity(path: str | os.PathLike) -> list | None:
 
 def cache_key(kind: str, *parts: Any) -> str:
     """A cache key for probe ``kind`` over JSON-serialisable ``parts``."""
-    import json
+    from buildpolicy.filestate import json_text
 
-    return json.dumps([kind, *parts], separators=(",", ":"))
+    return json_text([kind, *parts])
 
 
 class ProbeCache:

@@ -7,7 +7,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs a full `env` milliseconds
+if TYPE_CHECKING:
+    from typing import Any
 
 from buildpolicy.record import frozen
 from buildpolicy.errors import BuildpolicyError

@@ -58,7 +58,7 @@ left out of them (see :data:`FORMATS_WITHOUT_UNSET`; the CLI warns on stderr).
 
 from __future__ import annotations
 
-import json
+import functools
 import re
 from collections.abc import Iterable, Mapping
 
@@ -75,7 +75,11 @@ FORMATS_WITHOUT_UNSET = ("dotenv", "github")
 # File formats that cannot hold bytes that are not UTF-8: a value holding some
 # (as lone surrogates, Python's surrogateescape) is refused.
 FORMATS_WITHOUT_BYTES = ("dotenv", "github")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+@functools.cache
+def _surrogate():
+    """Lone surrogates (bytes that were not UTF-8); compiled on first use: the pattern is
+    slow to compile and only the json and bytes-less formats need it."""
+    return re.compile("[\ud800-\udfff]")
 
 # PowerShell treats the typographic single quotes exactly like the ASCII one
 # inside a '...' string (its tokenizer's IsSingleQuote), so every one of them
@@ -125,7 +129,7 @@ def render_env(
         raise BuildpolicyError(problems)
 
     if fmt in FORMATS_WITHOUT_BYTES:
-        undecodable = [name for name, value in sorted(set_env.items()) if _SURROGATE.search(value)]
+        undecodable = [name for name, value in sorted(set_env.items()) if _surrogate().search(value)]
         if undecodable:
             raise BuildpolicyError(
                 f"the {fmt} format cannot carry bytes that are not UTF-8, and {', '.join(undecodable)} "
@@ -135,9 +139,11 @@ def render_env(
     if fmt == "json":
         # Always a whole document, even when empty: a JSON consumer cannot parse "".
         document = {"set": set_env, "unset": unset_names}
+        import json  # only for --format json: a prompt prints shell syntax
+
         text = json.dumps(document, sort_keys=True, ensure_ascii=False)
         # Undecodable bytes (surrogateescape) as \udcXX escapes: valid UTF-8 out.
-        return _SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text) + "\n"
+        return _surrogate().sub(lambda match: f"\\u{ord(match.group()):04x}", text) + "\n"
 
     # A name is in exactly one of the two, so sorting the union sorts everything.
     entries = sorted(

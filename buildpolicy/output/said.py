@@ -16,11 +16,9 @@ next time, never an error. Two prompts racing may both say it: harmless.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
-from buildpolicy.filestate import load_state_json, write_state
+from buildpolicy.filestate import json_text, load_state_json, sha256_hex, write_state
 from buildpolicy.model import HandledWarning
 
 FILE = "said.json"
@@ -29,7 +27,7 @@ MAX_SCOPES = 256  # projects remembered; the least recently changed are forgotte
 
 
 def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:24]
+    return sha256_hex(text.encode("utf-8", "surrogateescape"))[:24]
 
 
 def to_say(warnings, state_dir: Path, scope: str) -> list[str]:
@@ -65,6 +63,6 @@ def ordinary(warnings) -> list[str]:
 
 def _save(path: Path, scopes: dict) -> None:
     try:
-        write_state(path, json.dumps({"version": VERSION, "scopes": scopes}, sort_keys=False).encode())
+        write_state(path, json_text({"version": VERSION, "scopes": scopes}, compact=False).encode())
     except OSError:  # filestate.Refused too
         pass  # said again next time: noise, never a failure

@@ -22,7 +22,10 @@ import functools
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs a full `env` milliseconds
+if TYPE_CHECKING:
+    from typing import Any
 
 from buildpolicy.record import evolve, frozen
 from buildpolicy.errors import BuildpolicyError, Diagnostic

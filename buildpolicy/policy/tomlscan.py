@@ -4,12 +4,13 @@ of a TOML text starts, by key path.
 It only runs on text tomllib has accepted, so it can afford to be simple. A large policy
 set is almost all one-line statements: ``[[rule]]``, ``name = "text"``, ``env = { A = "1",
 B = "2" }``, ``rustflags = ["-Cx", "-Cy"]``. Each of those is read with one regular
-expression (``_STATEMENTS``) and recorded exactly as the full grammar below records it;
+expression (``_STATEMENTS_PATTERN``) and recorded exactly as the full grammar below records it;
 anything else (dotted keys, multi-line strings or arrays, comments inside a value, dates,
 floats…) takes the full grammar, statement by statement: the shortcuts only ever start
 at a statement boundary the scan has reached, never inside a multi-line string.
 ``Scanner(text, shortcuts=False)`` is the full grammar alone, which the tests compare
-the shortcuts with.
+the shortcuts with (``shortcuts=True``); by default a text takes the shortcuts from
+``SHORTCUTS_FROM_CHARS`` on.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ _KEY_PATTERN = r'[A-Za-z0-9_-]+|"[^"\\\n]*(?:\\.[^"\\\n]*)*"'
 _VALUE_PATTERN = r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"(?!")|true|false|-?[0-9]+'
 _ENTRY_PATTERN = rf"(?:{_KEY_PATTERN})[ \t]*=[ \t]*(?:{_VALUE_PATTERN})"
 # One statement, after the blank lines and comments before it.
-_STATEMENTS = re.compile(
+_STATEMENTS_PATTERN = (
     r"(?:[ \t\r\n]+|#[^\n]*(?:\n|\Z))*"
     r"(?:(?P<array_open>\[\[)[ \t]*(?P<array_table>[A-Za-z0-9_-]+)[ \t]*\]\]"
     r"|(?P<table_open>\[)[ \t]*(?P<table>[A-Za-z0-9_-]+)[ \t]*\]"
@@ -49,12 +50,28 @@ _STATEMENTS = re.compile(
     rf"|(?P<array>\[[ \t]*(?:(?:{_VALUE_PATTERN})(?:[ \t]*,[ \t]*(?:{_VALUE_PATTERN}))*[ \t]*,?[ \t]*)?\])"
     r"))[ \t]*(?=[#\r\n]|\Z)"
 )
-_ENTRY = re.compile(rf"(?P<key>{_KEY_PATTERN})[ \t]*=[ \t]*(?P<value>{_VALUE_PATTERN})")
-_SIMPLE_VALUE = re.compile(_VALUE_PATTERN)
 # An entry `name = "text"` (or a bool or an integer) of a statement the shortcuts did not
 # take, e.g. an inline table with a dotted key.
-_SIMPLE_KEYVAL = re.compile(rf"(?P<key>{_KEY_PATTERN})[ \t]*=[ \t]*(?P<value>{_VALUE_PATTERN})"
-                            r"(?=[ \t]*(?:[\r\n#,}]|\Z))")
+_SIMPLE_KEYVAL_PATTERN = (rf"(?P<key>{_KEY_PATTERN})[ \t]*=[ \t]*(?P<value>{_VALUE_PATTERN})"
+                          r"(?=[ \t]*(?:[\r\n#,}]|\Z))")
+# The shortcuts pay for compiling their patterns (milliseconds: more than the full grammar
+# spends on a file of a few rules, such as the one policy file a prompt after an edit reads)
+# only from this size of text on; they are compiled on first use.
+SHORTCUTS_FROM_CHARS = 8192
+_shortcut_patterns: tuple | None = None
+
+
+def _shortcuts_compiled() -> tuple:
+    """``(statements, entry, simple value, simple key = value)``, compiled once."""
+    global _shortcut_patterns
+    if _shortcut_patterns is None:
+        _shortcut_patterns = (
+            re.compile(_STATEMENTS_PATTERN),
+            re.compile(rf"(?P<key>{_KEY_PATTERN})[ \t]*=[ \t]*(?P<value>{_VALUE_PATTERN})"),
+            re.compile(_VALUE_PATTERN),
+            re.compile(_SIMPLE_KEYVAL_PATTERN),
+        )
+    return _shortcut_patterns
 
 
 class ScanError(Exception):
@@ -82,10 +99,10 @@ class Scanner:
     ``shortcuts=False`` reads every statement with the full grammar (for tests).
     """
 
-    def __init__(self, text: str, shortcuts: bool = True):
+    def __init__(self, text: str, shortcuts: bool | None = None):
         self.s = text
         self.i = 0
-        self.shortcuts = shortcuts
+        self.shortcuts = len(text) >= SHORTCUTS_FROM_CHARS if shortcuts is None else shortcuts
         self.line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
         self.keys: dict[tuple, int] = {}
         self.values: dict[tuple, int] = {}
@@ -155,7 +172,8 @@ class Scanner:
         up to the first statement that needs the full grammar (or the end of the text).
         Returns the table the next statement belongs to."""
         s = self.s
-        for match in _STATEMENTS.finditer(s, self.i):
+        statements, entry_re, simple_value_re, _ = _shortcuts_compiled()
+        for match in statements.finditer(s, self.i):
             if match.start() != self.i:
                 break  # not a statement of ours right here: finditer skipped over it
             self.i = match.end()
@@ -173,10 +191,10 @@ class Scanner:
                 continue
             end = match.end(kind) - 1
             if kind == "inline":
-                for entry in _ENTRY.finditer(s, start + 1, end):
+                for entry in entry_re.finditer(s, start + 1, end):
                     self._define((*path, _key_name(entry["key"])), entry.start(), entry.start("value"))
             else:
-                for index, element in enumerate(_SIMPLE_VALUE.finditer(s, start + 1, end)):
+                for index, element in enumerate(simple_value_re.finditer(s, start + 1, end)):
                     self._define((*path, index), element.start(), element.start())
         self.i = _WS_COMMENTS_NEWLINES.match(s, self.i).end()
         return table
@@ -212,7 +230,7 @@ class Scanner:
         return path
 
     def keyval(self, table: tuple) -> None:
-        simple = _SIMPLE_KEYVAL.match(self.s, self.i) if self.shortcuts else None
+        simple = _shortcuts_compiled()[3].match(self.s, self.i) if self.shortcuts else None
         if simple is not None:
             path = (*table, _key_name(simple.group("key")))
             value_at = simple.start("value")

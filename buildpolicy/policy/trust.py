@@ -69,7 +69,6 @@ hashed again only when their stat changed).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -291,6 +290,8 @@ def _write_record(path: Path, profile: str, overall: str, each: dict[str, str]) 
         "files": {p: {"sha256": d, "stat": stat_token(p)} for p, d in sorted(each.items())},
         "allowed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    import json  # `allow` writes records; a prompt only reads them (filestate)
+
     write_state(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
 
 

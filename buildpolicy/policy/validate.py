@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
-import threading
+from _thread import allocate_lock  # threading's Lock, without importing threading (a prompt after an edit validates)
 
 from buildpolicy.errors import Diagnostic, closest
 from buildpolicy.policy.tomlpos import TomlDocument
@@ -24,7 +24,7 @@ KINDS = ("profile", "policy")
 
 _schemas: dict = {}
 _validators: dict = {}
-_lock = threading.Lock()
+_lock = allocate_lock()
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs a full `env` milliseconds
+if TYPE_CHECKING:
+    from typing import Any
 
 from buildpolicy.filestate import racy, stat_token, sys_path_state
 

@@ -10,7 +10,10 @@ classes so they pickle (protocol >= 2).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs a full `env` milliseconds
+if TYPE_CHECKING:
+    from typing import Any
 
 from buildpolicy.policy.expr.ops import OPS, compare
 from buildpolicy.sizes import parse_size

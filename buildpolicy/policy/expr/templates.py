@@ -5,7 +5,10 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs a full `env` milliseconds
+if TYPE_CHECKING:
+    from typing import Any
 
 from buildpolicy.policy.expr.tokens import ExprError, Fault, diagnostic, unknown_fact_message
 

@@ -7,6 +7,7 @@ diagnostic with the offending line and a caret under the fault.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -108,17 +109,22 @@ COMPARE_OPS = frozenset({"==", "!=", "<", "<=", ">", ">="})
 # A number swallows any identifier characters right after it so that `16G`, `1.5GB` and
 # the mistakes `16X`, `2and` are one token, judged by parse_size.  A name swallows dots
 # and digits greedily and is validated afterwards so `memory.` or `a..b` get a clear
-# message instead of "unexpected '.'".
-_TOKEN_RE = re.compile(
+# message instead of "unexpected '.'". Compiled on first use: a full run whose policies
+# come from the compiled cache parses no expression.
+_TOKEN_PATTERN = (
     r"""
     (?P<ws>\s+)
   | (?P<num>-?\d+(?:\.\d+)?)(?P<unit>[A-Za-z_][A-Za-z0-9_]*)?
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]*)*)
   | (?P<op>==|!=|<=|>=|<|>|\(|\)|\[|\]|,)
   | (?P<quote>['"])
-    """,
-    re.VERBOSE,
+    """
 )
+
+
+@functools.cache
+def _token_re():
+    return re.compile(_TOKEN_PATTERN, re.VERBOSE)
 _SEGMENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 # Characters people type out of habit from other languages.
@@ -166,10 +172,11 @@ def tokenize(text: str, max_tokens: int | None = None) -> list[Tok]:
     megabyte of expression costs no more than its first tokens.
     """
     tokens: list[Tok] = []
+    token_re = _token_re()
     pos = 0
     n = len(text)
     while pos < n:
-        m = _TOKEN_RE.match(text, pos)
+        m = token_re.match(text, pos)
         if m is None:
             ch = text[pos]
             raise Fault(pos, _CHAR_HINTS.get(ch, f"unexpected character {ch!r}"))
