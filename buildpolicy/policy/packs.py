@@ -103,11 +103,11 @@ def installed_packs() -> dict[str, str]:
     (the same distribution can be visible twice: an editable install and a
     source tree), as Python's own import does.
     """
-    from importlib.metadata import entry_points
+    from buildpolicy.policy.entrypoints import scan
 
     found: dict[str, str] = {}
-    for ep in entry_points(group=PACK_GROUP):
-        found.setdefault(ep.name, ep.value)
+    for name, value, _dist in scan(PACK_GROUP):
+        found.setdefault(name, value)
     return found
 
 
