@@ -169,6 +169,16 @@ def marker_options(holder: object, attribute: str) -> dict | None:
     return opts if isinstance(opts, dict) else None
 
 
+def _marked(obj: object, marker_attribute: str):
+    """``(attribute name, function, options)`` for each hookable attribute of ``obj`` that
+    carries a marker's options, in ``dir`` order (pluggy's)."""
+    for name in dir(obj):
+        found = hook_attribute(obj, name)
+        opts = marker_options(found[0], marker_attribute) if found else None
+        if opts is not None:
+            yield name, found[1], opts
+
+
 class HookSpec:
     """A hook specification: its name, function, options and argument names."""
 
@@ -243,11 +253,7 @@ class HookRegistry:
     def add_hookspecs(self, namespace: object) -> None:
         """Add the hook specifications marked in a module or class."""
         names = []
-        for name in dir(namespace):
-            found = hook_attribute(namespace, name)
-            opts = marker_options(found[0], self._spec_attribute) if found else None
-            if opts is None:
-                continue
+        for name, _function, opts in _marked(namespace, self._spec_attribute):
             hook = self._hooks.setdefault(name, Hook(name))
             if hook.spec is not None:
                 raise ValueError(f"Hook {name!r} is already registered within namespace {hook.spec.namespace}")
@@ -273,14 +279,10 @@ class HookRegistry:
         if plugin in self._plugins.values():
             raise ValueError(f"Plugin already registered under a different name: {plugin_name}={plugin}\n{self._plugins}")
         found = []
-        for attribute in dir(plugin):
-            hit = hook_attribute(plugin, attribute)
-            opts = marker_options(hit[0], self._impl_attribute) if hit else None
-            if opts is None:
-                continue
+        for attribute, function, opts in _marked(plugin, self._impl_attribute):
             for key, default in _IMPL_DEFAULTS:
                 opts.setdefault(key, default)
-            impl = HookImpl(plugin, plugin_name, hit[1], opts)
+            impl = HookImpl(plugin, plugin_name, function, opts)
             hook_name = opts.get("specname") or attribute
             hook = self._hooks.get(hook_name)
             if hook is not None and hook.spec is not None:
