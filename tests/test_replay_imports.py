@@ -28,6 +28,7 @@ NOT_ON_THE_REPLAY = ("re", "enum", "functools", "collections", "pathlib", "fnmat
                      "importlib", "operator", "typing", "math", "pluggy", "attrs", "attr")
 # Dependencies a full evaluation with warm caches has no use for.
 NOT_ON_THE_FULL_RUN = ("jsonschema", "tomlkit", "cattrs", "psutil", "importlib.metadata", "rich")
+
 # Plugins are pluggy plugins, registered without pluggy (engine/hookregistry.py reads its markers).
 NOT_ON_THE_FULL_RUN += ("pluggy",)
 
