@@ -78,9 +78,22 @@ def test_plugin_that_fails_to_import_is_reported(tmp_path):
     assert any("broken_plugin" in e and "no such thing" in e for e in host.load_errors)
 
 
-def test_hookspec_marker_project_name():
-    assert isinstance(hookimpl, pluggy.HookimplMarker)
+def _pluggy_manager(plugins) -> pluggy.PluginManager:
+    """pluggy's own manager with buildpolicy's specifications and these ``(name, plugin)`` pairs."""
+    pm = pluggy.PluginManager(hookimpl.project_name)
+    pm.add_hookspecs(hookspecs)
+    for name, plugin in plugins:
+        pm.register(plugin, name=name)
+    pm.check_pending()
+    return pm
+
+
+def test_pluggy_itself_reads_our_markers():
+    # buildpolicy's markers are its own (no pluggy import at the prompt), but plugins stay pluggy plugins.
     assert hookimpl.project_name == "buildpolicy"
+    pm = _pluggy_manager([("ours", _Wraps("ours"))])
+    assert pm.hook.buildpolicy_render_env(set_env={}, unset=[], shell="posix", fmt="x") == "rendered by ours\n"
+    assert pm.hook.buildpolicy_render_env.spec.opts["firstresult"] is True
 
 
 # --- isolation of every hook (DESIGN §8): named, reported, the others still run ---
@@ -133,9 +146,10 @@ def test_wrap_exec_alone_failing_runs_the_plan_as_it_is():
 
 def test_wrap_exec_keeps_pluggys_firstresult_order():
     # pluggy asks the last registered plugin first: a third-party plugin beats a built-in.
-    host = make_plugin_manager(entry_points=False, extra_plugins=[("first", _Wraps("first")), ("second", _Wraps("second"))])
+    plugins = [("first", _Wraps("first")), ("second", _Wraps("second"))]
+    host = make_plugin_manager(entry_points=False, extra_plugins=plugins)
     assert host.wrap_exec(_plan(), ctx=None).execution["by"] == "second"
-    assert host.pm.hook.buildpolicy_wrap_exec(plan=_plan(), ctx=None).execution["by"] == "second"
+    assert _pluggy_manager(plugins).hook.buildpolicy_wrap_exec(plan=_plan(), ctx=None).execution["by"] == "second"
     assert host.warnings == []
 
 

@@ -2,7 +2,7 @@
 whenever anything the output depended on changed.
 
 Whether a run was replayed is read from ``python -X importtime``: a full run imports
-pluggy (it registers the plugins), a replay never does.
+the evaluation pipeline (``buildpolicy.engine.pipeline``), a replay never does.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def run_env(base_env, cwd: Path, *args: str, env: dict | None = None) -> tuple[s
     imports = [line for line in lines if line.startswith("import time:")]
     proc.stderr = "".join(line for line in lines if not line.startswith("import time:"))
     assert proc.returncode == 0, proc.stderr
-    replayed = not any(line.rstrip().endswith(" pluggy") for line in imports)
+    replayed = not any(line.rstrip().endswith(" buildpolicy.engine.pipeline") for line in imports)
     return proc, replayed
 
 

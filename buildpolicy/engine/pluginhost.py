@@ -18,6 +18,10 @@ refuse (exit 2 or 75), and it propagates. For the firstresult hooks
 the last registered plugin is asked first, so a third-party or team-local
 plugin gets the plan before the built-ins; the first non-None result wins.
 
+Plugins are pluggy plugins, but registered in ``engine/hookregistry.py``, which
+reads pluggy's markers and follows pluggy's rules without importing pluggy (the
+full evaluation at the prompt would spend more time importing it than deciding).
+
 Scanning installed distributions for entry points is slow, so the list is
 cached, keyed by the modification times of the ``sys.path`` directories
 (installing or removing a package changes them).
@@ -31,10 +35,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import pluggy
-
 from buildpolicy import PROJECT_NAME
 from buildpolicy.engine import hookspecs
+from buildpolicy.engine.hookregistry import HookRegistry, PluginValidationError
 from buildpolicy.errors import BuildpolicyError
 from buildpolicy.model import Decision, KnobSpec
 from buildpolicy.filestate import sys_path_state
@@ -98,15 +101,15 @@ def _load_object(value: str) -> Any:
 class PluginHost:
     """The one place hooks are called, results flattened, checked and attributed."""
 
-    def __init__(self, pm: pluggy.PluginManager, load_errors: list[str]):
-        self.pm = pm
+    def __init__(self, registry: HookRegistry, load_errors: list[str]):
+        self.registry = registry
         self.load_errors = load_errors
         self.warnings: list[str] = []
         self._knob_specs: tuple[KnobSpec, ...] | None = None  # what knob_specs found, once
 
     def plugin_names(self) -> list[str]:
         """Registered plugin names in registration order."""
-        return [name for name, _ in self.pm.list_name_plugin()]
+        return [name for name, _ in self.registry.list_name_plugin()]
 
     def _warn(self, plugin: str, message: str) -> None:
         text = f"plugin {plugin!r} {message}"
@@ -130,12 +133,8 @@ class PluginHost:
             return False, None
 
     def _impls(self, hook_name: str) -> list[Any]:
-        """The plain implementations of a hook in registration order (wrappers are not supported)."""
-        hook = getattr(self.pm.hook, hook_name)
-        return [
-            impl for impl in hook.get_hookimpls()
-            if not (getattr(impl, "hookwrapper", False) or getattr(impl, "wrapper", False))
-        ]
+        """The plain implementations of a hook in registration order, `tryfirst`/`trylast` respected (wrappers are not supported)."""
+        return [impl for impl in self.registry.hookimpls(hook_name) if not (impl.hookwrapper or impl.wrapper)]
 
     def _each(self, hook_name: str, before=None, **kwargs) -> Iterable[tuple[str, Any]]:
         """Call every implementation of a hook separately, in registration order.
@@ -326,16 +325,16 @@ def make_plugin_manager(
     (``buildpolicy.engine.teamcode``).
     A plugin that cannot be imported is reported, not fatal.
     """
-    pm = pluggy.PluginManager(PROJECT_NAME)
-    pm.add_hookspecs(hookspecs)
+    registry = HookRegistry(PROJECT_NAME)
+    registry.add_hookspecs(hookspecs)
     disabled = set(disabled)
     errors: list[str] = []
 
     def register(name: str, loader) -> None:
-        if name in disabled or pm.has_plugin(name):
+        if name in disabled or registry.has_plugin(name):
             return
         try:
-            pm.register(loader(), name=name)
+            registry.register(loader(), name=name)
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop the run
             errors.append(f"plugin {name!r} could not be loaded: {type(exc).__name__}: {exc}")
 
@@ -352,8 +351,8 @@ def make_plugin_manager(
     for name, obj in extra_plugins:
         register(name, lambda obj=obj: obj)
     try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        name = pm.get_name(exc.plugin) or exc.plugin
+        registry.check_pending()
+    except PluginValidationError as exc:
+        name = registry.get_name(exc.plugin) or exc.plugin
         raise BuildpolicyError(f"plugin {name!r} implements a hook buildpolicy does not have: {exc}") from None
-    return PluginHost(pm, errors)
+    return PluginHost(registry, errors)
