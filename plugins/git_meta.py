@@ -83,10 +83,12 @@ def _previously_exported(ctx) -> dict[str, str]:
     can only make this decision recompute a name the knobs give from git, or unset a
     variable that holds the very value this plugin would have exported.
     """
+    if not ctx.environ.get(MARK_VAR):
+        return {}  # the usual case: nothing exported before (and json not imported at the prompt)
     import json
 
     try:
-        previous = json.loads(ctx.environ.get(MARK_VAR) or "{}")
+        previous = json.loads(ctx.environ[MARK_VAR])
     except ValueError:
         return {}
     if not isinstance(previous, dict):

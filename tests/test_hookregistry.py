@@ -14,7 +14,7 @@ import functools
 import pluggy
 import pytest
 
-from buildpolicy import hookimpl, hookspec
+from buildpolicy import PROJECT_NAME, hookimpl, hookspec
 from buildpolicy.engine import hookspecs
 from buildpolicy.engine.hookregistry import HookRegistry, PluginValidationError
 from buildpolicy.engine.pluginhost import _load_object, discover_entry_points, make_plugin_manager
@@ -28,7 +28,7 @@ pluggy_hookimpl = pluggy.HookimplMarker("buildpolicy")
 
 
 class Early:
-    """tryfirst, specname, a default argument, a wrapper, and a property that must not run."""
+    """tryfirst, specname, a default argument and a wrapper."""
 
     @hookimpl(tryfirst=True)
     def buildpolicy_decide(self, ctx):
@@ -45,6 +45,12 @@ class Early:
     @hookimpl(hookwrapper=True)
     def buildpolicy_wrap_exec(self, plan):
         yield
+
+
+
+class WithProperty:
+    """A property named like a hook: pluggy 1.7 never evaluates it while looking hooks up
+    (1.6 did, and raised); neither does the registry."""
 
     @property
     def buildpolicy_declare_knobs(self):
@@ -329,3 +335,11 @@ def test_a_plugin_marked_with_pluggys_marker_is_called(cli, tmp_path):
     cli("allow", cwd=project, check=True)
     assert "export TEAM_MARK='pluggy'" in cli("env", cwd=project, check=True).stdout
     assert cli("env", "--format", "team", cwd=project, check=True).stdout == "team:pluggy\n"
+
+
+def test_a_property_named_like_a_hook_is_never_evaluated():
+    registry = HookRegistry(PROJECT_NAME)
+    registry.add_hookspecs(hookspecs)
+    registry.register(WithProperty(), name="with_property")
+    registry.check_pending()
+    assert registry.hookimpls("buildpolicy_declare_knobs") == []
