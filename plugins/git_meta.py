@@ -100,11 +100,11 @@ def _previously_exported(ctx) -> dict[str, str]:
 def _decision(ctx, status: str, value, reason: str, ours: dict[str, str], exported: dict[str, str]) -> Decision:
     """The decision, with the bookkeeping: ``MARK_VAR`` lists what is exported now, and
     what an earlier run exported but this one does not is unset."""
-    import json
-
     stale = tuple(sorted(name for name in ours if name not in exported))
     set_env = dict(exported)
     if exported:
+        import json  # only when something is exported: the knob is off by default
+
         set_env[MARK_VAR] = json.dumps(exported, sort_keys=True, separators=(",", ":"))
     unset = stale + ((MARK_VAR,) if not exported and MARK_VAR in ctx.environ else ())
     # force: each name exported here is either not in the caller's environment or holds

@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs a full `env` milliseconds
+if TYPE_CHECKING:
+    from typing import Any
 
 _ANNOTATIONS = {"description", "title", "default", "examples", "$comment", "markdownDescription"}
 _TYPES: dict[str, Callable[[Any], bool]] = {

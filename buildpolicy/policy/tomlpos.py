@@ -18,6 +18,7 @@ would block the reader forever).
 
 from __future__ import annotations
 
+import functools
 import re
 try:
     # tomli is the parser the standard library's tomllib was taken from, with the same
@@ -167,7 +168,10 @@ def _nesting_diagnostic(path: str, text: str) -> Diagnostic:
     return Diagnostic(path, line, offset - (text.rfind("\n", 0, offset) + 1) + 1, message)
 
 
-_NEST_TOKEN = re.compile(r"""
+# Compiled on first use, as the two below: only a document in error needs them.
+@functools.cache
+def _nest_token():
+    return re.compile(r"""
     (?P<nl>\n)
   | (?P<ws>[ \t\r]+)
   | (?P<comment>\#[^\n]*)
@@ -193,8 +197,9 @@ def nesting_offset(text: str, limit: int) -> int | None:
     mode = "key"  # "key", "value", "after" (a value is complete), "header"
     segments, key_at, level = 0, 0, 0
     pos, n = 0, len(text)
+    nest_token = _nest_token()
     while pos < n:
-        m = _NEST_TOKEN.match(text, pos)
+        m = nest_token.match(text, pos)
         if m is None:
             pos += 1
             continue
@@ -264,8 +269,10 @@ def nesting_offset(text: str, limit: int) -> int | None:
     return None
 
 
-_AT_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
-_AT_END_RE = re.compile(r"\s*\(at end of document\)\s*$")
+@functools.cache
+def _at_patterns():
+    """tomllib's "(at line L, column C)" and "(at end of document)" message endings."""
+    return re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$"), re.compile(r"\s*\(at end of document\)\s*$")
 
 
 def _syntax_diagnostic(path: str, text: str, exc: Exception) -> Diagnostic:
@@ -273,12 +280,13 @@ def _syntax_diagnostic(path: str, text: str, exc: Exception) -> Diagnostic:
     line = getattr(exc, "lineno", None)  # Python 3.14+
     col = getattr(exc, "colno", None)
     msg = getattr(exc, "msg", None)
+    at_re, at_end_re = _at_patterns()
     if line is not None and col is not None and isinstance(msg, str):
         message = msg
-    elif (match := _AT_RE.search(message)) is not None:
+    elif (match := at_re.search(message)) is not None:
         line, col = int(match.group(1)), int(match.group(2))
         message = message[: match.start()]
-    elif (match := _AT_END_RE.search(message)) is not None:
+    elif (match := at_end_re.search(message)) is not None:
         line = text.count("\n") + 1
         col = len(text) - (text.rfind("\n") + 1) + 1
         message = message[: match.start()]

@@ -11,11 +11,11 @@ TOML type names, a suggestion for a misspelt key. ``str(error)`` is never shown
 from __future__ import annotations
 
 import datetime
-import json
 import re
 from _thread import allocate_lock  # threading's Lock, without importing threading (a prompt after an edit validates)
 
 from buildpolicy.errors import Diagnostic, closest
+from buildpolicy.filestate import json_value
 from buildpolicy.policy.tomlpos import TomlDocument
 
 __all__ = ["KINDS", "validate_document", "validate_data", "toml_path"]
@@ -58,7 +58,7 @@ def _schema(kind: str) -> dict:
             schema = _schemas.get(kind)
             if schema is None:
                 path = schema_dir() / f"{kind}.schema.json"
-                schema = _schemas[kind] = json.loads(path.read_text(encoding="utf-8"))
+                schema = _schemas[kind] = json_value(path.read_text(encoding="utf-8"))
     return schema
 
 
@@ -143,9 +143,17 @@ def toml_path(keypath) -> str:
         if isinstance(part, int):
             out.append(f"[{part}]")
         else:
-            key = part if _BARE_KEY.match(part) else json.dumps(part, ensure_ascii=False)
+            key = part if _BARE_KEY.match(part) else _quoted(part)
             out.append(("." if out else "") + key)
     return "".join(out) or "top level"
+
+
+def _quoted(text: str) -> str:
+    """``text`` as a double-quoted string (JSON's escapes are TOML's), for messages only:
+    json is imported here, not on the way to a valid document."""
+    import json
+
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _toml_literal(value) -> str:
@@ -153,7 +161,7 @@ def _toml_literal(value) -> str:
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, str):
-        text = json.dumps(value, ensure_ascii=False) if "'" in value or "\n" in value else f"'{value}'"
+        text = _quoted(value) if "'" in value or "\n" in value else f"'{value}'"
     elif isinstance(value, (int, float)):
         text = repr(value)
     elif isinstance(value, (datetime.date, datetime.time)):
@@ -279,7 +287,7 @@ def _describe(error, data, root_schema: dict) -> list[tuple[tuple, str, str]]:
         if expected == ["string"] and isinstance(instance, (int, float, bool)):
             message += f"; quote it: \"{_toml_literal(instance)}\""
         elif expected == ["array"] and _toml_literal(instance) and not isinstance(instance, (dict, list)):
-            item = json.dumps(instance, ensure_ascii=False) if isinstance(instance, str) else _toml_literal(instance)
+            item = _quoted(instance) if isinstance(instance, str) else _toml_literal(instance)
             message += f"; write it as a list: [{item}]"
         return [(path, "value", message)]
 
