@@ -217,3 +217,20 @@ def test_toolchain_runs_completes_a_channel_with_the_host(machine):
     script(machine.rustup / f"toolchains/beta-{machine_triple(ctx)}/bin/rustc", FAKE_RUSTC)
     assert toolchain_runs(ctx, "beta")[0] is True
     assert toolchain_runs(ctx, "../beta") == (False, "'../beta' is not a toolchain name")
+
+
+def test_rustup_settings_are_parsed_once_per_identity_of_the_file(machine):
+    # Parsing settings.toml imports tomllib (with typing): a prompt reads the probe cache instead.
+    settings = machine.rustup / "settings.toml"
+    ctx = machine.ctx()
+    assert rust.toolchain_selection(ctx, machine.rustup)[:2] == ("default", f"stable-{HOST}")
+    # Same size and times, other bytes: the remembered answer stands (the cache is used)...
+    before = settings.stat()
+    settings.write_text(settings.read_text().replace("stable", "fooble"))
+    os.utime(settings, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert rust.toolchain_selection(ctx, machine.rustup)[:2] == ("default", f"stable-{HOST}")
+    # ...and a real change (rustup rewrites the file: its size or time changes) is read again.
+    settings.write_text(f'version = "12"\ndefault_toolchain = "beta-{HOST}"\n')
+    assert rust.toolchain_selection(machine.ctx(), machine.rustup)[:2] == ("default", f"beta-{HOST}")
+    settings.unlink()
+    assert rust.toolchain_selection(machine.ctx(), machine.rustup)[:2] == ("default", None)

@@ -31,6 +31,10 @@ NOT_ON_THE_FULL_RUN = ("jsonschema", "tomlkit", "cattrs", "attrs", "attr", "psut
 
 # Plugins are pluggy plugins, registered without pluggy (engine/hookregistry.py reads its markers).
 NOT_ON_THE_FULL_RUN += ("pluggy",)
+# Standard modules that cost a full evaluation milliseconds each for nothing (issue 13): attrs
+# and pluggy brought `inspect`; annotations brought `typing`; digests `hashlib`; a lock
+# `threading`; state files `json`.
+NOT_ON_THE_FULL_RUN += ("inspect", "typing", "hashlib", "threading", "json")
 
 # Prints the modules loaded when the program exits (sys.exit runs atexit handlers);
 # `atexit` itself is a built-in module.

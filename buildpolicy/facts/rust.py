@@ -127,15 +127,33 @@ def is_path_toolchain(toolchain: str) -> bool:
 MAX_SETTINGS_BYTES = 1 << 20  # rustup's settings.toml and rust-toolchain files are a few lines
 
 
-def _settings(home: Path) -> dict:
+def _settings(home: Path, ctx) -> dict:
+    """rustup's ``settings.toml``, parsed once per identity of the file and remembered in
+    the probe cache: importing ``tomllib`` (with ``typing``) costs a prompt more than the rest
+    of the toolchain choice."""
+    from buildpolicy.facts.cache import ProbeCache, binary_identity, cache_key
     from buildpolicy.filestate import read_bounded
 
+    path = home / "settings.toml"
+    identity = binary_identity(path)
+    if identity is None:
+        return {}
+    cache = ProbeCache.for_context(ctx)
+    key = cache_key("rustup-settings", identity)
+    cached = cache.get(key)
+    if isinstance(cached, dict):
+        return cached
     try:
         import tomllib
 
-        return tomllib.loads(read_bounded(home / "settings.toml", MAX_SETTINGS_BYTES).decode("utf-8", "replace"))
+        settings = tomllib.loads(read_bounded(path, MAX_SETTINGS_BYTES).decode("utf-8", "replace"))
     except (OSError, ValueError, RecursionError):
         return {}
+    # Only what the toolchain choice reads, as JSON can hold it (a date would not be).
+    kept = {name: settings[name] for name in ("default_toolchain", "overrides") if name in settings}
+    if all(isinstance(value, (str, dict)) for value in kept.values()):
+        cache.put(key, kept)
+    return kept
 
 
 def toolchain_selection(ctx: ProbeContext, home: Path | None,
@@ -161,7 +179,7 @@ def toolchain_selection(ctx: ProbeContext, home: Path | None,
 
     if home:
         looked_at.append(home / "settings.toml")
-    settings = _settings(home) if home else {}
+    settings = _settings(home, ctx) if home else {}
     overrides = settings.get("overrides") or {}
     cwd = Path(os.path.abspath(ctx.cwd))
     for directory in (cwd, *cwd.parents):
