@@ -310,8 +310,8 @@ def exit_promptly(status) -> None:
 
     code = 0 if status is None else status
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in {id(s): s for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__) if s}.values():
+            stream.flush()  # the original streams too: a plugin may have replaced sys.stdout
     except (OSError, ValueError, AttributeError):
         sys.exit(status)
     threading = sys.modules.get("threading")

@@ -368,6 +368,10 @@ def json_value(text: str):
         value, end = make_scanner(_Defaults())(text, start)
     except StopIteration:
         raise ValueError("not JSON") from None
+    except SystemError:
+        # Some malformed texts make the scanner look up json.decoder's error class, which it
+        # finds only when json is already imported; otherwise it fails without an exception.
+        raise ValueError("not JSON") from None
     except RecursionError:  # nested thousands deep: only a forged record is
         raise ValueError("nested too deeply") from None
     if text[end:].strip(" \t\n\r"):

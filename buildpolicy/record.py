@@ -31,19 +31,23 @@ class FrozenInstanceError(AttributeError):
     """Raised on assignment to (or deletion of) a field of a frozen record."""
 
 
+_ATTRS_DESCRIPTIONS: dict = {}  # record class -> attrs' description of it
+
+
 class RecordType(type):
     """The type of record classes: it describes them to attrs when a plugin asks."""
 
-    def __getattr__(cls, name):
-        if name != "__attrs_attrs__" or "__record_fields__" not in cls.__dict__:
-            raise AttributeError(name)
-        import attrs
+    @property
+    def __attrs_attrs__(cls):
+        # A property of the metaclass, so a subclass never finds its parent's description.
+        described = _ATTRS_DESCRIPTIONS.get(cls)
+        if described is None:
+            import attrs
 
-        shadow = attrs.make_class(
-            cls.__name__, {spec.name: attrs.field(default=None, eq=spec.eq, repr=spec.repr) for spec in cls.__record_fields__}
-        )
-        type.__setattr__(cls, "__attrs_attrs__", shadow.__attrs_attrs__)
-        return shadow.__attrs_attrs__
+            shadow = attrs.make_class(cls.__name__, {
+                spec.name: attrs.field(default=None, eq=spec.eq, repr=spec.repr) for spec in cls.__record_fields__})
+            described = _ATTRS_DESCRIPTIONS[cls] = shadow.__attrs_attrs__
+        return described
 
 
 class Field:
@@ -114,7 +118,9 @@ def _decorate(cls, *, kw_only: bool, is_frozen: bool):
 
 
 def _build(cls, kw_only: bool, is_frozen: bool):
-    inherited = [spec for base in reversed(cls.__mro__[1:]) for spec in getattr(base, "__record_fields__", ())]
+    # The nearest record base's fields already include those of its own bases.
+    inherited = next((base.__dict__["__record_fields__"] for base in cls.__mro__[1:]
+                      if "__record_fields__" in base.__dict__), ())
     namespace = dict(cls.__dict__)
     own = []
     for name in namespace.get("__annotations__", {}):
@@ -122,30 +128,57 @@ def _build(cls, kw_only: bool, is_frozen: bool):
         spec = value if isinstance(value, Field) else Field(default=value)
         spec.name = name
         own.append(spec)
-    specs = tuple([spec for spec in inherited if spec.name not in {s.name for s in own}] + own)
+    own_names = {spec.name for spec in own}
+    specs = tuple([spec for spec in inherited if spec.name not in own_names] + own)
     if not kw_only:
         _check_default_order(cls.__name__, specs)
     namespace.pop("__dict__", None)
     namespace.pop("__weakref__", None)
-    namespace["__slots__"] = tuple(spec.name for spec in own)
+    # Weak references, as attrs' slotted classes allow them (a WeakKeyDictionary of decisions).
+    weakref_slot = () if any(hasattr(base, "__weakref__") for base in cls.__bases__) else ("__weakref__",)
+    namespace["__slots__"] = tuple(spec.name for spec in own) + weakref_slot
     namespace["__record_fields__"] = specs
-    namespace["__match_args__"] = tuple(spec.name for spec in specs)
+    namespace["__match_args__"] = () if kw_only else tuple(spec.name for spec in specs)
     meta = RecordType if type(cls) is type else type(cls)
     new = meta(cls.__name__, cls.__bases__, namespace)
     new.__qualname__ = cls.__qualname__
+    _point_class_cells_at(cls, new)
     setters = tuple(_slot_setter(new, spec.name) for spec in specs)
     new.__record_setters__ = setters
-    new.__init__ = _make_init(new.__name__, specs, setters, kw_only)
-    new.__repr__ = _make_repr(specs)
-    new.__eq__, new.__ne__ = _make_eq(specs)
+    own = cls.__dict__  # methods the class writes itself are kept, as attrs' auto_detect keeps them
+    if "__init__" not in own:
+        new.__init__ = _make_init(new.__name__, specs, setters, kw_only)
+    if "__repr__" not in own:
+        new.__repr__ = _make_repr(specs)
+    if "__eq__" not in own:
+        new.__eq__, new.__ne__ = _make_eq(specs)
     new.__reduce__ = _make_reduce(specs)
     if is_frozen:
         new.__setattr__ = _refuse_assignment
         new.__delattr__ = _refuse_assignment
-        new.__hash__ = _make_hash(new, specs)
-    else:
+        if "__hash__" not in own or own["__hash__"] is None and "__eq__" not in own:
+            new.__hash__ = _make_hash(new, specs)
+    elif "__hash__" not in own or "__eq__" not in own:
         new.__hash__ = None
     return new
+
+
+def _point_class_cells_at(old, new) -> None:
+    """Make the methods' ``__class__`` cell (zero-argument ``super()``) name the rebuilt class."""
+    for value in new.__dict__.values():
+        if isinstance(value, (classmethod, staticmethod)):
+            functions = (value.__func__,)
+        elif isinstance(value, property):
+            functions = (value.fget, value.fset, value.fdel)
+        else:
+            functions = (value,)
+        for function in functions:
+            for cell in getattr(function, "__closure__", None) or ():
+                try:
+                    if cell.cell_contents is old:
+                        cell.cell_contents = new
+                except ValueError:  # an empty cell
+                    pass
 
 
 def _check_default_order(name: str, specs) -> None:
@@ -212,7 +245,7 @@ def _make_repr(specs):
 
     def __repr__(self):
         inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in shown)
-        return f"{type(self).__qualname__}({inner})"
+        return f"{type(self).__qualname__.rsplit('>.', 1)[-1]}({inner})"  # as attrs: no "<locals>."
 
     return __repr__
 

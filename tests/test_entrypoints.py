@@ -67,3 +67,18 @@ def test_only_the_named_section_counts():
 
 def test_sys_path_is_the_default():
     assert scan("pytest11") == scan("pytest11", list(sys.path))
+
+
+def test_a_distribution_is_named_by_its_metadata_not_its_directory(tmp_path):
+    # A directory named like buildpolicy's own must not pass a plugin off as built-in.
+    dist = tmp_path / "buildpolicy-2x.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: Other_Tools\nVersion: 2\n\nName: not a header\n")
+    (dist / "entry_points.txt").write_text("[buildpolicy]\nlinker = other.linker\n[ buildpolicy ]\nspaced = x\n")
+    egg = tmp_path / "py-3dtools.egg-info"
+    egg.mkdir()
+    (egg / "PKG-INFO").write_text("Metadata-Version: 1.0\nName: py-3dtools\n")
+    (egg / "entry_points.txt").write_text("[buildpolicy]\nthreed = py3d.plugin\n")
+    assert scan("buildpolicy", [str(tmp_path)]) == [("linker", "other.linker", "other-tools"),
+                                                    ("threed", "py3d.plugin", "py-3dtools")]
+

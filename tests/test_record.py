@@ -148,3 +148,38 @@ def test_plugins_written_against_attrs_still_work_on_records():
     evolved = attrs.evolve(spec, default=4)
     assert type(evolved) is KnobSpec and evolved.default == 4 and evolved.name == "jobs"
     assert attrs.asdict(Provenance("cli", "--set"))["source"] == "--set"
+
+
+def test_records_deriving_from_records_have_each_field_once_and_attrs_sees_their_own():
+    @frozen
+    class A:
+        x: int
+
+    @frozen
+    class B(A):
+        y: int = 0
+
+    @frozen
+    class C(B):
+        z: int = 0
+
+    assert [spec.name for spec in fields(C)] == ["x", "y", "z"]
+    assert repr(C(1, 2, 3)) == "C(x=1, y=2, z=3)" and C(x=1, y=2, z=3) == C(1, 2, 3)
+    assert [a.name for a in attrs.fields(A)] == ["x"]
+    assert [a.name for a in attrs.fields(B)] == ["x", "y"]  # not A's, found by inheritance
+    assert attrs.asdict(B(1, 2)) == {"x": 1, "y": 2} and attrs.evolve(B(1, 2), x=9) == B(9, 2)
+
+
+def test_records_allow_weak_references_and_zero_argument_super():
+    import weakref
+
+    @frozen
+    class Named:
+        name: str
+
+        def __repr__(self):
+            return "named " + super().__repr__()
+
+    value = Named("x")
+    assert weakref.ref(value)() is value
+    assert repr(value).startswith("named <")

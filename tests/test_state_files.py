@@ -231,3 +231,18 @@ def test_a_state_dir_another_user_can_write_is_neither_trusted_nor_written(env, 
     built = bp(mine, project, "exec", "--facts", "facts.json", "--", "cargo", "build")
     assert built.returncode == 0, built.stderr
     assert sorted(state_home.rglob("*")) == before  # no action log, no lock, no flags written there
+
+
+@pytest.mark.parametrize("text", ["{not json", '"abc', '{"a": }', "[1,", "nul"])
+def test_json_value_refuses_malformed_text_in_a_process_that_never_imported_json(text):
+    # The C scanner looks json.decoder's error class up only among imported modules: a
+    # prompt imports no json, so a corrupt state file must still read as ValueError.
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom buildpolicy.filestate import json_value\nassert 'json' not in sys.modules\n"
+            f"try:\n    json_value({text!r})\nexcept ValueError:\n    print('refused')\n")
+    repo = str(Path(__file__).resolve().parent.parent)
+    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": repo})
+    assert proc.stdout.strip() == "refused", proc.stderr

@@ -131,12 +131,12 @@ def _settings(home: Path, ctx) -> dict:
     """rustup's ``settings.toml``, parsed once per identity of the file and remembered in
     the probe cache: importing ``tomllib`` (with ``typing``) costs a prompt more than the rest
     of the toolchain choice."""
-    from buildpolicy.facts.cache import ProbeCache, binary_identity, cache_key
-    from buildpolicy.filestate import read_bounded
+    from buildpolicy.facts.cache import ProbeCache, cache_key
+    from buildpolicy.filestate import json_text, read_bounded, stat_token
 
     path = home / "settings.toml"
-    identity = binary_identity(path)
-    if identity is None:
+    identity = stat_token(path)  # inode and ctime too: a rewrite that kept size and mtime counts
+    if identity in ("missing", "dangling"):
         return {}
     cache = ProbeCache.for_context(ctx)
     key = cache_key("rustup-settings", identity)
@@ -151,8 +151,11 @@ def _settings(home: Path, ctx) -> dict:
         return {}
     # Only what the toolchain choice reads, as JSON can hold it (a date would not be).
     kept = {name: settings[name] for name in ("default_toolchain", "overrides") if name in settings}
-    if all(isinstance(value, (str, dict)) for value in kept.values()):
-        cache.put(key, kept)
+    try:
+        json_text(kept)
+    except (TypeError, ValueError):
+        return kept  # a value JSON cannot hold (a TOML date): parsed again next time
+    cache.put(key, kept)
     return kept
 
 

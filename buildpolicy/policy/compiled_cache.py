@@ -24,7 +24,7 @@ def pickled_code() -> list[Path]:
     """Source files of the classes a PolicySet pickles: editing one (a new checkout,
     an upgrade that kept the version number) must not unpickle an old layout."""
     here = Path(__file__).parent  # buildpolicy/policy
-    return [here.parent / "model.py", *(here / f"{name}.py" for name in ("loader", "expr/nodes", "knobs", "trust", "packs"))]
+    return [here.parent / "model.py", here.parent / "record.py", *(here / f"{name}.py" for name in ("loader", "expr/nodes", "knobs", "trust", "packs"))]
 
 
 def inputs_of(files: list[tuple[str, Path]], dirs: list[Path], extra: str, entry_point_packs: bool,

@@ -6,7 +6,8 @@ milliseconds of the first prompt after installing anything (DESIGN §10: a cold 
 under 300 ms). Distributions are the ``*.dist-info`` and ``*.egg-info`` directories of the
 ``sys.path`` directories, in ``sys.path`` order, as ``importlib.metadata`` finds them; the
 file format is the same small INI dialect (``[group]`` sections of ``name = value`` lines,
-``#``/``;`` comments). Zipped eggs on ``sys.path`` are not read (nothing installs them any
+``#``/``;`` comments); a distribution is named by its METADATA's ``Name:``, as
+``importlib.metadata`` names it (the directory's name when that cannot be read). Zipped eggs on ``sys.path`` are not read (nothing installs them any
 more); their plugins are missed, as they would be by ``pip``-installed tools.
 """
 
@@ -29,6 +30,11 @@ def distribution_name(directory: str) -> str:
         if char == "-" and stem[index + 1:index + 2].isdigit():
             name = stem[:index]
             break
+    return normalized_name(name)
+
+
+def normalized_name(name: str) -> str:
+    """A project name as PEP 503 compares it: lower case, runs of ``-_.`` as one ``-``."""
     normalized = []
     for char in name.lower():
         if char in "-_.":
@@ -48,7 +54,7 @@ def parse_group(text: str, group: str) -> list[tuple[str, str]]:
         if not line or line[0] in "#;":
             continue
         if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1].strip()
+            section = line.strip("[]")  # as importlib.metadata reads it: "[ g ]" is not "g"
             continue
         if section != group or "=" not in line:
             continue
@@ -76,6 +82,26 @@ def scan(group: str, path: list[str] | None = None) -> list[tuple[str, str, str]
                     text = handle.read(1 << 20)
             except (OSError, UnicodeDecodeError):
                 continue
-            dist = distribution_name(name)
-            found.extend((entry_name, value, dist) for entry_name, value in parse_group(text, group))
+            entries = parse_group(text, group)
+            if entries:
+                dist = _metadata_name(os.path.join(directory, name)) or distribution_name(name)
+                found.extend((entry_name, value, dist) for entry_name, value in entries)
     return found
+
+
+def _metadata_name(info_dir: str) -> str | None:
+    """The normalized ``Name:`` of a distribution's METADATA (PKG-INFO for an egg-info),
+    which importlib.metadata reports; None when it cannot be read. Read only for the few
+    distributions with entries in the group: it is the name, not the directory's, that says
+    whether a plugin is buildpolicy's own."""
+    for metadata in ("METADATA", "PKG-INFO"):
+        try:
+            with open(os.path.join(info_dir, metadata), encoding="utf-8", errors="replace") as handle:
+                for line in handle:
+                    if not line.strip():
+                        break  # the headers end at the first blank line
+                    if line.lower().startswith("name:"):
+                        return normalized_name(line.split(":", 1)[1].strip())
+        except OSError:
+            continue
+    return None
