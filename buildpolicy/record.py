@@ -145,21 +145,19 @@ def _build(cls, kw_only: bool, is_frozen: bool):
     _point_class_cells_at(cls, new)
     setters = tuple(_slot_setter(new, spec.name) for spec in specs)
     new.__record_setters__ = setters
-    own = cls.__dict__  # methods the class writes itself are kept, as attrs' auto_detect keeps them
-    if "__init__" not in own:
+    written = cls.__dict__  # methods the class writes itself are kept, as attrs' auto_detect keeps them
+    if "__init__" not in written:
         new.__init__ = _make_init(new.__name__, specs, setters, kw_only)
-    if "__repr__" not in own:
+    if "__repr__" not in written:
         new.__repr__ = _make_repr(specs)
-    if "__eq__" not in own:
+    if "__eq__" not in written:
         new.__eq__, new.__ne__ = _make_eq(specs)
     new.__reduce__ = _make_reduce(specs)
     if is_frozen:
         new.__setattr__ = _refuse_assignment
         new.__delattr__ = _refuse_assignment
-        if "__hash__" not in own or own["__hash__"] is None and "__eq__" not in own:
-            new.__hash__ = _make_hash(new, specs)
-    elif "__hash__" not in own or "__eq__" not in own:
-        new.__hash__ = None
+    if "__hash__" not in written:  # (a class writing __eq__ alone has __hash__ = None written)
+        new.__hash__ = _make_hash(new, specs) if is_frozen else None
     return new
 
 
