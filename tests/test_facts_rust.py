@@ -253,3 +253,15 @@ def test_rustup_settings_json_cannot_hold_are_still_answered(machine, tmp_path):
     (machine.rustup / "settings.toml").write_text(f'[overrides]\n"{tmp_path / "project"}" = 1979-05-27\n')
     for _ in range(2):
         assert rust.toolchain_selection(machine.ctx(), machine.rustup)[:2] == ("override", "1979-05-27")
+
+
+def test_the_probe_cache_skips_a_value_json_cannot_hold_and_keeps_the_rest(tmp_path):
+    import datetime
+
+    from buildpolicy.facts.cache import ProbeCache
+
+    cache = ProbeCache(tmp_path / "probes.json")
+    cache.put("date", {"when": datetime.date(1979, 5, 27)})
+    cache.put("kept", {"value": 1})
+    again = ProbeCache(tmp_path / "probes.json")
+    assert again.get("date") is None and again.get("kept") == {"value": 1}

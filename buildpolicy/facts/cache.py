@@ -65,7 +65,16 @@ class ProbeCache:
         return entry.get("value") if isinstance(entry, dict) else None
 
     def put(self, key: str, value: Any) -> None:
-        """Store ``value`` under ``key`` and write the file atomically (errors ignored)."""
+        """Store ``value`` under ``key`` and write the file atomically (errors ignored).
+
+        A value JSON cannot hold (a TOML date) is not stored: the probe runs again next time,
+        and the entries already held stay writable."""
+        from buildpolicy.filestate import json_text
+
+        try:
+            json_text(value)
+        except (TypeError, ValueError):
+            return
         entries = self._load()
         entries.pop(key, None)
         entries[key] = {"value": value}  # re-insert: dict order is age order

@@ -132,7 +132,7 @@ def _settings(home: Path, ctx) -> dict:
     the probe cache: importing ``tomllib`` (with ``typing``) costs a prompt more than the rest
     of the toolchain choice."""
     from buildpolicy.facts.cache import ProbeCache, cache_key
-    from buildpolicy.filestate import json_text, read_bounded, stat_token
+    from buildpolicy.filestate import read_bounded, stat_token
 
     path = home / "settings.toml"
     identity = stat_token(path)  # inode and ctime too: a rewrite that kept size and mtime counts
@@ -149,12 +149,8 @@ def _settings(home: Path, ctx) -> dict:
         settings = tomllib.loads(read_bounded(path, MAX_SETTINGS_BYTES).decode("utf-8", "replace"))
     except (OSError, ValueError, RecursionError):
         return {}
-    # Only what the toolchain choice reads, as JSON can hold it (a date would not be).
+    # Only what the toolchain choice reads (a value JSON cannot hold is not cached: ProbeCache.put).
     kept = {name: settings[name] for name in ("default_toolchain", "overrides") if name in settings}
-    try:
-        json_text(kept)
-    except (TypeError, ValueError):
-        return kept  # a value JSON cannot hold (a TOML date): parsed again next time
     cache.put(key, kept)
     return kept
 

@@ -75,11 +75,14 @@ FORMATS_WITHOUT_UNSET = ("dotenv", "github")
 # File formats that cannot hold bytes that are not UTF-8: a value holding some
 # (as lone surrogates, Python's surrogateescape) is refused.
 FORMATS_WITHOUT_BYTES = ("dotenv", "github")
+
+
 @functools.cache
 def _surrogate():
     """Lone surrogates (bytes that were not UTF-8); compiled on first use: the pattern is
     slow to compile and only the json and bytes-less formats need it."""
     return re.compile("[\ud800-\udfff]")
+
 
 # PowerShell treats the typographic single quotes exactly like the ASCII one
 # inside a '...' string (its tokenizer's IsSingleQuote), so every one of them

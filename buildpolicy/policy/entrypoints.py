@@ -7,8 +7,9 @@ under 300 ms). Distributions are the ``*.dist-info`` and ``*.egg-info`` director
 ``sys.path`` directories, in ``sys.path`` order, as ``importlib.metadata`` finds them; the
 file format is the same small INI dialect (``[group]`` sections of ``name = value`` lines,
 ``#``/``;`` comments); a distribution is named by its METADATA's ``Name:``, as
-``importlib.metadata`` names it (the directory's name when that cannot be read). Zipped eggs on ``sys.path`` are not read (nothing installs them any
-more); their plugins are missed, as they would be by ``pip``-installed tools.
+``importlib.metadata`` names it (the directory's name when that cannot be read). Zipped
+eggs on ``sys.path`` are not read (nothing installs them any more); their plugins are
+missed, as they would be by ``pip``-installed tools.
 """
 
 from __future__ import annotations

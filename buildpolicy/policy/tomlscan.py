@@ -16,6 +16,7 @@ the shortcuts with (``shortcuts=True``); by default a text takes the shortcuts f
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 
 Pos = tuple[int, int]
@@ -58,20 +59,17 @@ _SIMPLE_KEYVAL_PATTERN = (rf"(?P<key>{_KEY_PATTERN})[ \t]*=[ \t]*(?P<value>{_VAL
 # spends on a file of a few rules, such as the one policy file a prompt after an edit reads)
 # only from this size of text on; they are compiled on first use.
 SHORTCUTS_FROM_CHARS = 8192
-_shortcut_patterns: tuple | None = None
 
 
+@functools.cache
 def _shortcuts_compiled() -> tuple:
     """``(statements, entry, simple value, simple key = value)``, compiled once."""
-    global _shortcut_patterns
-    if _shortcut_patterns is None:
-        _shortcut_patterns = (
-            re.compile(_STATEMENTS_PATTERN),
-            re.compile(rf"(?P<key>{_KEY_PATTERN})[ \t]*=[ \t]*(?P<value>{_VALUE_PATTERN})"),
-            re.compile(_VALUE_PATTERN),
-            re.compile(_SIMPLE_KEYVAL_PATTERN),
-        )
-    return _shortcut_patterns
+    return (
+        re.compile(_STATEMENTS_PATTERN),
+        re.compile(rf"(?P<key>{_KEY_PATTERN})[ \t]*=[ \t]*(?P<value>{_VALUE_PATTERN})"),
+        re.compile(_VALUE_PATTERN),
+        re.compile(_SIMPLE_KEYVAL_PATTERN),
+    )
 
 
 class ScanError(Exception):
